@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what hubwatch and its tests need on a fresh machine: a Python venv with the
+# package, kcat (Debian), and the Kafka jars (Maven Central). Idempotent; prints progress.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+venv=${VENV:-.venv}
+python=${PYTHON:-python3}
+
+step() { printf '==> %s\n' "$*"; }
+
+stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  step "Python environment in $venv (pip install -e .[dev])"
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  "$venv/bin/pip" install --progress-bar off -q --upgrade pip
+  "$venv/bin/pip" install --progress-bar off -e ".[dev]"
+  rm -f "$venv"/.installed-* && touch "$stamp"
+else
+  step "Python environment in $venv is up to date"
+fi
+
+if [ "${1:-}" = "--python-only" ]; then exit 0; fi
+
+if ! command -v kcat >/dev/null 2>&1; then
+  step "kcat (apt-get install kcat)"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q kcat
+fi
+
+if ! compgen -G "deploy/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
+  step "Kafka jars from Maven Central (mvn dependency:copy-dependencies)"
+  command -v java >/dev/null || { echo "java (17+) is needed for Kafka" >&2; exit 1; }
+  command -v mvn >/dev/null || { echo "mvn is needed to fetch Kafka's jars" >&2; exit 1; }
+  mvn -B -q -f deploy/kafka/pom.xml dependency:copy-dependencies
+fi
+step "installed: $("$venv/bin/python" --version), kcat, $(ls deploy/kafka/libs/kafka_2.13-*.jar | xargs -n1 basename)"

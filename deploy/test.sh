@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Starts the real stack on test ports, runs lint and the tests against it, stops the stack.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export STACK_DIR=${STACK_DIR:-.stack-test}
+export KAFKA_PORT=${KAFKA_PORT:-19092} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+export CLICKHOUSE_HTTP_PORT=${CLICKHOUSE_HTTP_PORT:-18123} CLICKHOUSE_TCP_PORT=${CLICKHOUSE_TCP_PORT:-19000}
+venv=${VENV:-.venv}
+
+trap 'deploy/stack.sh down' EXIT
+deploy/stack.sh up
+
+echo "==> ruff"
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
+
+echo "==> pytest (Kafka 127.0.0.1:$KAFKA_PORT, ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT)"
+export HUBWATCH_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+export HUBWATCH_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
+"$venv/bin/pytest" "$@"

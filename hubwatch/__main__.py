@@ -1,0 +1,3 @@
+from hubwatch.cli import main
+
+raise SystemExit(main())

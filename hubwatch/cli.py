@@ -1,0 +1,304 @@
+"""``hubwatch`` command line: run, poll, process, replay, migrate, sql, topics, clickhouse."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from hubwatch.errors import HubwatchError
+from hubwatch.settings import Settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("hubwatch")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hubwatch", description="Live monitor of how open models derive from each other."
+    )
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="checkpoints and embedded data (default .hubwatch; env HUBWATCH_STATE_DIR)",
+    )
+    parser.add_argument("--clickhouse-url", help="default http://127.0.0.1:8123")
+    parser.add_argument("--database", dest="clickhouse_database", help="default hubwatch")
+    parser.add_argument("--kafka", dest="kafka_bootstrap", help="default 127.0.0.1:9092")
+    parser.add_argument("--hub-url", help="default https://huggingface.co")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics here")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="everything in one process (embedded, no Kafka)")
+    run.add_argument(
+        "--replay",
+        action="store_true",
+        help="poll a local replay of the fixture instead of the live Hub",
+    )
+    run.add_argument("--fixture", help="replay fixture CSV (default: the shared Mistral tree)")
+    run.add_argument("--replay-rate", type=float, default=20.0, help="models released per s")
+    run.add_argument("--replay-extra", help="JSONL of extra raw API items to replay")
+    run.add_argument("--poll-interval", type=float)
+    run.add_argument("--http-port", type=int, default=8123, help="ClickHouse HTTP port")
+    run.add_argument("--tcp-port", type=int, default=9000, help="ClickHouse native port")
+
+    poll = commands.add_parser("poll", help="poll a source and publish to Kafka")
+    poll.add_argument("source", choices=["hub"])
+    poll.add_argument("--once", action="store_true", help="one poll, then exit")
+    poll.add_argument("--poll-interval", type=float)
+    poll.add_argument(
+        "--since",
+        choices=["lookback", "all"],
+        default=None,
+        help="without a checkpoint: the last hour (lookback) or all listed",
+    )
+
+    commands.add_parser("process", help="run the faust processors (Kafka -> ClickHouse)")
+
+    replay = commands.add_parser("replay", help="serve the Hub API replay on 127.0.0.1")
+    replay.add_argument("--port", type=int, default=8090)
+    replay.add_argument("--fixture")
+    replay.add_argument("--rate", type=float, default=0.0, help="models released per s")
+    replay.add_argument("--start", type=int, default=0, help="models released at start")
+    replay.add_argument("--release-all", action="store_true")
+    replay.add_argument("--extra", help="JSONL of extra raw API items")
+
+    commands.add_parser("migrate", help="apply ClickHouse migrations")
+
+    sql = commands.add_parser("sql", help="run a query and print the result table")
+    sql.add_argument("query")
+    sql.add_argument("--format", default="PrettyCompactMonoBlock")
+
+    topics = commands.add_parser("topics", help="list (and create) the Kafka topics")
+    topics.add_argument("--create", action="store_true")
+
+    clickhouse = commands.add_parser("clickhouse", help="the ClickHouse server (chdb-core)")
+    ch_commands = clickhouse.add_subparsers(dest="ch_command", required=True)
+    serve = ch_commands.add_parser("serve", help="serve a data directory until stopped")
+    serve.add_argument("--data-dir", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--http-port", type=int, default=8123)
+    serve.add_argument("--tcp-port", type=int, default=9000)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    keys = (
+        "state_dir",
+        "clickhouse_url",
+        "clickhouse_database",
+        "kafka_bootstrap",
+        "hub_url",
+        "metrics_port",
+    )
+    values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    values.update(overrides)
+    return Settings.from_env(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # clickhouse-connect logs a traceback for every refused connection; we report our own.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    try:
+        return _dispatch(args)
+    except HubwatchError as exc:
+        print(f"hubwatch: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from hubwatch import metrics
+
+    command = args.command
+    if command == "clickhouse":
+        from hubwatch.clickhouse import serve
+
+        serve(args.data_dir, host=args.host, http_port=args.http_port, tcp_port=args.tcp_port)
+        return 0
+    if command == "run":
+        return _run(args)
+    settings = _settings(args)
+    metrics.serve(settings.metrics_port)
+    if command == "poll":
+        return asyncio.run(_poll(args, settings))
+    if command == "process":
+        return _process(settings)
+    if command == "replay":
+        return asyncio.run(_replay(args))
+    if command == "migrate":
+        return _migrate(settings)
+    if command == "sql":
+        return _sql(args, settings)
+    if command == "topics":
+        return asyncio.run(_topics(args, settings))
+    raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hubwatch import metrics
+    from hubwatch.embedded import ReplayOptions, run_embedded
+    from hubwatch.replay import default_fixture
+
+    replay = None
+    overrides: dict[str, object] = {}
+    if args.poll_interval:
+        overrides["poll_interval"] = args.poll_interval
+    if args.replay:
+        replay = ReplayOptions(
+            fixture=args.fixture or str(default_fixture()),
+            rate=args.replay_rate,
+            extra=args.replay_extra,
+        )
+        # A replay starts before its first upload and moves fast: read it all, poll often.
+        overrides["initial_lookback_seconds"] = None
+        overrides["poll_interval"] = args.poll_interval or 1.0
+    settings = _settings(args, **overrides)
+    metrics.serve(settings.metrics_port)
+    return asyncio.run(
+        run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
+    )
+
+
+async def _poll(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.events import topics
+    from producers._http import make_client
+    from producers.checkpoint import CheckpointStore
+    from producers.hub import HubUploadsPoller
+    from producers.publish import KafkaPublisher
+    from producers.topics import ensure_topics
+
+    if args.poll_interval:
+        settings = settings.replace(poll_interval=args.poll_interval)
+    lookback = None if args.since == "all" else settings.initial_lookback_seconds
+    await ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix))
+    async with (
+        KafkaPublisher(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as publisher,
+        make_client(base_url=settings.hub_url, token=settings.hf_token) as client,
+    ):
+        poller = HubUploadsPoller(
+            client,
+            publisher,
+            CheckpointStore(settings.checkpoint_dir / "hub_uploads.json"),
+            overlap=timedelta(seconds=settings.overlap_seconds),
+            initial_lookback=None if lookback is None else timedelta(seconds=lookback),
+            page_limit=settings.page_limit,
+        )
+        if args.once:
+            count = await poller.poll_once()
+            print(f"hubwatch: published {count} new models")
+            return 0
+        stop = asyncio.Event()
+        _on_signals(stop)
+        await poller.run(settings.poll_interval, stop)
+    return 0
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+
+def _process(settings: Settings) -> int:
+    from faust.worker import Worker
+
+    from hubwatch.events import topics
+    from processors.app import create_app
+    from producers.topics import ensure_topics
+
+    _migrate(settings, quiet=True)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix)))
+    app = create_app(settings)
+    worker = Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()  # runs until SIGINT/SIGTERM
+    return 0
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    from hubwatch.replay import Catalog, ReplayServer, default_fixture, load_fixture_csv, load_jsonl
+
+    items = load_fixture_csv(Path(args.fixture) if args.fixture else default_fixture())
+    if args.extra:
+        items += load_jsonl(Path(args.extra))
+    start = len(items) if args.release_all else args.start
+    server = ReplayServer(Catalog.of(items, start=start, rate=args.rate), port=args.port)
+    stop = asyncio.Event()
+    _on_signals(stop)
+    async with server:
+        print(f"hubwatch: replaying {len(items)} models at {server.url}", flush=True)
+        await stop.wait()
+    return 0
+
+
+def _migrate(settings: Settings, quiet: bool = False) -> int:
+    from hubwatch.clickhouse import connect
+    from hubwatch.migrate import apply_migrations
+
+    client = connect(settings.clickhouse_url)
+    try:
+        ran = apply_migrations(client, settings.clickhouse_database)
+    finally:
+        client.close()
+    if not quiet:
+        print("applied: " + (", ".join(f"{m.version:04d}_{m.name}" for m in ran) or "nothing"))
+    return 0
+
+
+def _sql(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.clickhouse import connect, ping, query_local
+
+    if ping(settings.clickhouse_url):
+        client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+        try:
+            output = client.raw_query(args.query, fmt=args.format).decode()
+        finally:
+            client.close()
+    elif (settings.clickhouse_data_dir / "data").exists():
+        # Nothing serves the embedded data directory right now: read it directly.
+        output = query_local(
+            settings.clickhouse_data_dir,
+            f"USE `{settings.clickhouse_database}`; {args.query}",
+            args.format,
+        )
+    else:
+        print(
+            f"hubwatch: no ClickHouse answers at {settings.clickhouse_url} and there is no "
+            f"embedded data in {settings.clickhouse_data_dir}; start `hubwatch run`",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(output)
+    return 0
+
+
+async def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.events import topics
+    from producers.topics import ensure_topics
+
+    specs = topics(settings.topic_prefix)
+    for spec in specs:
+        print(
+            f"{spec.name:32} key={spec.key:34} partitions={spec.partitions} "
+            f"cleanup={spec.cleanup_policy} retention_ms={spec.retention_ms}"
+        )
+    if args.create:
+        created = await ensure_topics(settings.kafka_bootstrap, specs)
+        print("created: " + (", ".join(created) or "nothing (all exist)"))
+    return 0

@@ -1,0 +1,174 @@
+"""Embedded mode: producers and processors in one process, no Kafka and no Java.
+
+Events pass through a bounded in-process queue to the same processor functions the faust
+agents use, into a ClickHouse server run from chdb-core under ``<state_dir>/clickhouse`` (so
+``hubwatch sql`` and Grafana reach it while it runs). Ctrl-C stops the poller, drains the
+queue into ClickHouse, saves the checkpoint and stops the server: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from hubwatch.clickhouse import ClickHouseProcess, connect
+from hubwatch.errors import SourceError
+from hubwatch.events import DeadLetter, Event
+from hubwatch.migrate import apply_migrations
+from hubwatch.replay import Catalog, ReplayServer, load_fixture_csv, load_jsonl
+from hubwatch.settings import Settings
+from processors.pipeline import plan_batch
+from processors.sinks import ClickHouseWriter
+from producers._http import get_json, make_client
+from producers.checkpoint import CheckpointStore
+from producers.hub import HubUploadsPoller
+from producers.publish import QueuePublisher
+
+__all__ = ["ReplayOptions", "consume_queue", "run_embedded"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    fixture: str
+    rate: float = 20.0
+    "Models released per second."
+    start: int = 0
+    extra: str | None = None
+    "A JSONL file of further raw API items (malformed ones too)."
+
+
+async def consume_queue(
+    queue: asyncio.Queue[Event | DeadLetter],
+    writer: ClickHouseWriter,
+    batch_size: int,
+    batch_seconds: float,
+) -> None:
+    """Take bounded batches off the queue and write them; ``task_done`` only after the write."""
+    loop = asyncio.get_running_loop()
+    while True:
+        items = [await queue.get()]
+        deadline = loop.time() + batch_seconds
+        while len(items) < batch_size:
+            if queue.empty() and loop.time() >= deadline:
+                break
+            try:
+                items.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
+            except TimeoutError:
+                break
+        batch = plan_batch(items)
+        await asyncio.to_thread(writer.write, batch.plans())
+        for _ in items:
+            queue.task_done()
+
+
+async def _hub_reachable(url: str) -> str | None:
+    """None if the Hub answers; else a one-line reason."""
+    async with make_client(base_url=url, timeout=10.0) as client:
+        try:
+            await get_json(client, "/api/models", params=[("limit", "1")], max_attempts=1)
+        except SourceError as exc:
+            return str(exc)
+    return None
+
+
+async def run_embedded(
+    settings: Settings,
+    *,
+    replay: ReplayOptions | None = None,
+    http_port: int = 8123,
+    tcp_port: int = 9000,
+    stop: asyncio.Event | None = None,
+) -> int:
+    if replay is None:
+        problem = await _hub_reachable(settings.hub_url)
+        if problem is not None:
+            print(
+                f"hubwatch: cannot reach the Hub at {settings.hub_url} ({problem}); "
+                "no network? run `hubwatch run --replay` to replay the fixture instead."
+            )
+            return 2
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    server = ClickHouseProcess(settings.clickhouse_data_dir, http_port=http_port, tcp_port=tcp_port)
+    await asyncio.to_thread(server.start)
+    settings = settings.replace(clickhouse_url=server.url)
+    replay_server: ReplayServer | None = None
+    try:
+        client = await asyncio.to_thread(connect, server.url)
+        ran = await asyncio.to_thread(apply_migrations, client, settings.clickhouse_database)
+        client.close()
+        if ran:
+            log.info("applied migrations: %s", ", ".join(m.name for m in ran))
+        print(
+            f"hubwatch: ClickHouse at {server.url} (database {settings.clickhouse_database});"
+            ' try `hubwatch sql "SELECT count() FROM models"`',
+            flush=True,
+        )
+
+        if replay is not None:
+            items = load_fixture_csv(Path(replay.fixture))
+            if replay.extra:
+                items += load_jsonl(Path(replay.extra))
+            replay_server = ReplayServer(Catalog.of(items, start=replay.start, rate=replay.rate))
+            await replay_server.start()
+            settings = settings.replace(hub_url=replay_server.url)
+            print(
+                f"hubwatch: replaying {len(items)} models at {replay_server.url}, "
+                f"{replay.rate:g}/s",
+                flush=True,
+            )
+
+        await _pipeline(settings, stop)
+    finally:
+        if replay_server is not None:
+            await replay_server.stop()
+        await asyncio.to_thread(server.stop)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    print("hubwatch: stopped cleanly", flush=True)
+    return 0
+
+
+async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
+    queue: asyncio.Queue[Event | DeadLetter] = asyncio.Queue(maxsize=10_000)
+    writer = ClickHouseWriter(
+        lambda: connect(settings.clickhouse_url), settings.clickhouse_database
+    )
+    consumer = asyncio.create_task(
+        consume_queue(queue, writer, settings.batch_size, settings.batch_seconds), name="processors"
+    )
+    lookback = settings.initial_lookback_seconds
+    async with make_client(base_url=settings.hub_url, token=settings.hf_token) as client:
+        poller = HubUploadsPoller(
+            client,
+            QueuePublisher(queue),
+            CheckpointStore(settings.checkpoint_dir / "hub_uploads.json"),
+            overlap=timedelta(seconds=settings.overlap_seconds),
+            initial_lookback=None if lookback is None else timedelta(seconds=lookback),
+            page_limit=settings.page_limit,
+        )
+        polling = asyncio.create_task(poller.run(settings.poll_interval, stop), name="poller")
+        done, _ = await asyncio.wait({polling, consumer}, return_when=asyncio.FIRST_COMPLETED)
+        if consumer in done:  # the processors died: stop polling, surface the error
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+            consumer.result()
+        await polling
+    # The poller flushed (queue.join) before its last checkpoint; drain anything left.
+    await queue.join()
+    consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    writer.close()

@@ -1,0 +1,510 @@
+"""The event contract: every record hubwatch carries between producers and processors.
+
+Producers and processors deploy separately and share only this module. Each event is a
+small frozen dataclass that registers its ``KIND`` when defined; only :func:`encode` and
+:func:`decode` know the JSON wire shape::
+
+    {"kind": "model.created", "version": 1, "event_id": "…", "key": "org/name", "data": {…}}
+
+``event_id`` is derived from the fact an event reports (not from when it was seen), so a
+re-poll or a redelivery of the same fact carries the same id; consumers deduplicate on it.
+``key`` is the Kafka partition key (a Hub repo id or a GitHub ``owner/name``), which keeps
+one repo's events in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar, Union
+
+from hubwatch.errors import SchemaError
+
+__all__ = [
+    "DEAD_LETTER",
+    "DEFAULT_TOPIC_PREFIX",
+    "DeadLetter",
+    "Event",
+    "GithubCommit",
+    "GithubIssue",
+    "GithubRelease",
+    "ModelCommit",
+    "ModelCreated",
+    "ModelDiscussion",
+    "ModelSnapshot",
+    "TopicSpec",
+    "decode",
+    "encode",
+    "event_types",
+    "format_datetime",
+    "parse_datetime",
+    "topic_for",
+    "topics",
+]
+
+DEFAULT_TOPIC_PREFIX = "hubwatch."
+DEAD_LETTER = "deadletter"
+"Suffix of the dead-letter topic (``hubwatch.deadletter`` by default)."
+
+_REGISTRY: dict[str, type[Event]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How one Kafka topic is laid out; documented in docs/topics.md."""
+
+    name: str
+    key: str
+    partitions: int
+    cleanup_policy: str
+    retention_ms: int
+    "-1 keeps records for ever (compacted topics keep the latest per key)."
+
+    def config(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event. Subclasses set KIND, VERSION and the topic layout."""
+
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+    PARTITIONS: ClassVar[int] = 3
+    CLEANUP_POLICY: ClassVar[str] = "delete"
+    RETENTION_MS: ClassVar[int] = 30 * _DAY_MS
+
+    def __init_subclass__(cls) -> None:
+        # No zero-argument super() here: dataclass(slots=True) re-creates the class, which
+        # breaks its __class__ cell. The re-created (slotted) class registers last and wins.
+        if cls.KIND:
+            _REGISTRY[cls.KIND] = cls
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError  # pragma: no cover - every registered kind overrides
+
+    def identity(self) -> tuple[object, ...]:
+        """The parts of the fact this event reports; what ``event_id`` hashes."""
+        raise NotImplementedError  # pragma: no cover - every registered kind overrides
+
+    @property
+    def event_id(self) -> str:
+        parts = [self.KIND, *(_identity_part(p) for p in self.identity())]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+    @classmethod
+    def topic(cls, prefix: str = DEFAULT_TOPIC_PREFIX) -> TopicSpec:
+        return TopicSpec(
+            name=prefix + cls.KIND,
+            key=_KEY_DOC.get(cls.KIND, "repo id"),
+            partitions=cls.PARTITIONS,
+            cleanup_policy=cls.CLEANUP_POLICY,
+            retention_ms=cls.RETENTION_MS,
+        )
+
+
+def _identity_part(value: object) -> str:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return "" if value is None else str(value)
+
+
+# --- Hub events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCreated(Event):
+    """A model repository seen for the first time on the Hub, with what derivation needs."""
+
+    KIND: ClassVar[str] = "model.created"
+    # One record per repo is all a consumer ever needs again: compact, keep for ever.
+    CLEANUP_POLICY: ClassVar[str] = "compact"
+    RETENTION_MS: ClassVar[int] = -1
+
+    repo_id: str
+    "The Hub's ``author/name``."
+    created_at: datetime | None
+    "None where the Hub has only its 2022-03-02 placeholder (created before it kept dates)."
+    observed_at: datetime
+    "When the producer saw it (UTC)."
+    author: str | None = None
+    sha: str | None = None
+    last_modified: datetime | None = None
+    private: bool | None = None
+    gated: str | None = None
+    "``false``, ``auto`` or ``manual`` as the Hub reports it."
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+    tags: tuple[str, ...] = ()
+    card_base_models: tuple[str, ...] = ()
+    "``cardData.base_model`` (string or list) as the card declares it."
+    card_base_model_relation: str | None = None
+    "``cardData.base_model_relation`` when the card sets it."
+    base_models: tuple[str, ...] = ()
+    "``expand=baseModels``: the bases the Hub resolved."
+    base_models_relation: str | None = None
+    "``expand=baseModels`` relation: finetune, quantized, adapter or merge."
+    architectures: tuple[str, ...] = ()
+    model_type: str | None = None
+    parameters: int | None = None
+    "``safetensors.total`` where the Hub reports it."
+    downloads: int | None = None
+    "Downloads over the last 30 days at observation time."
+    likes: int | None = None
+    siblings: tuple[str, ...] = ()
+    "File names in the repo (quantized formats and adapters show here)."
+
+    @property
+    def key(self) -> str:
+        return self.repo_id
+
+    def identity(self) -> tuple[object, ...]:
+        # A repo deleted and created again under the same name is a new model.
+        return (self.repo_id, self.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSnapshot(Event):
+    """Engagement counters of one model at the moment one poll saw them."""
+
+    KIND: ClassVar[str] = "model.snapshot"
+    RETENTION_MS: ClassVar[int] = 7 * _DAY_MS
+
+    repo_id: str
+    observed_at: datetime
+    downloads: int | None = None
+    "Last 30 days."
+    downloads_all_time: int | None = None
+    likes: int | None = None
+    trending_score: float | None = None
+
+    @property
+    def key(self) -> str:
+        return self.repo_id
+
+    def identity(self) -> tuple[object, ...]:
+        return (self.repo_id, self.observed_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCommit(Event):
+    """One commit on a model repo's main branch."""
+
+    KIND: ClassVar[str] = "model.commit"
+
+    repo_id: str
+    commit_id: str
+    committed_at: datetime | None
+    title: str = ""
+    authors: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.repo_id
+
+    def identity(self) -> tuple[object, ...]:
+        return (self.repo_id, self.commit_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDiscussion(Event):
+    """A discussion or pull request on a model repo, in one status."""
+
+    KIND: ClassVar[str] = "model.discussion"
+
+    repo_id: str
+    num: int
+    title: str
+    status: str
+    "open, closed, merged or draft."
+    is_pull_request: bool
+    created_at: datetime | None
+    author: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.repo_id
+
+    def identity(self) -> tuple[object, ...]:
+        # A status change is news; the same status seen again is not.
+        return (self.repo_id, self.num, self.status)
+
+
+# --- GitHub events ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GithubCommit(Event):
+    KIND: ClassVar[str] = "github.commit"
+
+    repo: str
+    "GitHub ``owner/name``."
+    sha: str
+    committed_at: datetime | None
+    message: str = ""
+    author: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.repo
+
+    def identity(self) -> tuple[object, ...]:
+        return (self.repo, self.sha)
+
+
+@dataclass(frozen=True, slots=True)
+class GithubIssue(Event):
+    """An issue or pull request as of its ``updated_at``."""
+
+    KIND: ClassVar[str] = "github.issue"
+
+    repo: str
+    number: int
+    title: str
+    state: str
+    is_pull_request: bool
+    created_at: datetime | None
+    updated_at: datetime | None
+    author: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.repo
+
+    def identity(self) -> tuple[object, ...]:
+        return (self.repo, self.number, self.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class GithubRelease(Event):
+    KIND: ClassVar[str] = "github.release"
+
+    repo: str
+    release_id: int
+    tag_name: str
+    published_at: datetime | None
+    name: str = ""
+    prerelease: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.repo
+
+    def identity(self) -> tuple[object, ...]:
+        return (self.repo, self.release_id)
+
+
+_KEY_DOC = {
+    "model.created": "Hub repo id",
+    "model.snapshot": "Hub repo id",
+    "model.commit": "Hub repo id",
+    "model.discussion": "Hub repo id",
+    "github.commit": "GitHub owner/name",
+    "github.issue": "GitHub owner/name",
+    "github.release": "GitHub owner/name",
+}
+
+
+# --- dead letters -----------------------------------------------------------------------
+
+_DEAD_LETTER_PAYLOAD_LIMIT = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that could not become (or be read as) an event, kept with the reason.
+
+    The payload is kept verbatim up to 256 KiB so that it fits a Kafka record; its full
+    size is recorded so a truncation is visible.
+    """
+
+    stage: str
+    "Where it failed: ``producer.hub``, ``processor.model.created``, …"
+    reason: str
+    "Short and stable, for counting: ``missing_field``, ``bad_type``, ``bad_json``, …"
+    detail: str
+    source: str
+    "The URL or topic it came from."
+    key: str | None
+    payload: str
+    payload_bytes: int
+    at: datetime
+
+    @classmethod
+    def of(
+        cls, *, stage: str, error: SchemaError, source: str, key: str | None, payload: bytes | str
+    ) -> DeadLetter:
+        raw = payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")
+        return cls(
+            stage=stage,
+            reason=error.reason,
+            detail=error.detail[:2000],
+            source=source,
+            key=key,
+            payload=raw[:_DEAD_LETTER_PAYLOAD_LIMIT].decode("utf-8", "replace"),
+            payload_bytes=len(raw),
+            at=datetime.now(UTC),
+        )
+
+    @property
+    def truncated(self) -> bool:
+        return self.payload_bytes > _DEAD_LETTER_PAYLOAD_LIMIT
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DeadLetter:
+        try:
+            body = json.loads(raw)
+            return cls(
+                **{f.name: body[f.name] for f in dataclasses.fields(cls) if f.name != "at"},
+                at=parse_datetime(body["at"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SchemaError("bad_dead_letter", str(exc)[:200]) from exc
+
+    def to_json(self) -> bytes:
+        body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        body["at"] = format_datetime(self.at)
+        body["truncated"] = self.truncated
+        return json.dumps(body, ensure_ascii=False).encode()
+
+
+# --- wire format ------------------------------------------------------------------------
+
+
+def event_types() -> dict[str, type[Event]]:
+    """Every registered kind, by KIND."""
+    return dict(_REGISTRY)
+
+
+def topics(prefix: str = DEFAULT_TOPIC_PREFIX) -> list[TopicSpec]:
+    """Every topic hubwatch uses, dead letters last."""
+    specs = [cls.topic(prefix) for cls in _REGISTRY.values()]
+    specs.append(
+        TopicSpec(
+            prefix + DEAD_LETTER, "the failed record's key, if any", 1, "delete", 30 * _DAY_MS
+        )
+    )
+    return specs
+
+
+def topic_for(kind: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """The topic of an event kind, or of dead letters (``kind=DEAD_LETTER``)."""
+    return prefix + kind
+
+
+def format_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise SchemaError("naive_datetime", "timestamps must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_datetime(value: str) -> datetime:
+    """ISO 8601 to an aware UTC datetime; accepts ``Z`` and the Python client's spaced form."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError) as exc:
+        raise SchemaError("bad_datetime", repr(value)[:100]) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def encode(event: Event) -> bytes:
+    data = {f.name: _to_wire(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    envelope = {
+        "kind": event.KIND,
+        "version": event.VERSION,
+        "event_id": event.event_id,
+        "key": event.key,
+        "data": data,
+    }
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode(raw: bytes | str) -> Event:
+    """Bytes from the wire to an event; anything off raises :class:`SchemaError`."""
+    try:
+        envelope = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SchemaError("bad_json", str(exc)[:200]) from exc
+    if not isinstance(envelope, dict):
+        raise SchemaError("bad_envelope", "not a JSON object")
+    kind = envelope.get("kind")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise SchemaError("unknown_kind", repr(kind)[:100])
+    version = envelope.get("version")
+    if version != cls.VERSION:
+        raise SchemaError(
+            "unknown_version", f"{kind} v{version!r}, this build reads v{cls.VERSION}"
+        )
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise SchemaError("bad_envelope", "data is not an object")
+    return from_fields(cls, data)
+
+
+def from_fields(cls: type[_E], data: dict[str, Any]) -> _E:
+    """Build ``cls`` from plain JSON values, checking each against its annotation."""
+    hints = _hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING:
+                raise SchemaError("missing_field", f"{cls.KIND}.{f.name}")
+            continue
+        values[f.name] = _from_wire(hints[f.name], data[f.name], f"{cls.KIND}.{f.name}")
+    return cls(**values)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    cached: dict[str, Any] | None = _HINTS.get(cls)
+    if cached is None:
+        cached = _HINTS[cls] = typing.get_type_hints(cls)
+    return cached
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+_E = TypeVar("_E", bound=Event)
+
+
+def _to_wire(value: object) -> object:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _from_wire(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _from_wire(inner, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SchemaError("bad_type", f"{where}: expected a list")
+        (item_hint, _) = typing.get_args(hint)
+        return tuple(_from_wire(item_hint, v, where) for v in value)
+    if hint is datetime:
+        if not isinstance(value, str):
+            raise SchemaError("bad_type", f"{where}: expected an ISO timestamp")
+        return parse_datetime(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is an int in Python; keep them apart so a flag never passes for a count.
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise SchemaError("bad_type", f"{where}: expected {hint.__name__}")
+    return value

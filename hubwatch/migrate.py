@@ -1,0 +1,78 @@
+"""Apply the ordered ClickHouse migrations in ``hubwatch/migrations`` once each."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from hubwatch.clickhouse import split_statements
+from hubwatch.errors import ConfigError
+
+__all__ = ["Migration", "apply_migrations", "load_migrations"]
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+
+def load_migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("hubwatch.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ConfigError(f"two migrations share a number: {versions}")
+    return found
+
+
+def apply_migrations(client: Any, database: str) -> list[Migration]:
+    """Create ``database`` if needed and run what has not run yet; returns what ran.
+
+    Records each migration with its checksum in ``schema_migrations``; a recorded migration
+    whose file changed since is an error, not a silent re-run.
+    """
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS `{database}`.schema_migrations "
+        "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') "
+        "DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+    )
+    applied = {
+        int(version): checksum
+        for version, checksum in client.query(
+            f"SELECT version, checksum FROM `{database}`.schema_migrations"
+        ).result_rows
+    }
+    ran = []
+    for migration in load_migrations():
+        if migration.version in applied:
+            if applied[migration.version] != migration.checksum:
+                raise ConfigError(
+                    f"migration {migration.version:04d}_{migration.name} changed after it was "
+                    "applied; add a new migration instead of editing an old one"
+                )
+            continue
+        for statement in split_statements(migration.sql):
+            client.command(statement, settings={"database": database})
+        client.insert(
+            f"`{database}`.schema_migrations",
+            [[migration.version, migration.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        ran.append(migration)
+    return ran

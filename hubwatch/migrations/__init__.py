@@ -1,0 +1,1 @@
+"""Ordered ClickHouse DDL: ``NNNN_name.sql``, applied by ``hubwatch migrate``."""

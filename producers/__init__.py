@@ -1,0 +1,1 @@
+"""Producers: poll the Hub and GitHub and publish events (see hubwatch.events)."""

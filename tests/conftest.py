@@ -1,0 +1,186 @@
+"""Fixtures on the real stack that deploy/test.sh starts (never skipped: a missing service
+fails), plus a replay server on a free port. Each test gets its own database and topics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubwatch.clickhouse import connect, ping
+from hubwatch.migrate import apply_migrations
+from hubwatch.replay import Catalog, ReplayServer, default_fixture, load_fixture_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = default_fixture()
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the test, never from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("HUBWATCH_") and not name.startswith("HUBWATCH_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the tests with `make test`, which starts the stack")
+    return value
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    bootstrap = _required("HUBWATCH_TEST_KAFKA")
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5):
+        pass
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url() -> str:
+    url = _required("HUBWATCH_TEST_CLICKHOUSE_URL")
+    assert ping(url), f"ClickHouse does not answer at {url}"
+    return url
+
+
+@pytest.fixture
+def database(clickhouse_url: str) -> Iterator[str]:
+    """A fresh database with every migration applied, dropped afterwards."""
+    name = f"hubwatch_test_{uuid.uuid4().hex[:10]}"
+    client = connect(clickhouse_url)
+    apply_migrations(client, name)
+    yield name
+    client.command(f"DROP DATABASE IF EXISTS `{name}`")
+    client.close()
+
+
+@pytest.fixture
+def ch(clickhouse_url: str, database: str) -> Iterator[Any]:
+    client = connect(clickhouse_url, database=database)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"hwtest{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture(scope="session")
+def fixture_items() -> list[dict[str, Any]]:
+    return load_fixture_csv(FIXTURE)
+
+
+@pytest.fixture(scope="session")
+def fixture_depths() -> dict[str, int]:
+    """The crawl's own depth column, independent of hubwatch's parsing."""
+    csv.field_size_limit(1 << 30)
+    with FIXTURE.open(newline="") as handle:
+        return {row["model_id"]: int(row["depth"]) for row in csv.DictReader(handle)}
+
+
+@pytest.fixture
+async def replay(fixture_items: list[dict[str, Any]]) -> AsyncIterator[ReplayServer]:
+    server = ReplayServer(Catalog.of(fixture_items))
+    async with server:
+        yield server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def hubwatch(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hubwatch", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        **kwargs,
+    )
+
+
+def spawn(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hubwatch", *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    """Wait for an outcome; the generous limit is a hang guard, not a performance assertion."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def depths_from_edges(edges: list[tuple[str, str]], models: list[str]) -> dict[int, int]:
+    """Depth of every model from child->parent edges (roots have depth 0)."""
+    parent = dict(edges)
+    histogram: dict[int, int] = {}
+    for model in models:
+        depth, node, seen = 0, model, {model}
+        while node in parent:
+            node = parent[node]
+            assert node not in seen, f"cycle through {node}"
+            seen.add(node)
+            depth += 1
+        histogram[depth] = histogram.get(depth, 0) + 1
+    return dict(sorted(histogram.items()))
+
+
+def malformed_items() -> list[Any]:
+    """Records a hostile or broken upstream could serve, each for a different reason."""
+    created = "2025-02-15T12:00:00.000Z"
+    hostile = "'; DROP TABLE models; --"
+    return [
+        {"createdAt": created, "tags": ["no-id"]},  # missing id
+        {"id": "broken/types", "createdAt": created, "tags": "not-a-list", "likes": "many"},
+        {"id": hostile, "createdAt": created},  # not a repo id
+        {"id": "broken/date", "createdAt": "yesterday"},
+        "not an object",
+        # Valid, just big: a 2 MB card. It must arrive, with its base model.
+        {
+            "id": "big/card",
+            "createdAt": created,
+            "cardData": {
+                "base_model": "mistralai/Mistral-Small-24B-Base-2501",
+                "notes": "x" * (2 * 1024 * 1024),
+            },
+        },
+        # Valid, with the hostile string where strings are allowed: stored verbatim.
+        {"id": "evil/tags", "createdAt": created, "tags": [hostile]},
+    ]
+
+
+MALFORMED_REASONS = {"missing_field", "bad_type", "bad_repo_id", "bad_datetime"}
+MALFORMED_REJECTED = 5
+
+
+def write_jsonl(path: Path, items: list[Any]) -> Path:
+    path.write_text("\n".join(json.dumps(i) for i in items) + "\n")
+    return path

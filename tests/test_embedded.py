@@ -1,0 +1,121 @@
+"""`hubwatch run --replay`: one process, no Kafka, into its own ClickHouse; Ctrl-C loses
+nothing and `hubwatch sql` reads the result, while it runs and after it stopped."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from hubwatch.clickhouse import connect, ping
+from tests.conftest import (
+    MALFORMED_REJECTED,
+    depths_from_edges,
+    free_port,
+    hubwatch,
+    malformed_items,
+    spawn,
+    wait_until,
+    write_jsonl,
+)
+
+
+def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
+    http_port, tcp_port = free_port(), free_port()
+    state = tmp_path / "state"
+    extra = write_jsonl(tmp_path / "extra.jsonl", malformed_items())
+    env = {"HUBWATCH_STATE_DIR": str(state)}
+    log = tmp_path / "run.log"
+    run = spawn(
+        "run",
+        "--replay",
+        "--replay-rate",
+        "100",
+        "--replay-extra",
+        str(extra),
+        "--poll-interval",
+        "0.5",
+        "--http-port",
+        str(http_port),
+        "--tcp-port",
+        str(tcp_port),
+        env=env,
+        log=log,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until(lambda: ping(url), "the embedded ClickHouse")
+        admin = connect(url)
+        wait_until(
+            lambda: (
+                admin.query(
+                    "SELECT count() FROM system.tables WHERE database = 'hubwatch'"
+                    " AND name = 'dead_letters'"
+                ).result_rows
+                == [(1,)]
+            ),
+            "migrations",
+        )
+        admin.close()
+        client = connect(url, database="hubwatch")
+        wait_until(
+            lambda: client.query("SELECT count() FROM models FINAL").result_rows == [(69,)],
+            "69 models",
+        )
+        edges = client.query(
+            "SELECT derivative_id, base_model_id FROM lineage_edges FINAL "
+            "WHERE derivative_id != 'big/card'"
+        ).result_rows
+        models = [
+            r[0]
+            for r in client.query(
+                "SELECT repo_id FROM models FINAL WHERE repo_id NOT IN ('big/card', 'evil/tags')"
+            ).result_rows
+        ]
+        assert depths_from_edges(edges, models) == {0: 1, 1: 22, 2: 36, 3: 8}
+        wait_until(
+            lambda: (
+                client.query("SELECT count() FROM dead_letters").result_rows
+                == [(MALFORMED_REJECTED,)]
+            ),
+            "dead letters",
+        )
+        client.close()
+
+        live = hubwatch(
+            "sql",
+            "SELECT count() FROM lineage_edges FINAL",
+            "--format",
+            "TSV",
+            env={**env, "HUBWATCH_CLICKHOUSE_URL": url},
+        )
+        assert live.returncode == 0 and live.stdout.strip() == "67", live.stderr
+    finally:
+        run.send_signal(signal.SIGINT)  # Ctrl-C
+        code = run.wait(60)
+    output = log.read_text()
+    assert code == 0, output
+    assert "stopped cleanly" in output
+    assert not ping(url)  # the server went with it
+
+    # Stopped: `hubwatch sql` reads the data directory itself.
+    after = hubwatch(
+        "sql",
+        "SELECT count() FROM models FINAL",
+        "--format",
+        "TSV",
+        env={**env, "HUBWATCH_CLICKHOUSE_URL": url},
+    )
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.strip() == "69"
+
+
+def test_live_hub_unreachable_says_so_in_one_line(tmp_path: Path) -> None:
+    # Nothing listens on this port: the same failure as no network, without leaving loopback.
+    env = {
+        "HUBWATCH_STATE_DIR": str(tmp_path),
+        "HUBWATCH_HUB_URL": f"http://127.0.0.1:{free_port()}",
+    }
+    done = hubwatch("run", env=env)
+    assert done.returncode == 2
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Hub" in lines[0] and "--replay" in lines[0]
