@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from hubwatch import __version__
+from hubwatch import __version__, metrics
 from hubwatch.errors import (
     NotFound,
     RateLimited,
@@ -97,8 +97,13 @@ async def get_json(
     while True:
         attempt += 1
         try:
-            with _map_transport_errors(url):
-                response = await client.get(url, params=params)
+            try:
+                with _map_transport_errors(url):
+                    response = await client.get(url, params=params)
+            except SourceUnavailable:
+                metrics.HTTP_REQUESTS.labels(client.base_url.host, "unavailable").inc()
+                raise
+            metrics.HTTP_REQUESTS.labels(client.base_url.host, str(response.status_code)).inc()
             _raise_for_status(response)
             try:
                 return json.loads(response.content), response

@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import httpx
+
 from hubwatch.clickhouse import connect, ping
 from tests.conftest import (
     MALFORMED_REJECTED,
@@ -20,12 +22,14 @@ from tests.conftest import (
 
 
 def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
-    http_port, tcp_port = free_port(), free_port()
+    http_port, tcp_port, metrics_port = free_port(), free_port(), free_port()
     state = tmp_path / "state"
     extra = write_jsonl(tmp_path / "extra.jsonl", malformed_items())
     env = {"HUBWATCH_STATE_DIR": str(state)}
     log = tmp_path / "run.log"
     run = spawn(
+        "--metrics-port",
+        str(metrics_port),
         "run",
         "--replay",
         "--replay-rate",
@@ -89,6 +93,11 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
             env={**env, "HUBWATCH_CLICKHOUSE_URL": url},
         )
         assert live.returncode == 0 and live.stdout.strip() == "67", live.stderr
+
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert 'hubwatch_events_published_total{kind="model.created"} 69.0' in scraped
+        assert 'hubwatch_clickhouse_rows_written_total{table="models"} 69.0' in scraped
+        assert 'reason="bad_repo_id",stage="producer.hub"} 1.0' in scraped
     finally:
         run.send_signal(signal.SIGINT)  # Ctrl-C
         code = run.wait(60)
