@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol, Self
 
 from hubwatch import metrics
@@ -16,7 +17,20 @@ from hubwatch.events import (
     topic_for,
 )
 
-__all__ = ["EventPublisher", "KafkaPublisher", "QueuePublisher"]
+__all__ = ["EventPublisher", "KafkaPublisher", "QueuePublisher", "start_kafka_client"]
+
+
+async def start_kafka_client(
+    start: Callable[[], Awaitable[object]], close: Callable[[], Awaitable[object]], bootstrap: str
+) -> None:
+    """Start an aiokafka client; if Kafka does not answer, close it and say so."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        await start()
+    except KafkaError as exc:
+        await close()
+        raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}", retriable=True) from exc
 
 
 class EventPublisher(Protocol):
@@ -45,7 +59,6 @@ class KafkaPublisher:
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer
-        from aiokafka.errors import KafkaError
 
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
@@ -55,13 +68,7 @@ class KafkaPublisher:
             linger_ms=20,
             max_request_size=2 * 1024 * 1024,
         )
-        try:
-            await producer.start()
-        except KafkaError as exc:
-            await producer.stop()
-            raise SinkError(
-                f"cannot reach Kafka at {self._bootstrap}: {exc}", retriable=True
-            ) from exc
+        await start_kafka_client(producer.start, producer.stop, self._bootstrap)
         self._producer = producer
 
     async def stop(self) -> None:

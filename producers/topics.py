@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
-from hubwatch.errors import SinkError
 from hubwatch.events import TopicSpec
+from producers.publish import start_kafka_client
 
 __all__ = ["ensure_topics"]
 
@@ -15,16 +15,10 @@ async def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+    from aiokafka.errors import TopicAlreadyExistsError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="hubwatch-admin")
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        await admin.close()
-        raise SinkError(
-            f"cannot reach Kafka at {bootstrap_servers}: {exc}", retriable=True
-        ) from exc
+    await start_kafka_client(admin.start, admin.close, bootstrap_servers)
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
