@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
 from hubwatch.errors import HubwatchError
@@ -44,12 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fixture", help="replay fixture CSV (default: the shared Mistral tree)")
     run.add_argument("--replay-rate", type=float, default=20.0, help="models released per s")
     run.add_argument("--replay-extra", help="JSONL of extra raw API items to replay")
+    run.add_argument(
+        "--replay-activity",
+        type=float,
+        default=0.0,
+        help="likes, downloads, commits, discussions per s in the replay",
+    )
     run.add_argument("--poll-interval", type=float)
     run.add_argument("--http-port", type=int, default=8123, help="ClickHouse HTTP port")
     run.add_argument("--tcp-port", type=int, default=9000, help="ClickHouse native port")
 
     poll = commands.add_parser("poll", help="poll a source and publish to Kafka")
-    poll.add_argument("source", choices=["hub"])
+    poll.add_argument("source", choices=["hub", "github", "all"])
     poll.add_argument("--once", action="store_true", help="one poll, then exit")
     poll.add_argument("--poll-interval", type=float)
     poll.add_argument(
@@ -68,6 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--start", type=int, default=0, help="models released at start")
     replay.add_argument("--release-all", action="store_true")
     replay.add_argument("--extra", help="JSONL of extra raw API items")
+    replay.add_argument(
+        "--generate",
+        type=int,
+        default=0,
+        help="replay a generated Hub-shaped catalog of N models instead",
+    )
+    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument(
+        "--activity", type=float, default=0.0, help="likes, downloads, commits, discussions per s"
+    )
+    replay.add_argument("--github-repos", default="", help="comma list of GitHub repos to serve")
+    replay.add_argument("--api-quota", type=int, default=1000, help="Hub requests per 5 min")
+    replay.add_argument("--webhook-url", help="POST Hub webhooks for changes here")
+    replay.add_argument("--webhook-secret")
 
     commands.add_parser("migrate", help="apply ClickHouse migrations")
 
@@ -151,23 +170,27 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from hubwatch import metrics
-    from hubwatch.embedded import ReplayOptions, run_embedded
-    from hubwatch.replay import default_fixture
+    from hubwatch.embedded import run_embedded
+    from hubwatch.replay import ReplayOptions, default_fixture
+    from hubwatch.settings import split_list
 
     replay = None
     overrides: dict[str, object] = {}
     if args.poll_interval:
         overrides["poll_interval"] = args.poll_interval
     if args.replay:
-        replay = ReplayOptions(
-            fixture=args.fixture or str(default_fixture()),
-            rate=args.replay_rate,
-            extra=args.replay_extra,
-        )
         # A replay starts before its first upload and moves fast: read it all, poll often.
         overrides["initial_lookback_seconds"] = None
         overrides["poll_interval"] = args.poll_interval or 1.0
     settings = _settings(args, **overrides)
+    if args.replay:
+        replay = ReplayOptions(
+            fixture=args.fixture or str(default_fixture()),
+            rate=args.replay_rate,
+            extra=args.replay_extra,
+            activity_rate=args.replay_activity,
+            github_repos=split_list(settings.github_repos),
+        )
     metrics.serve(settings.metrics_port)
     return asyncio.run(
         run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
@@ -176,35 +199,31 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _poll(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.events import topics
-    from producers._http import make_client
-    from producers.checkpoint import CheckpointStore
-    from producers.hub import HubUploadsPoller
     from producers.publish import KafkaPublisher
+    from producers.runner import Producers
     from producers.topics import ensure_topics
 
     if args.poll_interval:
         settings = settings.replace(poll_interval=args.poll_interval)
-    lookback = None if args.since == "all" else settings.initial_lookback_seconds
+    if args.since == "all":
+        settings = settings.replace(initial_lookback_seconds=None)
     await ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix))
     async with (
         KafkaPublisher(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as publisher,
-        make_client(base_url=settings.hub_url, token=settings.hf_token) as client,
-    ):
-        poller = HubUploadsPoller(
-            client,
+        Producers(
+            settings,
             publisher,
-            CheckpointStore(settings.checkpoint_dir / "hub_uploads.json"),
-            overlap=timedelta(seconds=settings.overlap_seconds),
-            initial_lookback=None if lookback is None else timedelta(seconds=lookback),
-            page_limit=settings.page_limit,
-        )
+            hub=args.source in ("hub", "all"),
+            github=args.source in ("github", "all"),
+        ) as producers,
+    ):
         if args.once:
-            count = await poller.poll_once()
-            print(f"hubwatch: published {count} new models")
+            for stream, count in (await producers.poll_once()).items():
+                print(f"{stream}: published {count}")
             return 0
         stop = asyncio.Event()
         _on_signals(stop)
-        await poller.run(settings.poll_interval, stop)
+        await producers.run(stop)
     return 0
 
 
@@ -232,17 +251,31 @@ def _process(settings: Settings) -> int:
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from hubwatch.replay import Catalog, ReplayServer, default_fixture, load_fixture_csv, load_jsonl
+    from hubwatch.replay import ReplayOptions, build_replay
+    from hubwatch.settings import split_list
 
-    items = load_fixture_csv(Path(args.fixture) if args.fixture else default_fixture())
-    if args.extra:
-        items += load_jsonl(Path(args.extra))
-    start = len(items) if args.release_all else args.start
-    server = ReplayServer(Catalog.of(items, start=start, rate=args.rate), port=args.port)
+    options = ReplayOptions(
+        fixture=args.fixture,
+        extra=args.extra,
+        generate=args.generate,
+        seed=args.seed,
+        start=args.start,
+        rate=args.rate,
+        activity_rate=args.activity,
+        github_repos=split_list(args.github_repos),
+        api_quota=args.api_quota,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+    )
+    server = build_replay(
+        options, port=args.port, progress=lambda n: print(f"generated {n:,} models", flush=True)
+    )
+    if args.release_all:
+        server.hub.release(len(server.hub))
     stop = asyncio.Event()
     _on_signals(stop)
     async with server:
-        print(f"hubwatch: replaying {len(items)} models at {server.url}", flush=True)
+        print(f"hubwatch: replaying {len(server.hub)} models at {server.url}", flush=True)
         await stop.wait()
     return 0
 

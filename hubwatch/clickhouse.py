@@ -227,6 +227,8 @@ def connect(url: str, database: str | None = None, **kwargs: Any) -> Any:
             username=parts.username or "default",
             password=parts.password or "",
             database=database or "",
+            # No server-side session: writers on other threads never collide in one.
+            autogenerate_session_id=False,
             **kwargs,
         )
     except OperationalError as exc:

@@ -12,36 +12,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 
 from hubwatch.clickhouse import ClickHouseProcess, connect
 from hubwatch.errors import SourceError
 from hubwatch.events import DeadLetter, Event
 from hubwatch.migrate import apply_migrations
-from hubwatch.replay import Catalog, ReplayServer, load_fixture_csv, load_jsonl
+from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter
 from producers._http import get_json, make_client
-from producers.checkpoint import CheckpointStore
-from producers.hub import HubUploadsPoller
 from producers.publish import QueuePublisher
+from producers.runner import Producers
 
-__all__ = ["ReplayOptions", "consume_queue", "run_embedded"]
+__all__ = ["consume_queue", "run_embedded"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayOptions:
-    fixture: str
-    rate: float = 20.0
-    "Models released per second."
-    start: int = 0
-    extra: str | None = None
-    "A JSONL file of further raw API items (malformed ones too)."
 
 
 async def consume_queue(
@@ -117,14 +103,11 @@ async def run_embedded(
         )
 
         if replay is not None:
-            items = load_fixture_csv(Path(replay.fixture))
-            if replay.extra:
-                items += load_jsonl(Path(replay.extra))
-            replay_server = ReplayServer(Catalog.of(items, start=replay.start, rate=replay.rate))
+            replay_server = build_replay(replay)
             await replay_server.start()
-            settings = settings.replace(hub_url=replay_server.url)
+            settings = settings.replace(hub_url=replay_server.url, github_url=replay_server.url)
             print(
-                f"hubwatch: replaying {len(items)} models at {replay_server.url}, "
+                f"hubwatch: replaying {len(replay_server.hub)} models at {replay_server.url}, "
                 f"{replay.rate:g}/s",
                 flush=True,
             )
@@ -148,17 +131,8 @@ async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
     consumer = asyncio.create_task(
         consume_queue(queue, writer, settings.batch_size, settings.batch_seconds), name="processors"
     )
-    lookback = settings.initial_lookback_seconds
-    async with make_client(base_url=settings.hub_url, token=settings.hf_token) as client:
-        poller = HubUploadsPoller(
-            client,
-            QueuePublisher(queue),
-            CheckpointStore(settings.checkpoint_dir / "hub_uploads.json"),
-            overlap=timedelta(seconds=settings.overlap_seconds),
-            initial_lookback=None if lookback is None else timedelta(seconds=lookback),
-            page_limit=settings.page_limit,
-        )
-        polling = asyncio.create_task(poller.run(settings.poll_interval, stop), name="poller")
+    async with Producers(settings, QueuePublisher(queue)) as producers:
+        polling = asyncio.create_task(producers.run(stop), name="producers")
         done, _ = await asyncio.wait({polling, consumer}, return_when=asyncio.FIRST_COMPLETED)
         if consumer in done:  # the processors died: stop polling, surface the error
             polling.cancel()

@@ -33,10 +33,12 @@ __all__ = [
     "GithubCommit",
     "GithubIssue",
     "GithubRelease",
+    "GithubRepoSnapshot",
     "ModelCommit",
     "ModelCreated",
     "ModelDiscussion",
     "ModelSnapshot",
+    "ModelUpdated",
     "TopicSpec",
     "decode",
     "encode",
@@ -162,6 +164,8 @@ class ModelCreated(Event):
     likes: int | None = None
     siblings: tuple[str, ...] = ()
     "File names in the repo (quantized formats and adapters show here)."
+    github_repos: tuple[str, ...] = ()
+    "GitHub ``owner/name`` repos the model card links to."
 
     @property
     def key(self) -> str:
@@ -170,6 +174,35 @@ class ModelCreated(Event):
     def identity(self) -> tuple[object, ...]:
         # A repo deleted and created again under the same name is a new model.
         return (self.repo_id, self.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUpdated(Event):
+    """A known model whose derivation-relevant metadata changed (tags, base models, card
+    relation), or a model first met through the edits stream (``changed == ("first_seen",)``).
+    """
+
+    KIND: ClassVar[str] = "model.updated"
+
+    repo_id: str
+    last_modified: datetime
+    observed_at: datetime
+    changed: tuple[str, ...]
+    "Names of the fields below that differ from what hubwatch knew."
+    sha: str | None = None
+    tags: tuple[str, ...] = ()
+    card_base_models: tuple[str, ...] = ()
+    card_base_model_relation: str | None = None
+    base_models: tuple[str, ...] = ()
+    base_models_relation: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.repo_id
+
+    def identity(self) -> tuple[object, ...]:
+        # One edit is one lastModified (and sha) of the repo.
+        return (self.repo_id, self.last_modified, self.sha)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,14 +336,38 @@ class GithubRelease(Event):
         return (self.repo, self.release_id)
 
 
+@dataclass(frozen=True, slots=True)
+class GithubRepoSnapshot(Event):
+    """Stars, forks and open issues of a GitHub repo when one poll saw them change."""
+
+    KIND: ClassVar[str] = "github.repo"
+    RETENTION_MS: ClassVar[int] = 7 * _DAY_MS
+
+    repo: str
+    observed_at: datetime
+    stars: int
+    forks: int
+    open_issues: int
+    pushed_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return self.repo
+
+    def identity(self) -> tuple[object, ...]:
+        return (self.repo, self.observed_at)
+
+
 _KEY_DOC = {
     "model.created": "Hub repo id",
+    "model.updated": "Hub repo id",
     "model.snapshot": "Hub repo id",
     "model.commit": "Hub repo id",
     "model.discussion": "Hub repo id",
     "github.commit": "GitHub owner/name",
     "github.issue": "GitHub owner/name",
     "github.release": "GitHub owner/name",
+    "github.repo": "GitHub owner/name",
 }
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from hubwatch.errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "split_list"]
 
 LIVE_HUB_URL = "https://huggingface.co"
 
@@ -20,6 +20,11 @@ class Settings:
     hub_url: str = LIVE_HUB_URL
     hf_token: str | None = dataclasses.field(default=None, repr=False)
     "Read from HF_TOKEN; never logged (repr=False)."
+    github_url: str = "https://api.github.com"
+    github_token: str | None = dataclasses.field(default=None, repr=False)
+    "Read from GITHUB_TOKEN; never logged."
+    github_repos: str = ""
+    "Comma-separated owner/name repos to follow (repos linked from model cards come too)."
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "hubwatch."
     "Prefix of every topic name; lets several hubwatch deployments share one cluster."
@@ -34,6 +39,25 @@ class Settings:
     initial_lookback_seconds: float | None = 3600.0
     "On a first poll with no checkpoint, how far back to start; None: everything listed."
     page_limit: int = 500
+    hub_streams: str = "uploads,edits,engagement,community"
+    "Which Hub streams ``poll hub`` and ``run`` drive."
+    rate_share: float = 0.8
+    "Share of each API's rate limit hubwatch may use; the rest is left for other clients."
+    hub_requests_per_window: int = 1000
+    "The Hub's API quota per 5 minutes (free user); the server's own headers win."
+    github_requests_per_hour: int = 5000
+    edits_interval: float = 60.0
+    engagement_interval: float = 30.0
+    snapshot_requests_per_window: int = 150
+    "Per-model snapshot calls per 5 minutes (one bulk trending call comes on top)."
+    community_interval: float = 60.0
+    community_min_likes: int = 10
+    watched_orgs: str = ""
+    watched_base_models: str = ""
+    github_interval: float = 300.0
+    webhook_port: int | None = None
+    "Serve Hub webhooks on 127.0.0.1:PORT/webhooks/hub (needs webhook_secret)."
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
     batch_size: int = 500
     "Rows per ClickHouse insert."
     batch_seconds: float = 1.0
@@ -46,7 +70,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
-            name = "HF_TOKEN" if f.name == "hf_token" else f"HUBWATCH_{f.name.upper()}"
+            name = _ENV_NAMES.get(f.name, f"HUBWATCH_{f.name.upper()}")
             if name in env:
                 values[f.name] = _convert(f.name, str(f.type), env[name])
         values.update(overrides)  # applied as given: None can be a deliberate value
@@ -58,12 +82,24 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def validate(self) -> None:
-        for name in ("hub_url", "clickhouse_url"):
+        for name in ("hub_url", "clickhouse_url", "github_url"):
             url = getattr(self, name)
             if urlsplit(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
         if self.poll_interval <= 0 or self.batch_seconds <= 0:
             raise ConfigError("poll_interval and batch_seconds must be positive")
+        if not 0 < self.rate_share <= 1:
+            raise ConfigError("rate_share must be in (0, 1]")
+        if self.webhook_port is not None and not self.webhook_secret:
+            raise ConfigError("webhook_port needs HUBWATCH_WEBHOOK_SECRET")
+        unknown = set(split_list(self.hub_streams)) - {
+            "uploads",
+            "edits",
+            "engagement",
+            "community",
+        }
+        if unknown:
+            raise ConfigError(f"unknown hub streams: {', '.join(sorted(unknown))}")
         if not 1 <= self.page_limit <= 1000:
             raise ConfigError("page_limit must be between 1 and 1000")
         if not self.clickhouse_database.replace("_", "").isalnum():
@@ -78,6 +114,13 @@ class Settings:
     @property
     def clickhouse_data_dir(self) -> Path:
         return self.state_dir / "clickhouse"
+
+
+_ENV_NAMES = {"hf_token": "HF_TOKEN", "github_token": "GITHUB_TOKEN"}
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def _convert(name: str, type_name: str, raw: str) -> object:

@@ -1,5 +1,9 @@
 """The faust app: topics and agents only; the logic is processors.pipeline's.
 
+An agent that cannot write (a non-retriable ClickHouse error) crashes the whole worker
+(``CrashingSupervisor``) rather than sit idle holding unacknowledged events: whatever
+supervises the process restarts it and Kafka redelivers from the last committed offset.
+
 Each agent takes a bounded batch (size and time), writes it to ClickHouse, and acks the
 batch only after ClickHouse acknowledged (``noack_take`` + ``stream.ack``): at-least-once,
 made exactly-once in effect by the tables replacing on their natural keys.
@@ -12,6 +16,7 @@ import logging
 from typing import Any
 
 import faust
+from mode import CrashingSupervisor
 
 from hubwatch.clickhouse import connect
 from hubwatch.errors import SchemaError
@@ -44,17 +49,20 @@ def create_app(settings: Settings) -> faust.App:
 
     created_topic = topic(ModelCreated.topic(settings.topic_prefix).name)
     dead_letter_topic = topic(topic_for(DEAD_LETTER, settings.topic_prefix))
-    writer = ClickHouseWriter(
-        lambda: connect(settings.clickhouse_url), settings.clickhouse_database
-    )
 
-    @app.agent(created_topic)
+    def writer() -> ClickHouseWriter:
+        return ClickHouseWriter(
+            lambda: connect(settings.clickhouse_url), settings.clickhouse_database
+        )
+
+    @app.agent(created_topic, supervisor_strategy=CrashingSupervisor)
     async def model_created(stream: Any) -> None:
+        models = writer()
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             batch = plan_batch(
                 RawRecord(e.message.topic, e.message.key, e.message.value) for e in events
             )
-            await asyncio.to_thread(writer.write, batch.plans(with_dead_letters=False))
+            await asyncio.to_thread(models.write, batch.plans(with_dead_letters=False))
             sent = [
                 await dead_letter_topic.send(key=(d.key or "").encode() or None, value=d.to_json())
                 for d in batch.dead_letters
@@ -63,8 +71,9 @@ def create_app(settings: Settings) -> faust.App:
             for event in events:
                 await stream.ack(event)
 
-    @app.agent(dead_letter_topic)
+    @app.agent(dead_letter_topic, supervisor_strategy=CrashingSupervisor)
     async def dead_letters(stream: Any) -> None:
+        letters_writer = writer()
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             letters = []
             for event in events:
@@ -78,7 +87,7 @@ def create_app(settings: Settings) -> faust.App:
                         exc,
                     )
             if letters:
-                await asyncio.to_thread(writer.write, [plan_dead_letters(letters)])
+                await asyncio.to_thread(letters_writer.write, [plan_dead_letters(letters)])
             for event in events:
                 await stream.ack(event)
 

@@ -19,12 +19,13 @@ from hubwatch.errors import (
     SourceStatusError,
     SourceUnavailable,
 )
-from producers._ratelimit import parse_retry_after
+from producers._ratelimit import RequestBudget, parse_retry_after
 
-__all__ = ["Response", "get_json", "make_client"]
+__all__ = ["Params", "Response", "backoff_delay", "get_json", "make_client", "request"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Response = httpx.Response
+Params = Mapping[str, Any] | list[tuple[str, str]] | None
 
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -35,13 +36,14 @@ def make_client(
     token: str | None = None,
     timeout: float = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> httpx.AsyncClient:
-    headers = {"User-Agent": f"hubwatch/{__version__}"}
+    all_headers = {"User-Agent": f"hubwatch/{__version__}", **(headers or {})}
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        all_headers["Authorization"] = f"Bearer {token}"
     return httpx.AsyncClient(
         base_url=base_url,
-        headers=headers,
+        headers=all_headers,
         timeout=timeout,
         transport=transport,
         follow_redirects=True,
@@ -57,17 +59,19 @@ def _map_transport_errors(url: str) -> Iterator[None]:
         raise SourceUnavailable(f"{type(exc).__name__} talking to {url}", url=url) from exc
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+def _raise_for_status(response: httpx.Response, budget: RequestBudget | None) -> None:
     status, url = response.status_code, str(response.url.copy_with(query=None))
     if status < 400:
         return
-    if status == 429:
-        raise RateLimited(
-            f"rate limited by {url}",
-            status=status,
-            url=url,
-            retry_after=parse_retry_after(response.headers),
-        )
+    retry_after = parse_retry_after(response.headers)
+    limit = budget.parse(response.headers) if budget is not None else None
+    # GitHub says "limited" with 403 too, recognisable by its headers.
+    github_limited = status == 403 and (
+        retry_after is not None or (limit is not None and limit.remaining == 0)
+    )
+    if status == 429 or github_limited:
+        wait = retry_after if retry_after is not None else (limit.reset_after if limit else None)
+        raise RateLimited(f"rate limited by {url}", status=status, url=url, retry_after=wait)
     if status == 404:
         raise NotFound(f"not found: {url}", status=status, url=url)
     error = SourceStatusError(f"HTTP {status} from {url}", status=status, url=url)
@@ -80,38 +84,75 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> floa
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
-async def get_json(
+async def request(
     client: httpx.AsyncClient,
     url: str,
     *,
-    params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
+    params: Params = None,
+    headers: Mapping[str, str] | None = None,
+    budget: RequestBudget | None = None,
     max_attempts: int = 6,
     sleep: Sleep = asyncio.sleep,
+    parse_json: bool = True,
 ) -> tuple[Any, httpx.Response]:
-    """GET and parse JSON, retrying what is worth retrying; returns (body, response).
+    """GET with retries; returns (parsed JSON or None for a 304, response).
 
-    Transport failures, 408/429/5xx and truncated or non-JSON bodies are retried with capped
-    exponential backoff (or the server's Retry-After); anything else raises at once.
+    Transport failures, 408/429/5xx (and GitHub's limit-403) and truncated or non-JSON
+    bodies are retried with capped exponential backoff, or after the server's Retry-After;
+    a rate limit also pauses the whole ``budget``. Anything else raises at once.
     """
+    api = budget.api if budget is not None else client.base_url.host
     attempt = 0
     while True:
         attempt += 1
+        if budget is not None:
+            await budget.acquire()
         try:
             try:
                 with _map_transport_errors(url):
-                    response = await client.get(url, params=params)
+                    response = await client.get(url, params=params, headers=headers)
             except SourceUnavailable:
-                metrics.HTTP_REQUESTS.labels(client.base_url.host, "unavailable").inc()
+                metrics.HTTP_REQUESTS.labels(api, "unavailable").inc()
                 raise
-            metrics.HTTP_REQUESTS.labels(client.base_url.host, str(response.status_code)).inc()
-            _raise_for_status(response)
+            metrics.HTTP_REQUESTS.labels(api, str(response.status_code)).inc()
+            if budget is not None:
+                budget.observe(budget.parse(response.headers))
+            if response.status_code == 304:
+                if budget is not None and budget.api == "github":
+                    budget.refund()  # a 304 costs GitHub's primary limit nothing
+                return None, response
+            _raise_for_status(response, budget)
+            if not parse_json:
+                return None, response
             try:
                 return json.loads(response.content), response
             except ValueError as exc:
                 raise SchemaError("bad_json", f"{url}: {exc}") from exc
+        except RateLimited as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 60.0
+            if budget is not None:
+                budget.throttled_for(wait + 1.0)
+            if attempt >= max_attempts:
+                raise
+            if budget is None:
+                await sleep(wait + 1.0)
         except (SourceUnavailable, SourceStatusError, SchemaError) as exc:
             retriable = exc.retriable or isinstance(exc, SchemaError)
             if not retriable or attempt >= max_attempts:
                 raise
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-            await sleep(retry_after + 1.0 if retry_after is not None else backoff_delay(attempt))
+            await sleep(backoff_delay(attempt))
+
+
+async def get_json(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    params: Params = None,
+    budget: RequestBudget | None = None,
+    max_attempts: int = 6,
+    sleep: Sleep = asyncio.sleep,
+) -> tuple[Any, httpx.Response]:
+    """GET and parse JSON with retries (see :func:`request`)."""
+    return await request(
+        client, url, params=params, budget=budget, max_attempts=max_attempts, sleep=sleep
+    )

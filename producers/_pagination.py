@@ -8,19 +8,24 @@ from typing import Any
 import httpx
 
 from hubwatch.errors import SchemaError
-from producers._http import get_json
+from producers._http import request
+from producers._ratelimit import RequestBudget
 
 __all__ = ["iter_pages"]
 
 
 async def iter_pages(
-    client: httpx.AsyncClient, url: str, params: list[tuple[str, str]]
+    client: httpx.AsyncClient,
+    url: str,
+    params: list[tuple[str, str]],
+    *,
+    budget: RequestBudget | None = None,
 ) -> AsyncIterator[list[Any]]:
     """Yield each page's list of items; the caller stops early by breaking out."""
     page_url: str | None = url
     query: list[tuple[str, str]] | None = params
     while page_url is not None:
-        body, response = await get_json(client, page_url, params=query)
+        body, response = await request(client, page_url, params=query, budget=budget)
         if not isinstance(body, list):
             raise SchemaError("bad_page", f"{page_url}: expected a JSON list")
         yield body

@@ -1,10 +1,78 @@
-"""Rate-limit header parsing (pure)."""
+"""Rate limits: header parsing (pure) and a per-API request budget that paces requests.
+
+The Hub sends IETF-draft headers for 5-minute fixed windows::
+
+    RateLimit: "api";r=0;t=55
+    RateLimit-Policy: "fixed window";"api";q=500;w=300
+
+GitHub sends ``x-ratelimit-{limit,remaining,used,reset}`` for an hourly window, ``reset``
+in UTC epoch seconds, and signals a limit with 403 or 429 (``retry-after`` on secondary
+limits).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
-__all__ = ["parse_retry_after"]
+__all__ = [
+    "RateLimit",
+    "RequestBudget",
+    "from_github_headers",
+    "from_hub_headers",
+    "parse_retry_after",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    remaining: int
+    reset_after: float
+    "Seconds until the window resets."
+    limit: int | None = None
+    window: float | None = None
+
+
+_PARAM = re.compile(r"\b([a-z])=(\d+)")
+
+
+def _params(value: str) -> dict[str, int]:
+    return {k: int(v) for k, v in _PARAM.findall(value)}
+
+
+def from_hub_headers(headers: Mapping[str, str]) -> RateLimit | None:
+    current = headers.get("ratelimit")
+    if not current:
+        return None
+    values = _params(current)
+    if "r" not in values or "t" not in values:
+        return None
+    policy = _params(headers.get("ratelimit-policy", ""))
+    return RateLimit(
+        remaining=values["r"],
+        reset_after=float(values["t"]),
+        limit=policy.get("q"),
+        window=float(policy["w"]) if "w" in policy else None,
+    )
+
+
+def from_github_headers(headers: Mapping[str, str], now: float | None = None) -> RateLimit | None:
+    try:
+        remaining = int(headers["x-ratelimit-remaining"])
+        reset_at = float(headers["x-ratelimit-reset"])
+    except (KeyError, ValueError):
+        return None
+    now = time.time() if now is None else now
+    limit = headers.get("x-ratelimit-limit")
+    return RateLimit(
+        remaining=remaining,
+        reset_after=max(0.0, reset_at - now),
+        limit=int(limit) if limit and limit.isdigit() else None,
+        window=3600.0,
+    )
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -16,3 +84,88 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+class RequestBudget:
+    """Spreads one API's requests evenly so they use at most ``share`` of its limit.
+
+    Requests are paced at ``limit * share / window`` per second (a token bucket with a
+    small burst), the server's own figures replace the configured ones as soon as a
+    response carries them, and when the server says fewer than ``(1 - share) * limit``
+    remain, or answers 429, every caller waits for the window to reset.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        *,
+        limit: int,
+        window: float,
+        share: float = 0.8,
+        burst: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
+        self.api = api
+        self.limit = limit
+        self.window = window
+        self.share = share
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._last = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+        self.requests = 0
+        "Requests that cost budget (a 304 refunds its token)."
+        self.throttled = 0
+        "429s and limit-403s received."
+        self.last_seen: RateLimit | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.limit * self.share / self.window
+
+    def parse(self, headers: Mapping[str, str]) -> RateLimit | None:
+        return from_github_headers(headers) if self.api == "github" else from_hub_headers(headers)
+
+    async def acquire(self) -> None:
+        async with self._lock:  # serial: one pacing decision at a time
+            while True:
+                now = self._clock()
+                if now < self._paused_until:
+                    await self._sleep(self._paused_until - now)
+                    continue
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    self.requests += 1
+                    return
+                await self._sleep((1 - self._tokens) / self.rate)
+
+    def refund(self) -> None:
+        """A request that did not count against the limit (GitHub's 304)."""
+        self.requests -= 1
+        self._tokens = min(self.burst, self._tokens + 1)
+
+    def observe(self, limit: RateLimit | None) -> None:
+        if limit is None:
+            return
+        self.last_seen = limit
+        if limit.limit:
+            self.limit = limit.limit
+        if limit.window:
+            self.window = limit.window
+        if limit.remaining <= self.limit * (1 - self.share):
+            self.pause(limit.reset_after)
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def throttled_for(self, seconds: float) -> None:
+        self.throttled += 1
+        self.pause(seconds)

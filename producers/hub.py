@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from datetime import UTC, datetime
+from typing import Any
 
-import httpx
-
-from hubwatch import metrics
 from hubwatch.errors import SchemaError
 from hubwatch.events import (
-    DeadLetter,
+    ModelCommit,
     ModelCreated,
-    format_datetime,
+    ModelDiscussion,
+    ModelSnapshot,
+    ModelUpdated,
     parse_datetime,
 )
-from producers._pagination import iter_pages
-from producers.checkpoint import CheckpointStore
-from producers.publish import EventPublisher
 
 __all__ = [
+    "CREATED_AT_PLACEHOLDER",
+    "ENGAGEMENT_FIELDS",
     "EXPAND_FIELDS",
-    "HubUploadsPoller",
+    "RELATION_FIELDS",
+    "github_repos_in",
+    "model_commit_from_api",
     "model_created_from_api",
+    "model_discussion_from_api",
+    "model_snapshot_from_api",
+    "model_updated",
     "now_utc",
+    "relation_fingerprint",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,7 @@ def model_created_from_api(item: object, observed_at: datetime) -> ModelCreated:
     """
     if not isinstance(item, Mapping):
         raise SchemaError("bad_type", "model item is not an object")
-    repo_id = item.get("id")
-    if repo_id is None:
-        raise SchemaError("missing_field", "id")
-    if not isinstance(repo_id, str):
-        raise SchemaError("bad_type", "id: expected str")
-    if not _REPO_ID.match(repo_id) or ".." in repo_id:
-        raise SchemaError("bad_repo_id", repr(repo_id)[:200])
-
+    repo_id = _repo_id(item)
     card = _opt(item, "cardData", Mapping) or {}
     config = _opt(item, "config", Mapping) or {}
     safetensors = _opt(item, "safetensors", Mapping) or {}
@@ -121,6 +115,7 @@ def model_created_from_api(item: object, observed_at: datetime) -> ModelCreated:
         siblings=tuple(
             _str_field(s, "rfilename", "siblings") for s in _list(item.get("siblings"), "siblings")
         ),
+        github_repos=github_repos_in(card),
     )
 
 
@@ -183,156 +178,133 @@ def _base_model_ids(value: object, where: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in _str_tuple(values, where) if v.strip())
 
 
-# --- the poller --------------------------------------------------------------------------
+ENGAGEMENT_FIELDS = ("downloads", "downloadsAllTime", "likes", "trendingScore")
+
+# The fields whose change makes an edit worth an event.
+RELATION_FIELDS = (
+    "tags",
+    "card_base_models",
+    "card_base_model_relation",
+    "base_models",
+    "base_models_relation",
+)
+
+_GITHUB_REPO = re.compile(r"github\.com/([A-Za-z0-9][\w.-]{0,38})/([\w.-]{1,100})")
 
 
-@dataclass(slots=True)
-class UploadsCheckpoint:
-    """Where the new-uploads stream stands: the createdAt watermark and what sits near it."""
+def github_repos_in(card: object, limit: int = 5) -> tuple[str, ...]:
+    """GitHub ``owner/name`` repos linked anywhere in card metadata, in order, deduplicated."""
+    found: list[str] = []
 
-    watermark: datetime | None
-    recent: dict[str, str]
-    "repo id -> createdAt of events emitted within the overlap window; stops re-emits."
-    rejected: list[str]
-    "Fingerprints of recent dead-lettered items, so one bad item is reported once."
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            for owner, name in _GITHUB_REPO.findall(value):
+                repo = f"{owner}/{name.removesuffix('.git').rstrip('.')}"
+                if repo not in found:
+                    found.append(repo)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        mark = data.get("watermark")
-        return cls(
-            watermark=parse_datetime(mark) if isinstance(mark, str) else None,
-            recent=dict(data.get("recent") or {}),
-            rejected=list(data.get("rejected") or []),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "watermark": format_datetime(self.watermark) if self.watermark else None,
-            "recent": self.recent,
-            "rejected": self.rejected[-10_000:],
-        }
+    walk(card)
+    return tuple(found[:limit])
 
 
-class HubUploadsPoller:
-    """Polls ``GET /api/models?sort=createdAt`` (always newest first) for new uploads.
+def relation_fingerprint(event: ModelCreated | ModelUpdated) -> str:
+    """Per-field digests of the relation fields, so a change says which field moved."""
+    digests = {
+        name: hashlib.sha256(json.dumps(getattr(event, name)).encode()).hexdigest()[:12]
+        for name in RELATION_FIELDS
+    }
+    return json.dumps(digests, sort_keys=True)
 
-    Each poll walks pages until createdAt falls below the watermark less the overlap
-    window, publishes what it has not emitted before, flushes the publisher, and only then
-    moves the checkpoint. A crash between publish and checkpoint re-emits events with the
-    same ids, which the processors deduplicate; nothing is skipped.
-    """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        publisher: EventPublisher,
-        checkpoints: CheckpointStore,
-        *,
-        overlap: timedelta,
-        initial_lookback: timedelta | None,
-        page_limit: int = 500,
-    ) -> None:
-        self._client = client
-        self._publisher = publisher
-        self._checkpoints = checkpoints
-        self._overlap = overlap
-        self._initial_lookback = initial_lookback
-        self._page_limit = page_limit
+def changed_fields(before: str | None, after: str) -> tuple[str, ...]:
+    if before is None:
+        return ("first_seen",)
+    old, new = json.loads(before), json.loads(after)
+    return tuple(name for name in RELATION_FIELDS if old.get(name) != new.get(name))
 
-    def _params(self) -> list[tuple[str, str]]:
-        return [("sort", "createdAt"), ("limit", str(self._page_limit))] + [
-            ("expand", field) for field in EXPAND_FIELDS
-        ]
 
-    async def poll_once(self) -> int:
-        """One poll; returns how many new models it published."""
-        state = UploadsCheckpoint.from_json(self._checkpoints.load())
-        observed_at = now_utc()
-        if state.watermark is not None:
-            floor: datetime | None = state.watermark - self._overlap
-        elif self._initial_lookback is not None:
-            floor = observed_at - self._initial_lookback
-        else:
-            floor = None
+def model_updated(created: ModelCreated, changed: tuple[str, ...]) -> ModelUpdated:
+    if created.last_modified is None:
+        raise SchemaError("missing_field", "lastModified")
+    return ModelUpdated(
+        repo_id=created.repo_id,
+        last_modified=created.last_modified,
+        observed_at=created.observed_at,
+        changed=changed,
+        sha=created.sha,
+        tags=created.tags,
+        card_base_models=created.card_base_models,
+        card_base_model_relation=created.card_base_model_relation,
+        base_models=created.base_models,
+        base_models_relation=created.base_models_relation,
+    )
 
-        fresh: list[ModelCreated] = []
-        rejected = set(state.rejected)
-        url = "/api/models"
-        async for page in iter_pages(self._client, url, self._params()):
-            reached_floor = False
-            for item in page:
-                try:
-                    event = model_created_from_api(item, observed_at)
-                except SchemaError as error:
-                    await self._reject(item, error, rejected, state)
-                    continue
-                if floor is not None and (event.created_at is None or event.created_at < floor):
-                    # Descending order: everything after this is older still.
-                    reached_floor = True
-                    break
-                if event.repo_id not in state.recent:
-                    fresh.append(event)
-            if reached_floor:
-                break
 
-        fresh.reverse()  # oldest first, as they were uploaded
-        for event in fresh:
-            await self._publisher.publish(event)
-        await self._publisher.flush()
+def model_snapshot_from_api(item: object, observed_at: datetime) -> ModelSnapshot:
+    if not isinstance(item, Mapping):
+        raise SchemaError("bad_type", "model item is not an object")
+    repo_id = _repo_id(item)
+    score = item.get("trendingScore")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise SchemaError("bad_type", "trendingScore: expected a number")
+    return ModelSnapshot(
+        repo_id=repo_id,
+        observed_at=observed_at,
+        downloads=_opt_int(item, "downloads", "downloads"),
+        downloads_all_time=_opt_int(item, "downloadsAllTime", "downloadsAllTime"),
+        likes=_opt_int(item, "likes", "likes"),
+        trending_score=None if score is None else float(score),
+    )
 
-        self._advance(state, fresh)
-        self._checkpoints.save(state.to_json())
-        if state.watermark is not None:
-            metrics.WATERMARK.labels("hub.uploads").set(state.watermark.timestamp())
-        if fresh:
-            log.info(
-                "hub uploads: %d new, watermark %s",
-                len(fresh),
-                format_datetime(state.watermark) if state.watermark else "-",
-            )
-        return len(fresh)
 
-    async def _reject(
-        self, item: object, error: SchemaError, rejected: set[str], state: UploadsCheckpoint
-    ) -> None:
-        payload = json.dumps(item, ensure_ascii=False, default=str)
-        fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:24]
-        if fingerprint in rejected:
-            return
-        rejected.add(fingerprint)
-        state.rejected.append(fingerprint)
-        key = item.get("id") if isinstance(item, Mapping) else None
-        letter = DeadLetter.of(
-            stage="producer.hub",
-            error=error,
-            source=str(self._client.base_url) + "/api/models",
-            key=key if isinstance(key, str) else None,
-            payload=payload,
-        )
-        log.warning("hub uploads: dead-lettered an item (%s)", error)
-        await self._publisher.dead_letter(letter)
+def model_commit_from_api(repo_id: str, item: object) -> ModelCommit:
+    if not isinstance(item, Mapping):
+        raise SchemaError("bad_type", "commit is not an object")
+    commit_id = item.get("id")
+    if not isinstance(commit_id, str) or not commit_id:
+        raise SchemaError("missing_field", "commit id")
+    authors = [
+        a.get("user") for a in _list(item.get("authors"), "authors") if isinstance(a, Mapping)
+    ]
+    return ModelCommit(
+        repo_id=repo_id,
+        commit_id=commit_id,
+        committed_at=_opt_datetime(item, "date"),
+        title=_opt(item, "title", str) or "",
+        authors=tuple(a for a in authors if isinstance(a, str)),
+    )
 
-    def _advance(self, state: UploadsCheckpoint, fresh: list[ModelCreated]) -> None:
-        for event in fresh:
-            if event.created_at is not None:
-                state.recent[event.repo_id] = format_datetime(event.created_at)
-                if state.watermark is None or event.created_at > state.watermark:
-                    state.watermark = event.created_at
-        if state.watermark is not None:
-            keep_from = state.watermark - self._overlap
-            state.recent = {
-                rid: at for rid, at in state.recent.items() if parse_datetime(at) >= keep_from
-            }
 
-    async def run(self, interval: float, stop: asyncio.Event) -> None:
-        """Poll every ``interval`` seconds until ``stop`` is set; upstream errors are logged
-        and retried next round, so the poller never loses its place."""
-        from hubwatch.errors import SourceError
+def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
+    if not isinstance(item, Mapping):
+        raise SchemaError("bad_type", "discussion is not an object")
+    num = item.get("num")
+    if isinstance(num, bool) or not isinstance(num, int):
+        raise SchemaError("missing_field", "discussion num")
+    author = item.get("author")
+    return ModelDiscussion(
+        repo_id=repo_id,
+        num=num,
+        title=_opt(item, "title", str) or "",
+        status=_opt(item, "status", str) or "open",
+        is_pull_request=bool(_opt(item, "isPullRequest", bool)),
+        created_at=_opt_datetime(item, "createdAt"),
+        author=author.get("name") if isinstance(author, Mapping) else None,
+    )
 
-        while not stop.is_set():
-            try:
-                await self.poll_once()
-            except (SourceError, SchemaError) as exc:
-                log.warning("hub uploads: poll failed, will retry: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+def _repo_id(item: Mapping[str, Any]) -> str:
+    repo_id = item.get("id")
+    if repo_id is None:
+        raise SchemaError("missing_field", "id")
+    if not isinstance(repo_id, str):
+        raise SchemaError("bad_type", "id: expected str")
+    if not _REPO_ID.match(repo_id) or ".." in repo_id:
+        raise SchemaError("bad_repo_id", repr(repo_id)[:200])
+    return repo_id

@@ -19,7 +19,7 @@ import pytest
 
 from hubwatch.clickhouse import connect, ping
 from hubwatch.migrate import apply_migrations
-from hubwatch.replay import Catalog, ReplayServer, default_fixture, load_fixture_csv
+from hubwatch.replay import HubWorld, ListSource, ReplayServer, default_fixture, load_fixture_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = default_fixture()
@@ -95,7 +95,7 @@ def fixture_depths() -> dict[str, int]:
 
 @pytest.fixture
 async def replay(fixture_items: list[dict[str, Any]]) -> AsyncIterator[ReplayServer]:
-    server = ReplayServer(Catalog.of(fixture_items))
+    server = ReplayServer(HubWorld(ListSource(fixture_items)))
     async with server:
         yield server
 

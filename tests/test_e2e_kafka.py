@@ -44,6 +44,7 @@ def env(
         "HUBWATCH_TOPIC_PREFIX": topic_prefix,
         "HUBWATCH_PROCESSOR_APP_ID": f"{topic_prefix}processors",
         "HUBWATCH_PAGE_LIMIT": "20",
+        "HUBWATCH_HUB_STREAMS": "uploads",
     }
 
 
@@ -64,7 +65,7 @@ def processors(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen
 async def _poll(env: dict[str, str]) -> str:
     done = await asyncio.to_thread(hubwatch, "poll", "hub", "--once", "--since", "all", env=env)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return done.stdout.splitlines()[0]
 
 
 def _scalar(ch: Any, sql: str) -> Any:
@@ -94,8 +95,8 @@ async def test_mistral_tree_through_kafka(
     kafka_bootstrap: str,
     topic_prefix: str,
 ) -> None:
-    replay.catalog.release(67)
-    assert await _poll(env) == "hubwatch: published 67 new models"
+    replay.hub.release(67)
+    assert await _poll(env) == "hub.uploads: published 67"
     await _wait_rows(ch, "SELECT count() FROM models FINAL", 67, "67 models in ClickHouse")
     await _wait_rows(ch, "SELECT count() FROM lineage_edges FINAL", 66, "66 edges")
 
@@ -106,7 +107,7 @@ async def test_mistral_tree_through_kafka(
     assert depths_from_edges(edges, models) == {0: 1, 1: 22, 2: 36, 3: 8}
 
     # Again from the checkpoint: nothing new is published, no row is added.
-    assert await _poll(env) == "hubwatch: published 0 new models"
+    assert await _poll(env) == "hub.uploads: published 0"
     assert _scalar(ch, "SELECT count() FROM models") == 67
 
     published = _kcat(kafka_bootstrap, f"{topic_prefix}model.created")
@@ -118,7 +119,7 @@ async def test_mistral_tree_through_kafka(
     # the same event ids, delivered again, and ClickHouse still holds each model once.
     checkpoints = Path(env["HUBWATCH_STATE_DIR"]) / "checkpoints"
     await asyncio.to_thread(lambda: [p.unlink() for p in checkpoints.glob("*.json")])
-    assert await _poll(env) == "hubwatch: published 67 new models"
+    assert await _poll(env) == "hub.uploads: published 67"
     await _wait_rows(ch, "SELECT count() FROM models", 134, "the redelivered batch")
     assert _scalar(ch, "SELECT count() FROM models FINAL") == 67
     assert _scalar(ch, "SELECT uniqExact(event_id) FROM models") == 67
@@ -139,9 +140,10 @@ async def test_malformed_input_is_dead_lettered_and_the_rest_arrives(
     kafka_bootstrap: str,
     topic_prefix: str,
 ) -> None:
-    replay.catalog.items.extend(malformed_items())
-    replay.catalog.release(len(replay.catalog.items))
-    assert await _poll(env) == "hubwatch: published 69 new models"
+    for item in malformed_items():
+        replay.hub.add(item)
+    replay.hub.release(len(replay.hub))
+    assert await _poll(env) == "hub.uploads: published 69"
     # Garbage straight onto the topic reaches the processors' own dead-letter path.
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()

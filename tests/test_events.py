@@ -26,6 +26,9 @@ SAMPLES: dict[str, events.Event] = {
         parameters=23_572_403_200,
         private=False,
     ),
+    "model.updated": events.ModelUpdated(
+        "org/model", T1, T1, ("tags",), sha="abc", tags=("base_model:adapter:x/y",)
+    ),
     "model.snapshot": events.ModelSnapshot(
         "org/model", T1, downloads=10, likes=2, trending_score=1.5
     ),
@@ -34,6 +37,7 @@ SAMPLES: dict[str, events.Event] = {
     "github.commit": events.GithubCommit("org/repo", "abc123", T0, message="fix"),
     "github.issue": events.GithubIssue("org/repo", 7, "bug", "open", False, T0, T1),
     "github.release": events.GithubRelease("org/repo", 42, "v1.0", T0, prerelease=True),
+    "github.repo": events.GithubRepoSnapshot("org/repo", T1, stars=5, forks=1, open_issues=0),
 }
 
 

@@ -14,17 +14,18 @@ from typing import Any
 import httpx
 
 from hubwatch.events import DeadLetter, Event, ModelCreated
-from hubwatch.replay import Catalog, ReplayServer
+from hubwatch.replay import HubWorld, ListSource, ReplayServer
 from producers._http import make_client
 from producers._pagination import iter_pages
 from producers.checkpoint import CheckpointStore
-from producers.hub import EXPAND_FIELDS, HubUploadsPoller
+from producers.hub import EXPAND_FIELDS
+from producers.hub_uploads import HubUploadsPoller
 from producers.publish import QueuePublisher
 from tests.conftest import MALFORMED_REJECTED, malformed_items
 
 
 async def test_list_models_pages_by_link_cursor_newest_first(replay: ReplayServer) -> None:
-    replay.catalog.release(67)
+    replay.hub.release(67)
     async with make_client(base_url=replay.url) as client:
         seen: list[dict[str, Any]] = []
         pages = 0
@@ -46,7 +47,7 @@ async def test_list_models_pages_by_link_cursor_newest_first(replay: ReplayServe
 
 
 async def test_rate_limit_headers_and_429(fixture_items: list[dict[str, Any]]) -> None:
-    server = ReplayServer(Catalog.of(fixture_items, start=5), api_quota=3)
+    server = ReplayServer(HubWorld(ListSource(fixture_items), start=5), api_quota=3)
     async with server, httpx.AsyncClient(base_url=server.url) as client:
         answers = [await client.get("/api/models", params={"limit": 1}) for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
@@ -56,11 +57,11 @@ async def test_rate_limit_headers_and_429(fixture_items: list[dict[str, Any]]) -
 
 
 async def test_release_clock(fixture_items: list[dict[str, Any]]) -> None:
-    catalog = Catalog.of(fixture_items, rate=200.0)
+    world = HubWorld(ListSource(fixture_items), rate=200.0)
     await asyncio.sleep(0.1)
-    visible = len(catalog.visible())
-    assert 5 <= visible <= 67
-    first = catalog.visible()[0]
+    world.tick()
+    assert 5 <= world.released <= 67
+    first = world.view(0)
     assert first["id"] == "mistralai/Mistral-Small-24B-Base-2501"  # the oldest comes first
 
 
@@ -103,27 +104,24 @@ async def test_poller_no_gaps_no_repeats_across_restarts(
     published: list[ModelCreated] = []
     async with make_client(base_url=replay.url) as client:
         for release in (1, 20, 0, 30, 16):
-            replay.catalog.release(release)
+            replay.hub.release(release)
             # A new poller each round: state lives only in the checkpoint file.
             published += await _poll(_poller(client, queue, checkpoint), queue)
     ids = [e.repo_id for e in published]
     assert len(ids) == len(set(ids)) == 67
-    assert {e.repo_id for e in published} == {i["id"] for i in replay.catalog.items}
+    assert {e.repo_id for e in published} == {v["id"] for v in replay.hub.released_views()}
     assert CheckpointStore(checkpoint).load()["watermark"] == "2025-03-30T19:55:05.000Z"
 
 
 async def test_late_listed_upload_inside_overlap_is_caught(
     replay: ReplayServer, tmp_path: Path
 ) -> None:
-    replay.catalog.release(67)
+    replay.hub.release(67)
     queue: asyncio.Queue[Any] = asyncio.Queue()
     async with make_client(base_url=replay.url) as client:
         first = await _poll(_poller(client, queue, tmp_path / "c.json"), queue)
         # Listed only now, but created an hour before the newest: inside the overlap.
-        replay.catalog.items.append(
-            {"id": "late/upload", "createdAt": "2025-03-30T18:55:05.000Z", "tags": []}
-        )
-        replay.catalog.release(1)
+        replay.hub.add({"id": "late/upload", "createdAt": "2025-03-30T18:55:05.000Z", "tags": []})
         second = await _poll(_poller(client, queue, tmp_path / "c.json", overlap=7200), queue)
     assert len(first) == 67
     assert [e.repo_id for e in second] == ["late/upload"]
@@ -133,7 +131,7 @@ async def test_malformed_items_are_dead_lettered_once(
     fixture_items: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     items = fixture_items + malformed_items()
-    async with ReplayServer(Catalog.of(items, start=len(items))) as server:
+    async with ReplayServer(HubWorld(ListSource(items), start=len(items))) as server:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         async with make_client(base_url=server.url) as client:
             out = await _poll(_poller(client, queue, tmp_path / "c.json"), queue)
@@ -150,7 +148,7 @@ async def test_malformed_items_are_dead_lettered_once(
 
 
 async def test_expand_fields_are_all_served(replay: ReplayServer) -> None:
-    replay.catalog.release(67)
+    replay.hub.release(67)
     async with httpx.AsyncClient(base_url=replay.url) as client:
         params = [("sort", "createdAt"), ("limit", "1")] + [("expand", f) for f in EXPAND_FIELDS]
         (item,) = (await client.get("/api/models", params=params)).json()

@@ -1,0 +1,486 @@
+"""The replay server: the Hub's and GitHub's HTTP APIs, as ``shared/reference/`` describes
+them, over a :mod:`~hubwatch.replay.world`.
+
+Hub: ``GET /api/models`` (``sort`` always descending, repeated ``expand=``, ``limit``,
+``filter``/``author``/``search``, ``Link`` cursor pagination), ``/api/models/{id}``,
+``/commits/{rev}`` (``Link`` pagination), ``/discussions`` (page numbers, no Link), and the
+5-minute fixed-window ``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
+
+GitHub: ``/repos/{o}/{r}``, ``/commits`` (``since``), ``/issues`` (``state``, ``sort``,
+``direction``, ``since``), ``/releases``; ``page``/``per_page`` with ``Link``; ETags with
+304 (free); hourly ``x-ratelimit-*`` with 403 once spent.
+
+Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``edit``,
+``engage``, ``commit``, ``discussion``, ``github/{repo,commit,issue,release,star}`` and
+``faults`` (scripted 429s, 5xx, slow and truncated answers, reset connections). With a
+webhook URL and secret it POSTs Hub-style webhooks for content and discussion changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import heapq
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from hubwatch._server import LocalServer
+from hubwatch.replay.world import GithubWorld, HubWorld
+
+__all__ = ["Fault", "ReplayServer"]
+
+_HUB_WINDOW = 300
+_MAX_LIMIT = 1000
+_SORTABLE = ("createdAt", "lastModified", "downloads", "likes", "trendingScore")
+_REPO = "{repo_id:[^/]+(?:/[^/]+)?}"
+
+
+@dataclass
+class Fault:
+    """The next ``count`` requests whose path starts with ``path`` get ``kind``:
+    ``429``, ``500``/``502``/``503``, ``slow`` (``seconds`` late), ``truncate`` (half the
+    body) or ``reset`` (connection closed)."""
+
+    kind: str
+    count: int = 1
+    path: str = "/"
+    seconds: float = 1.0
+
+
+def _sort_value(item: Any, sort: str) -> tuple[Any, str]:
+    if not isinstance(item, dict):  # malformed items sort last
+        return ("", "") if sort in ("createdAt", "lastModified") else (-1, "")
+    value = item.get(sort)
+    ident = item.get("id") if isinstance(item.get("id"), str) else ""
+    if sort in ("createdAt", "lastModified"):
+        return (value if isinstance(value, str) else "", ident)
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else -1
+    return (number, ident)
+
+
+def _matches(item: Any, query: Mapping[str, list[str]]) -> bool:
+    if not isinstance(item, dict):
+        return not (query.get("filter") or query.get("author") or query.get("search"))
+    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    ident = item.get("id") if isinstance(item.get("id"), str) else ""
+    if any(tag not in tags for tag in query.get("filter", [])):
+        return False
+    if any(item.get("author") != author for author in query.get("author", [])):
+        return False
+    return all(term.lower() in ident.lower() for term in query.get("search", []))
+
+
+def _project(item: Any, expand: list[str]) -> Any:
+    if not expand or not isinstance(item, dict):
+        return item
+    return {k: v for k, v in item.items() if k in ("_id", "id") or k in expand}
+
+
+def _cursor(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def _uncursor(token: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(token))
+
+
+def _link(request: web.Request, **changes: str) -> str:
+    pairs = [(k, v) for k, v in request.query.items() if k not in changes]
+    pairs += list(changes.items())
+    return f'<{request.url.origin()}{request.path}?{urlencode(pairs)}>; rel="next"'
+
+
+class ReplayServer(LocalServer):
+    def __init__(
+        self,
+        hub: HubWorld,
+        *,
+        github: GithubWorld | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_quota: int = 1000,
+        github_quota: int = 5000,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        super().__init__(host=host, port=port)
+        self.hub = hub
+        self.github = github or GithubWorld()
+        self.api_quota = api_quota
+        self.github_quota = github_quota
+        self.faults: list[Fault] = []
+        self.requests = 0
+        self.throttled = 0
+        self._hub_window = (0, 0)
+        self._github_window = (0, 0)
+        self._webhook = (webhook_url, webhook_secret)
+        self._webhook_tasks: set[asyncio.Task[None]] = set()
+        if webhook_url:
+            hub.on_change = self._send_webhook
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._fault_middleware])
+        get, post = app.router.add_get, app.router.add_post
+        get("/api/models", self._list_models)
+        get(f"/api/models/{_REPO}/commits/{{rev}}", self._commits)
+        get(f"/api/models/{_REPO}/discussions", self._discussions)
+        get(f"/api/models/{_REPO}", self._model_info)
+        get("/repos/{owner}/{name}", self._gh_repo)
+        get("/repos/{owner}/{name}/commits", self._gh_commits)
+        get("/repos/{owner}/{name}/issues", self._gh_issues)
+        get("/repos/{owner}/{name}/releases", self._gh_releases)
+        get("/_replay/status", self._status)
+        post("/_replay/release", self._release)
+        post("/_replay/faults", self._set_faults)
+        return app
+
+    # -- faults --
+
+    @web.middleware
+    async def _fault_middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        self.hub.tick()
+        self.github.tick()
+        fault = next(
+            (f for f in self.faults if f.count > 0 and request.path.startswith(f.path)), None
+        )
+        if fault is None or request.path.startswith("/_replay"):
+            return await handler(request)
+        fault.count -= 1
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.seconds)
+            return await handler(request)
+        if fault.kind == "reset":
+            if request.transport is not None:
+                request.transport.close()
+            raise ConnectionResetError("fault: reset")
+        if fault.kind == "429":
+            self.throttled += 1
+            if request.path.startswith("/repos/"):
+                return web.json_response(
+                    {"message": "You have exceeded a secondary rate limit."},
+                    status=429,
+                    headers={"retry-after": str(int(fault.seconds))},
+                )
+            return web.json_response(
+                {"error": "You have exceeded our rate limit for api requests."},
+                status=429,
+                headers={
+                    "RateLimit": f'"api";r=0;t={int(fault.seconds)}',
+                    "RateLimit-Policy": f'"fixed window";"api";q={self.api_quota};w={_HUB_WINDOW}',
+                    "Retry-After": str(int(fault.seconds)),
+                },
+            )
+        if fault.kind == "truncate":
+            response = await handler(request)
+            body = getattr(response, "body", b"") or b""
+            return web.Response(
+                body=bytes(body)[: max(1, len(body) // 2)],
+                status=response.status,
+                content_type="application/json",
+            )
+        return web.json_response({"error": "fault"}, status=int(fault.kind))
+
+    # -- rate limits --
+
+    def _hub_limit(self) -> web.Response | dict[str, str]:
+        self.requests += 1
+        now = time.time()
+        index = int(now // _HUB_WINDOW)
+        window, used = self._hub_window
+        used = used + 1 if window == index else 1
+        self._hub_window = (index, used)
+        reset = int((index + 1) * _HUB_WINDOW - now) + 1
+        headers = {
+            "RateLimit": f'"api";r={max(0, self.api_quota - used)};t={reset}',
+            "RateLimit-Policy": f'"fixed window";"api";q={self.api_quota};w={_HUB_WINDOW}',
+        }
+        if used > self.api_quota:
+            self.throttled += 1
+            return web.json_response(
+                {"error": "You have exceeded our rate limit for api requests."},
+                status=429,
+                headers={**headers, "Retry-After": str(reset)},
+            )
+        return headers
+
+    def _github_answer(
+        self, request: web.Request, body: Any, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        """ETag and 304 (which costs nothing), else count against the hourly limit."""
+        payload = json.dumps(body).encode()
+        etag = f'W/"{hashlib.sha1(payload).hexdigest()}"'
+        now = time.time()
+        index = int(now // 3600)
+        window, used = self._github_window
+        used = used if window == index else 0
+        reset = str((index + 1) * 3600)
+
+        def limits(count: int) -> dict[str, str]:
+            return {
+                "x-ratelimit-limit": str(self.github_quota),
+                "x-ratelimit-remaining": str(max(0, self.github_quota - count)),
+                "x-ratelimit-used": str(count),
+                "x-ratelimit-reset": reset,
+                "x-ratelimit-resource": "core",
+            }
+
+        self.requests += 1
+        if request.headers.get("If-None-Match") == etag:
+            self._github_window = (index, used)
+            return web.Response(status=304, headers={"ETag": etag, **limits(used)})
+        if used >= self.github_quota:
+            self.throttled += 1
+            return web.json_response(
+                {"message": "API rate limit exceeded"}, status=403, headers=limits(used)
+            )
+        used += 1
+        self._github_window = (index, used)
+        return web.Response(
+            body=payload,
+            content_type="application/json",
+            headers={"ETag": etag, **limits(used), **(headers or {})},
+        )
+
+    # -- Hub --
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        headers = self._hub_limit()
+        if isinstance(headers, web.Response):
+            return headers
+        query: dict[str, list[str]] = {}
+        for key, value in request.query.items():
+            query.setdefault(key, []).append(value)
+        sort = query.get("sort", ["createdAt"])[-1]
+        if sort not in _SORTABLE:
+            return web.json_response({"error": f"Invalid sort: {sort}"}, status=400)
+        try:
+            limit = min(_MAX_LIMIT, max(1, int(query.get("limit", ["1000"])[-1])))
+            token = query.get("cursor", [None])[-1]
+            after = _uncursor(token) if token else None
+        except ValueError:
+            return web.json_response({"error": "Invalid limit or cursor"}, status=400)
+        expand = query.get("expand", []) + query.get("expand[]", [])
+        page, next_cursor = self._page(sort, query, limit, after)
+        if next_cursor is not None:
+            headers["Link"] = _link(request, cursor=_cursor(next_cursor))
+        return web.json_response([_project(i, expand) for i in page], headers=headers)
+
+    def _page(
+        self, sort: str, query: Mapping[str, list[str]], limit: int, after: Any
+    ) -> tuple[list[Any], Any]:
+        hub = self.hub
+        if sort == "createdAt" and not isinstance(after, list):
+            # Release order is createdAt order: walk down from the cursor's index.
+            page: list[Any] = []
+            last = None
+            for index, item in hub.newest_first(after):
+                if _matches(item, query):
+                    if len(page) == limit:
+                        return page, last
+                    page.append(item)
+                    last = index
+            return page, None
+        if sort == "lastModified" and getattr(hub.source, "modified_is_created", False):
+            candidates = self._modified_order()
+        else:
+            candidates = sorted(
+                (v for v in hub.released_views() if _matches(v, query)),
+                key=lambda i: _sort_value(i, sort),
+                reverse=True,
+            )
+        if after is not None:
+            bound = tuple(after)
+            candidates = [i for i in candidates if _sort_value(i, sort) < bound]
+        page = candidates[:limit]
+        more = len(candidates) > limit
+        return page, list(_sort_value(page[-1], sort)) if more else None
+
+    def _modified_order(self) -> list[Any]:
+        # Edited models by lastModified, then the rest in createdAt order (a generated
+        # catalog's lastModified is its createdAt): no sort over millions of models.
+        edited = self.hub.edited()
+        top = [self.hub.view(i) for i in (self.hub.find(r) for r in edited) if i is not None]
+        top.sort(key=lambda i: _sort_value(i, "lastModified"), reverse=True)
+        rest = (
+            v
+            for _, v in self.hub.newest_first()
+            if not (isinstance(v, dict) and v.get("id") in edited)
+        )
+        merged = heapq.merge(top, rest, key=lambda i: _sort_value(i, "lastModified"), reverse=True)
+        return list(merged)
+
+    async def _model_info(self, request: web.Request) -> web.Response:
+        headers = self._hub_limit()
+        if isinstance(headers, web.Response):
+            return headers
+        index = self.hub.find(request.match_info["repo_id"])
+        if index is None:
+            return web.json_response(
+                {"error": "Repository not found"},
+                status=404,
+                headers={"X-Error-Code": "RepoNotFound", **headers},
+            )
+        expand = request.query.getall("expand", [])
+        return web.json_response(_project(self.hub.view(index), expand), headers=headers)
+
+    async def _commits(self, request: web.Request) -> web.Response:
+        headers = self._hub_limit()
+        if isinstance(headers, web.Response):
+            return headers
+        repo_id = request.match_info["repo_id"]
+        if self.hub.find(repo_id) is None:
+            return web.json_response({"error": "Repository not found"}, status=404, headers=headers)
+        history = self.hub.commits(repo_id)
+        page, per_page = int(request.query.get("p", "0")), 50
+        chunk = history[page * per_page : (page + 1) * per_page]
+        if (page + 1) * per_page < len(history):
+            headers["Link"] = _link(request, p=str(page + 1))
+        return web.json_response(chunk, headers=headers)
+
+    async def _discussions(self, request: web.Request) -> web.Response:
+        headers = self._hub_limit()
+        if isinstance(headers, web.Response):
+            return headers
+        repo_id = request.match_info["repo_id"]
+        if self.hub.find(repo_id) is None:
+            return web.json_response({"error": "Repository not found"}, status=404, headers=headers)
+        every = self.hub.discussions(repo_id)
+        page, per_page = int(request.query.get("p", "0")), 50
+        chunk = every[page * per_page : (page + 1) * per_page]
+        return web.json_response(
+            {"discussions": chunk, "count": len(every), "start": page * per_page}, headers=headers
+        )
+
+    # -- GitHub --
+
+    def _gh(self, request: web.Request) -> Any:
+        name = f"{request.match_info['owner']}/{request.match_info['name']}"
+        return name, self.github.repos.get(name)
+
+    @staticmethod
+    def _paged(request: web.Request, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
+        per_page = min(100, max(1, int(request.query.get("per_page", "30"))))
+        page = max(1, int(request.query.get("page", "1")))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if page * per_page < len(items):
+            headers["Link"] = _link(request, page=str(page + 1))
+        return chunk, headers
+
+    async def _gh_repo(self, request: web.Request) -> web.Response:
+        _, repo = self._gh(request)
+        if repo is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return self._github_answer(request, repo.info)
+
+    async def _gh_commits(self, request: web.Request) -> web.Response:
+        _, repo = self._gh(request)
+        if repo is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        since = request.query.get("since")
+        items = [c for c in repo.commits if since is None or c["commit"]["author"]["date"] >= since]
+        chunk, headers = self._paged(request, items)
+        return self._github_answer(request, chunk, headers)
+
+    async def _gh_issues(self, request: web.Request) -> web.Response:
+        _, repo = self._gh(request)
+        if repo is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        state = request.query.get("state", "open")
+        since = request.query.get("since")
+        key = {"created": "created_at", "updated": "updated_at"}.get(
+            request.query.get("sort", "created"), "created_at"
+        )
+        items = [
+            i
+            for i in repo.issues.values()
+            if (state == "all" or i["state"] == state)
+            and (since is None or i["updated_at"] >= since)
+        ]
+        items.sort(
+            key=lambda i: (i[key], i["number"]),
+            reverse=request.query.get("direction", "desc") == "desc",
+        )
+        chunk, headers = self._paged(request, items)
+        return self._github_answer(request, chunk, headers)
+
+    async def _gh_releases(self, request: web.Request) -> web.Response:
+        _, repo = self._gh(request)
+        if repo is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        chunk, headers = self._paged(request, repo.releases)
+        return self._github_answer(request, chunk, headers)
+
+    # -- control --
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "released": self.hub.released,
+                "total": len(self.hub),
+                "requests": self.requests,
+                "throttled": self.throttled,
+                "faults_left": sum(f.count for f in self.faults),
+            }
+        )
+
+    async def _release(self, request: web.Request) -> web.Response:
+        if request.query.get("all"):
+            self.hub.release(len(self.hub))
+        else:
+            try:
+                self.hub.release(int(request.query.get("n", "1")))
+            except ValueError:
+                return web.json_response({"error": "n must be an integer"}, status=400)
+        return await self._status(request)
+
+    async def _set_faults(self, request: web.Request) -> web.Response:
+        try:
+            self.faults = [Fault(**f) for f in await request.json()]
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": f"bad fault script: {exc}"}, status=400)
+        return await self._status(request)
+
+    # -- webhooks out --
+
+    def _send_webhook(self, scope: str, change: dict[str, Any]) -> None:
+        url, secret = self._webhook
+        repo_id = change["repo"]
+        payload: dict[str, Any] = {
+            "event": {"action": "update" if scope == "repo.content" else "create", "scope": scope},
+            "repo": {
+                "type": "model",
+                "name": repo_id,
+                "id": "",
+                "private": False,
+                "headSha": change.get("headSha"),
+            },
+            "webhook": {"id": "replay", "version": 3},
+        }
+        if "discussion" in change:
+            payload["discussion"] = change["discussion"]
+        task = asyncio.get_running_loop().create_task(self._post(url, secret, payload))
+        self._webhook_tasks.add(task)
+        task.add_done_callback(self._webhook_tasks.discard)
+
+    @staticmethod
+    async def _post(url: str | None, secret: str | None, payload: dict[str, Any]) -> None:
+        if url is None:
+            return
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, json=payload, headers={"X-Webhook-Secret": secret or ""}) as response,
+        ):
+            await response.read()

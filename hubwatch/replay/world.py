@@ -1,0 +1,468 @@
+"""The replay's simulated world: Hub models released over time and what then happens to them
+(likes, downloads, edits, commits, discussions), and GitHub repos with their history.
+
+Everything is deterministic for a seed. Time-driven changes (releases, activity) are applied
+lazily by :meth:`HubWorld.tick` from the elapsed time, so a paused server costs nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+__all__ = ["GithubWorld", "HubWorld", "ListSource", "ModelSource", "iso_now"]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_now() -> str:
+    return iso(time.time())
+
+
+def _sha(*parts: object) -> str:
+    return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+class ModelSource(Protocol):
+    """Models in release (createdAt) order."""
+
+    def __len__(self) -> int: ...
+    def item(self, index: int) -> Any: ...
+
+
+class ListSource:
+    def __init__(self, items: Sequence[Any]) -> None:
+        self._items = sorted(items, key=_created_key)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def item(self, index: int) -> Any:
+        return self._items[index]
+
+    def insert(self, item: Any) -> int:
+        """Add an item in createdAt order; returns its index."""
+        index = bisect.bisect_right([_created_key(i) for i in self._items], _created_key(item))
+        self._items.insert(index, item)
+        return index
+
+
+def _created_key(item: Any) -> str:
+    created = item.get("createdAt") if isinstance(item, dict) else None
+    return created if isinstance(created, str) else ""
+
+
+@dataclass
+class _Overlay:
+    """What happened to one model since it was released."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    likes: int = 0
+    downloads: int = 0
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    "Newest first, before the generated history."
+    discussions: list[dict[str, Any]] = field(default_factory=list)
+
+
+class HubWorld:
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        start: int = 0,
+        rate: float = 0.0,
+        activity_rate: float = 0.0,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.released = min(start, len(source))
+        self.rate = rate
+        "Further releases per second."
+        self.activity_rate = activity_rate
+        "Likes, downloads, commits and discussions per second, spread over released models."
+        self._clock = clock
+        self._release_mark = clock()
+        self._activity_mark = clock()
+        self._rng = random.Random(seed)
+        self._overlays: dict[str, _Overlay] = {}
+        self._index: dict[str, int] = {}
+        self._edited: dict[str, str] = {}
+        "repo id -> lastModified of models edited in the replay."
+        self.on_change = on_change
+        "Called with (scope, payload) on discussion and content changes (webhooks)."
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    # -- time --
+
+    def tick(self) -> None:
+        now = self._clock()
+        if self.rate > 0:
+            due = math.floor((now - self._release_mark) * self.rate)
+            if due > 0:
+                self.release(due)
+                self._release_mark += due / self.rate
+        if self.activity_rate > 0 and self.released:
+            due = math.floor((now - self._activity_mark) * self.activity_rate)
+            for _ in range(min(due, 10_000)):
+                self._random_activity()
+            if due > 0:
+                self._activity_mark += due / self.activity_rate
+
+    def release(self, count: int) -> None:
+        self.released = min(len(self.source), self.released + max(0, count))
+
+    def add(self, item: Any) -> None:
+        """List one more item (a fixture source only). One created before the newest
+        released model is listed at once, as a late-listed upload would be."""
+        insert = getattr(self.source, "insert", None)
+        if insert is None:
+            raise TypeError("this source is fixed")
+        if insert(item) < self.released:
+            self.released += 1
+        self._index.clear()
+
+    def _random_activity(self) -> None:
+        item = self.source.item(self._rng.randrange(self.released))
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            return
+        repo_id = item["id"]
+        roll = self._rng.random()
+        if roll < 0.4:
+            self.engage(repo_id, likes=self._rng.randint(1, 5))
+        elif roll < 0.8:
+            self.engage(repo_id, downloads=self._rng.randint(10, 1000))
+        elif roll < 0.9:
+            self.commit(repo_id, "Update README.md")
+        else:
+            self.discussion(repo_id, title="Question about the weights")
+
+    # -- reading --
+
+    def find(self, repo_id: str) -> int | None:
+        if not self._index:
+            for i in range(len(self.source)):
+                item = self.source.item(i)
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    self._index[item["id"]] = i
+        index = self._index.get(repo_id)
+        return index if index is not None and index < self.released else None
+
+    def view(self, index: int) -> Any:
+        """A released model as the API shows it now."""
+        item = self.source.item(index)
+        if not isinstance(item, dict):
+            return item
+        overlay = self._overlays.get(item.get("id"))  # type: ignore[arg-type]
+        if overlay is None:
+            return item
+        shown = {**item, **overlay.fields}
+        for key, extra in (("likes", overlay.likes), ("downloads", overlay.downloads)):
+            if isinstance(shown.get(key), int) or shown.get(key) is None:
+                shown[key] = (shown.get(key) or 0) + extra
+        if overlay.downloads:
+            shown["downloadsAllTime"] = (shown.get("downloadsAllTime") or 0) + overlay.downloads
+            shown["trendingScore"] = (shown.get("trendingScore") or 0) + overlay.downloads // 100
+        return shown
+
+    def released_views(self) -> Iterator[Any]:
+        for i in range(self.released):
+            yield self.view(i)
+
+    def newest_first(self, before: int | None = None) -> Iterator[tuple[int, Any]]:
+        start = self.released - 1 if before is None else min(before, self.released) - 1
+        for i in range(start, -1, -1):
+            yield i, self.view(i)
+
+    def edited(self) -> dict[str, str]:
+        return dict(self._edited)
+
+    def commits(self, repo_id: str) -> list[dict[str, Any]]:
+        index = self.find(repo_id)
+        if index is None:
+            return []
+        item = self.source.item(index)
+        overlay = self._overlays.get(repo_id)
+        history = [] if overlay is None else list(overlay.commits)
+        author = item.get("author") or repo_id.partition("/")[0]
+        created, modified = item.get("createdAt"), item.get("lastModified")
+        if isinstance(modified, str) and modified != created:
+            history.append(
+                {
+                    "id": item.get("sha") or _sha(repo_id, modified),
+                    "title": "Upload folder using huggingface_hub",
+                    "message": "",
+                    "authors": [{"user": author}],
+                    "date": modified,
+                }
+            )
+        history.append(
+            {
+                "id": _sha(repo_id, "initial"),
+                "title": "initial commit",
+                "message": "",
+                "authors": [{"user": author}],
+                "date": created,
+            }
+        )
+        return history
+
+    def discussions(self, repo_id: str) -> list[dict[str, Any]]:
+        overlay = self._overlays.get(repo_id)
+        return [] if overlay is None else sorted(overlay.discussions, key=lambda d: -d["num"])
+
+    # -- changes --
+
+    def _overlay(self, repo_id: str) -> _Overlay:
+        if self.find(repo_id) is None:
+            raise KeyError(f"no released model {repo_id!r}")
+        return self._overlays.setdefault(repo_id, _Overlay())
+
+    def engage(self, repo_id: str, *, likes: int = 0, downloads: int = 0) -> None:
+        overlay = self._overlay(repo_id)
+        overlay.likes += likes
+        overlay.downloads += downloads
+
+    def edit(self, repo_id: str, fields: dict[str, Any]) -> str:
+        """Change card/tag fields as a commit would; returns the new lastModified."""
+        overlay = self._overlay(repo_id)
+        modified = iso_now()
+        sha = _sha(repo_id, modified, len(overlay.commits))
+        overlay.fields.update(fields, lastModified=modified, sha=sha)
+        overlay.commits.insert(
+            0,
+            {
+                "id": sha,
+                "title": "Update README.md",
+                "message": "",
+                "authors": [{"user": repo_id.partition("/")[0]}],
+                "date": modified,
+            },
+        )
+        self._edited[repo_id] = modified
+        self._notify("repo.content", repo_id, {"headSha": sha})
+        return modified
+
+    def commit(self, repo_id: str, title: str) -> str:
+        overlay = self._overlay(repo_id)
+        now = iso_now()
+        sha = _sha(repo_id, now, len(overlay.commits), title)
+        overlay.commits.insert(
+            0,
+            {
+                "id": sha,
+                "title": title,
+                "message": "",
+                "authors": [{"user": repo_id.partition("/")[0]}],
+                "date": now,
+            },
+        )
+        overlay.fields.update(lastModified=now, sha=sha)
+        self._edited[repo_id] = now
+        self._notify("repo.content", repo_id, {"headSha": sha})
+        return sha
+
+    def discussion(
+        self,
+        repo_id: str,
+        *,
+        title: str = "",
+        num: int | None = None,
+        status: str = "open",
+        is_pull_request: bool = False,
+    ) -> dict[str, Any]:
+        overlay = self._overlay(repo_id)
+        existing = next((d for d in overlay.discussions if d["num"] == num), None)
+        if existing is not None:
+            existing["status"] = status
+            discussion = existing
+        else:
+            discussion = {
+                "num": num or len(overlay.discussions) + 1,
+                "title": title,
+                "status": status,
+                "isPullRequest": is_pull_request,
+                "createdAt": iso_now(),
+                "author": {"name": "someuser"},
+                "repo": {"name": repo_id, "type": "model"},
+            }
+            overlay.discussions.append(discussion)
+        self._notify("discussion", repo_id, {"discussion": dict(discussion)})
+        return discussion
+
+    def _notify(self, scope: str, repo_id: str, payload: dict[str, Any]) -> None:
+        if self.on_change is not None:
+            self.on_change(scope, {"repo": repo_id, **payload})
+
+
+@dataclass
+class _Repo:
+    info: dict[str, Any]
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    "Newest first."
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GithubWorld:
+    """GitHub repos with a seeded history, changed by hand or by the activity clock."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        activity_rate: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repos: dict[str, _Repo] = {}
+        self._rng = random.Random(seed)
+        self.activity_rate = activity_rate
+        self._clock = clock
+        self._mark = clock()
+        self._ids = 1000
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def add_repo(self, name: str, *, history: int = 3) -> None:
+        if name in self.repos:
+            return
+        owner = name.partition("/")[0]
+        repo = _Repo(
+            info={
+                "id": self._next_id(),
+                "full_name": name,
+                "name": name.split("/")[1],
+                "owner": {"login": owner},
+                "stargazers_count": 10,
+                "forks_count": 2,
+                "open_issues_count": 0,
+                "pushed_at": iso_now(),
+                "default_branch": "main",
+            }
+        )
+        self.repos[name] = repo
+        base = time.time() - 86_400
+        for i in range(history):
+            self.commit(name, f"change {i}", at=base + i * 3600)
+        self.issue(name, "First bug", at=base + 100)
+        self.issue(name, "Add a feature", pull_request=True, at=base + 200)
+        self.release(name, "v0.1.0", at=base + 300)
+
+    def tick(self) -> None:
+        if self.activity_rate <= 0 or not self.repos:
+            return
+        now = self._clock()
+        due = math.floor((now - self._mark) * self.activity_rate)
+        for _ in range(min(due, 10_000)):
+            name = self._rng.choice(sorted(self.repos))
+            roll = self._rng.random()
+            if roll < 0.4:
+                self.star(name, 1)
+            elif roll < 0.7:
+                self.commit(name, "Fix a typo")
+            elif roll < 0.9:
+                self.issue(name, "Something broke")
+            else:
+                self.release(name, f"v0.{self._next_id()}.0")
+        if due > 0:
+            self._mark += due / self.activity_rate
+
+    def commit(self, name: str, message: str, *, at: float | None = None) -> str:
+        repo = self.repos[name]
+        when = iso(at if at is not None else time.time())
+        sha = _sha(name, when, len(repo.commits), message)
+        owner = name.partition("/")[0]
+        repo.commits.insert(
+            0,
+            {
+                "sha": sha,
+                "node_id": "",
+                "html_url": f"https://github.com/{name}/commit/{sha}",
+                "commit": {
+                    "author": {"name": owner, "email": "", "date": when},
+                    "committer": {"name": owner, "email": "", "date": when},
+                    "message": message,
+                    "comment_count": 0,
+                },
+                "author": {"login": owner, "id": 1},
+                "committer": {"login": owner, "id": 1},
+                "parents": [{"sha": repo.commits[0]["sha"]}] if repo.commits else [],
+            },
+        )
+        repo.info["pushed_at"] = when
+        return sha
+
+    def issue(
+        self,
+        name: str,
+        title: str,
+        *,
+        number: int | None = None,
+        state: str = "open",
+        pull_request: bool = False,
+        at: float | None = None,
+    ) -> dict[str, Any]:
+        repo = self.repos[name]
+        when = iso(at if at is not None else time.time())
+        if number is not None and number in repo.issues:
+            issue = repo.issues[number]
+            issue.update(
+                state=state, updated_at=when, closed_at=when if state == "closed" else None
+            )
+        else:
+            number = max(repo.issues, default=0) + 1
+            issue = {
+                "id": self._next_id(),
+                "number": number,
+                "title": title,
+                "state": state,
+                "user": {"login": "someuser", "id": 2},
+                "labels": [],
+                "comments": 0,
+                "created_at": when,
+                "updated_at": when,
+                "closed_at": None,
+                "author_association": "NONE",
+            }
+            if pull_request:
+                issue["pull_request"] = {
+                    "url": f"https://api.github.com/repos/{name}/pulls/{number}"
+                }
+            repo.issues[number] = issue
+        repo.info["open_issues_count"] = sum(
+            1 for i in repo.issues.values() if i["state"] == "open"
+        )
+        return issue
+
+    def release(self, name: str, tag: str, *, at: float | None = None) -> None:
+        repo = self.repos[name]
+        when = iso(at if at is not None else time.time())
+        repo.releases.insert(
+            0,
+            {
+                "id": self._next_id(),
+                "tag_name": tag,
+                "name": tag,
+                "draft": False,
+                "prerelease": False,
+                "created_at": when,
+                "published_at": when,
+            },
+        )
+
+    def star(self, name: str, count: int) -> None:
+        self.repos[name].info["stargazers_count"] += count

@@ -1,0 +1,148 @@
+"""The edits stream: ``GET /api/models?sort=lastModified``, emitting ``model.updated`` when a
+model's tags, base models or card relation change. Commits that change none of them are the
+community stream's business, not an edit."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import httpx
+
+from hubwatch import metrics
+from hubwatch.errors import SchemaError
+from hubwatch.events import ModelUpdated, format_datetime, parse_datetime
+from producers._pagination import iter_pages
+from producers._ratelimit import RequestBudget
+from producers.hub import (
+    EXPAND_FIELDS,
+    changed_fields,
+    model_created_from_api,
+    model_updated,
+    now_utc,
+    relation_fingerprint,
+)
+from producers.hub_uploads import reject
+from producers.publish import EventPublisher
+from producers.state import RejectedSet, StateStore
+
+__all__ = ["HubEditsPoller"]
+
+log = logging.getLogger(__name__)
+_MARK = "hub.edits.watermark"
+
+
+class HubEditsPoller:
+    name = "hub.edits"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        publisher: EventPublisher,
+        store: StateStore,
+        *,
+        overlap: timedelta,
+        initial_lookback: timedelta | None,
+        page_limit: int = 500,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        self._client = client
+        self._publisher = publisher
+        self._store = store
+        self._overlap = overlap
+        self._initial_lookback = initial_lookback
+        self._page_limit = page_limit
+        self._budget = budget
+
+    def _seen(self, stage: str) -> RejectedSet:
+        return self._store.rejected(stage)
+
+    async def poll_once(self) -> int:
+        observed_at = now_utc()
+        mark = self._store.mark(_MARK)
+        watermark = parse_datetime(mark) if mark else None
+        if watermark is not None:
+            floor: datetime | None = watermark - self._overlap
+        elif self._initial_lookback is not None:
+            floor = observed_at - self._initial_lookback
+        else:
+            floor = None
+        params = [("sort", "lastModified"), ("limit", str(self._page_limit))] + [
+            ("expand", f) for f in EXPAND_FIELDS
+        ]
+        updates: list[tuple[ModelUpdated, str]] = []
+        newest = watermark
+        source = f"{self._client.base_url}/api/models?sort=lastModified"
+        async for page in iter_pages(self._client, "/api/models", params, budget=self._budget):
+            done = False
+            for item in page:
+                try:
+                    created = model_created_from_api(item, observed_at)
+                    if created.last_modified is None:
+                        raise SchemaError("missing_field", "lastModified")
+                except SchemaError as error:
+                    await reject(
+                        self._publisher,
+                        seen=self._seen("producer.hub.edits"),
+                        stage="producer.hub.edits",
+                        source=source,
+                        item=item,
+                        error=error,
+                    )
+                    continue
+                if floor is not None and created.last_modified < floor:
+                    done = True
+                    break
+                if newest is None or created.last_modified > newest:
+                    newest = created.last_modified
+                fingerprint = relation_fingerprint(created)
+                known = self._store.fingerprint(created.repo_id)
+                if known == fingerprint:
+                    continue  # nothing derivation-relevant changed (or already reported)
+                if (
+                    known is None
+                    and self._store.get(created.repo_id) is None
+                    and (
+                        watermark is None
+                        or (
+                            created.created_at is not None
+                            and created.created_at >= watermark - self._overlap
+                        )
+                    )
+                ):
+                    # A new upload: the uploads stream reports it as model.created.
+                    continue
+                updates.append(
+                    (model_updated(created, changed_fields(known, fingerprint)), fingerprint)
+                )
+            if done:
+                break
+
+        updates.reverse()  # oldest edit first
+        for event, _ in updates:
+            await self._publisher.publish(event)
+        await self._publisher.flush()
+        # State moves only after the events are durable; no await inside the transaction,
+        # so pollers sharing the store never interleave in it.
+        with self._store.transaction():
+            for event, fingerprint in updates:
+                if self._store.get(event.repo_id) is not None:
+                    self._store.set_fingerprint(event.repo_id, fingerprint)
+                else:
+                    self._store.track(
+                        event.repo_id,
+                        author=None,
+                        created_at=None,
+                        fingerprint=fingerprint,
+                        downloads=None,
+                        likes=None,
+                        next_snapshot=0.0,
+                        community=False,
+                    )
+            if newest is not None:
+                self._store.set_mark(_MARK, format_datetime(newest))
+        if newest is not None:
+            metrics.WATERMARK.labels(self.name).set(newest.timestamp())
+        if updates:
+            log.info("hub edits: %d updated models", len(updates))
+        return len(updates)

@@ -1,0 +1,159 @@
+"""Engagement snapshots (``model.snapshot``): the Hub keeps no time series, so hubwatch
+samples one. Each round spends a bounded share of the Hub budget: one bulk list call for the
+trending models (a thousand snapshots for one request), then per-model calls for the most
+overdue tracked models, new and fast-moving ones due often, the long tail rarely."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+
+from hubwatch.errors import NotFound, SchemaError
+from hubwatch.events import ModelSnapshot
+from producers._http import request
+from producers._ratelimit import RequestBudget
+from producers.hub import ENGAGEMENT_FIELDS, model_snapshot_from_api, now_utc
+from producers.hub_uploads import reject
+from producers.publish import EventPublisher
+from producers.state import RejectedSet
+from producers.tracking import Tracker
+
+__all__ = ["EngagementPoller"]
+
+log = logging.getLogger(__name__)
+_GONE_RECHECK = 7 * 24 * 3600.0
+
+
+class EngagementPoller:
+    name = "hub.engagement"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        publisher: EventPublisher,
+        tracker: Tracker,
+        *,
+        requests_per_round: int,
+        bulk_every: float = 300.0,
+        bulk_limit: int = 1000,
+        budget: RequestBudget | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._publisher = publisher
+        self._tracker = tracker
+        self._requests = max(1, requests_per_round)
+        self._bulk_every = bulk_every
+        self._bulk_limit = bulk_limit
+        self._budget = budget
+        self._clock = clock
+        self._next_bulk = 0.0
+        self._expand = [("expand", f) for f in ENGAGEMENT_FIELDS]
+
+    def _seen(self, stage: str) -> RejectedSet:
+        return self._tracker.store.rejected(stage)
+
+    async def poll_once(self) -> int:
+        now = self._clock()
+        snapshots: dict[str, ModelSnapshot] = {}
+        gone: list[str] = []
+        used = 0
+        if now >= self._next_bulk:
+            used += 1
+            for snap in await self._bulk():
+                snapshots[snap.repo_id] = snap
+            self._next_bulk = now + self._bulk_every
+        store = self._tracker.store
+        for model in store.due_snapshots(now, self._requests - used):
+            if model.repo_id in snapshots:
+                continue
+            try:
+                body, _ = await request(
+                    self._client,
+                    f"/api/models/{model.repo_id}",
+                    params=self._expand,
+                    budget=self._budget,
+                )
+                snap = model_snapshot_from_api(body, now_utc())
+            except NotFound:
+                gone.append(model.repo_id)
+                continue
+            except SchemaError as error:
+                await reject(
+                    self._publisher,
+                    seen=self._seen("producer.hub.engagement"),
+                    stage="producer.hub.engagement",
+                    source=f"/api/models/{model.repo_id}",
+                    item=None,
+                    error=error,
+                )
+                gone.append(model.repo_id)
+                continue
+            snapshots[snap.repo_id] = snap
+
+        for snap in snapshots.values():
+            await self._publisher.publish(snap)
+        await self._publisher.flush()
+        with store.transaction():
+            for snap in snapshots.values():
+                self._record(snap, now)
+            for repo_id in gone:
+                store.record_snapshot(
+                    repo_id,
+                    at=now,
+                    downloads=None,
+                    likes=None,
+                    velocity=0.0,
+                    next_snapshot=now + _GONE_RECHECK,
+                )
+        return len(snapshots)
+
+    async def _bulk(self) -> list[ModelSnapshot]:
+        params = [("sort", "trendingScore"), ("limit", str(self._bulk_limit)), *self._expand]
+        body, _ = await request(self._client, "/api/models", params=params, budget=self._budget)
+        observed = now_utc()
+        out = []
+        for item in body if isinstance(body, list) else []:
+            try:
+                out.append(model_snapshot_from_api(item, observed))
+            except SchemaError as error:
+                await reject(
+                    self._publisher,
+                    seen=self._seen("producer.hub.engagement"),
+                    stage="producer.hub.engagement",
+                    source="/api/models?sort=trendingScore",
+                    item=item,
+                    error=error,
+                )
+        return out
+
+    def _record(self, snap: ModelSnapshot, now: float) -> None:
+        store = self._tracker.store
+        model = store.get(snap.repo_id)
+        if model is None:
+            return  # a trending model hubwatch does not follow: the snapshot is enough
+        downloads = (
+            snap.downloads_all_time if snap.downloads_all_time is not None else snap.downloads
+        )
+        velocity = 0.0
+        if model.last_snapshot is not None and now > model.last_snapshot:
+            hours = (now - model.last_snapshot) / 3600
+            gained = max(0, (downloads or 0) - (model.downloads or 0)) + max(
+                0, (snap.likes or 0) - (model.likes or 0)
+            )
+            velocity = gained / hours
+        age = now - model.created_at if model.created_at is not None else None
+        interval = self._tracker.schedule.interval(
+            age=age, velocity=velocity, downloads=snap.downloads
+        )
+        store.record_snapshot(
+            snap.repo_id,
+            at=now,
+            downloads=downloads,
+            likes=snap.likes,
+            velocity=velocity,
+            next_snapshot=now + interval,
+        )

@@ -1,0 +1,203 @@
+"""Assembles the producers from settings: one HTTP client and one request budget per API,
+the shared state store, every poller, and the webhook receiver; runs them until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Protocol, Self
+
+import httpx
+
+from hubwatch.errors import SchemaError, SourceError
+from hubwatch.settings import Settings, split_list
+from producers._http import make_client
+from producers._ratelimit import RequestBudget
+from producers.checkpoint import CheckpointStore
+from producers.github import GITHUB_HEADERS, GithubPoller
+from producers.hub_community import CommunityPoller
+from producers.hub_edits import HubEditsPoller
+from producers.hub_engagement import EngagementPoller
+from producers.hub_uploads import HubUploadsPoller
+from producers.publish import EventPublisher
+from producers.state import StateStore
+from producers.tracking import Tracker, TrackingPolicy
+from producers.webhooks import WebhookReceiver
+
+__all__ = ["Poller", "Producers", "run_every"]
+
+log = logging.getLogger(__name__)
+
+
+class Poller(Protocol):
+    name: str
+
+    async def poll_once(self) -> int: ...
+
+
+async def run_every(poller: Poller, interval: float, stop: asyncio.Event) -> None:
+    """Poll until ``stop``; an upstream failure is logged and retried next round, so a
+    poller never loses its place (its state moves only after a successful round)."""
+    while not stop.is_set():
+        try:
+            await poller.poll_once()
+        except (SourceError, SchemaError) as exc:
+            log.warning("%s: poll failed, will retry: %s", poller.name, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+class Producers:
+    """Every stream the settings ask for, over one publisher."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: EventPublisher,
+        *,
+        hub: bool = True,
+        github: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.want_hub = hub
+        self.want_github = github
+        self.hub_budget = RequestBudget(
+            "hub", limit=settings.hub_requests_per_window, window=300.0, share=settings.rate_share
+        )
+        github_limit = settings.github_requests_per_hour if settings.github_token else 60
+        self.github_budget = RequestBudget(
+            "github", limit=github_limit, window=3600.0, share=settings.rate_share
+        )
+        self.store: StateStore | None = None
+        self.pollers: list[tuple[Poller, float]] = []
+        self.webhooks: WebhookReceiver | None = None
+        self._clients: list[httpx.AsyncClient] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self.store = store = StateStore(s.state_dir / "producers.sqlite")
+        tracker = Tracker(
+            store,
+            TrackingPolicy(
+                community_min_likes=s.community_min_likes,
+                watched_orgs=frozenset(split_list(s.watched_orgs)),
+                watched_base_models=frozenset(split_list(s.watched_base_models)),
+                webhook_orgs=frozenset(split_list(s.watched_orgs))
+                if s.webhook_port
+                else frozenset(),
+            ),
+        )
+        overlap = timedelta(seconds=s.overlap_seconds)
+        lookback = (
+            None
+            if s.initial_lookback_seconds is None
+            else timedelta(seconds=s.initial_lookback_seconds)
+        )
+        if self.want_hub:
+            hub = make_client(base_url=s.hub_url, token=s.hf_token)
+            self._clients.append(hub)
+            streams = split_list(s.hub_streams)
+            if "uploads" in streams:
+                self.pollers.append(
+                    (
+                        HubUploadsPoller(
+                            hub,
+                            self.publisher,
+                            CheckpointStore(s.checkpoint_dir / "hub_uploads.json"),
+                            overlap=overlap,
+                            initial_lookback=lookback,
+                            page_limit=s.page_limit,
+                            budget=self.hub_budget,
+                            tracker=tracker,
+                        ),
+                        s.poll_interval,
+                    )
+                )
+            if "edits" in streams:
+                self.pollers.append(
+                    (
+                        HubEditsPoller(
+                            hub,
+                            self.publisher,
+                            store,
+                            overlap=overlap,
+                            initial_lookback=lookback,
+                            page_limit=s.page_limit,
+                            budget=self.hub_budget,
+                        ),
+                        s.edits_interval,
+                    )
+                )
+            if "engagement" in streams:
+                per_round = round(s.snapshot_requests_per_window * s.engagement_interval / 300)
+                self.pollers.append(
+                    (
+                        EngagementPoller(
+                            hub,
+                            self.publisher,
+                            tracker,
+                            requests_per_round=per_round,
+                            budget=self.hub_budget,
+                        ),
+                        s.engagement_interval,
+                    )
+                )
+            if "community" in streams:
+                self.pollers.append(
+                    (
+                        CommunityPoller(hub, self.publisher, tracker, budget=self.hub_budget),
+                        s.community_interval,
+                    )
+                )
+            if s.webhook_port is not None and s.webhook_secret:
+                self.webhooks = WebhookReceiver(
+                    self.publisher, store, s.webhook_secret, port=s.webhook_port
+                )
+                await self.webhooks.start()
+                log.info("receiving Hub webhooks at %s%s", self.webhooks.url, WebhookReceiver.path)
+        if self.want_github:
+            github = make_client(
+                base_url=s.github_url, token=s.github_token, headers=GITHUB_HEADERS
+            )
+            self._clients.append(github)
+            self.pollers.append(
+                (
+                    GithubPoller(
+                        github,
+                        self.publisher,
+                        store,
+                        repos=split_list(s.github_repos),
+                        budget=self.github_budget,
+                    ),
+                    s.github_interval,
+                )
+            )
+
+    async def stop(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+            self.webhooks = None
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+        self.pollers.clear()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def poll_once(self) -> dict[str, int]:
+        """Each poller once, in order; returns events published per stream."""
+        return {poller.name: await poller.poll_once() for poller, _ in self.pollers}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(run_every(p, interval, stop) for p, interval in self.pollers))

@@ -1,0 +1,264 @@
+"""What the producers know between polls: tracked models, their schedules, commit heads,
+discussion statuses, GitHub ETags and watermarks. One SQLite file under the state dir.
+
+Pollers publish, flush the publisher, and only then record what they did in one
+:meth:`StateStore.transaction` (with no ``await`` inside, so pollers sharing the store never
+interleave in it). A crash (even kill -9) leaves a state whose events are all published: a
+restart re-emits at most what the event ids deduplicate, and skips nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RejectedSet", "StateStore", "TrackedModel"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    repo_id TEXT PRIMARY KEY,
+    author TEXT,
+    created_at REAL,                -- unix seconds; NULL when the Hub has no date
+    fingerprint TEXT,               -- of the fields whose change is an edit event
+    downloads INTEGER,
+    likes INTEGER,
+    velocity REAL DEFAULT 0,        -- downloads+likes per hour at the last snapshot
+    last_snapshot REAL,
+    next_snapshot REAL NOT NULL,
+    community INTEGER DEFAULT 0,    -- 1: poll its commits and discussions
+    next_community REAL DEFAULT 0,
+    commit_head TEXT
+);
+CREATE INDEX IF NOT EXISTS models_next_snapshot ON models (next_snapshot);
+CREATE INDEX IF NOT EXISTS models_next_community ON models (community, next_community);
+CREATE TABLE IF NOT EXISTS families (base_model TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS discussions (
+    repo_id TEXT, num INTEGER, status TEXT, PRIMARY KEY (repo_id, num));
+CREATE TABLE IF NOT EXISTS github_repos (repo TEXT PRIMARY KEY, source TEXT);
+CREATE TABLE IF NOT EXISTS rejected (
+    stage TEXT, fingerprint TEXT, PRIMARY KEY (stage, fingerprint));
+CREATE TABLE IF NOT EXISTS etags (url TEXT PRIMARY KEY, etag TEXT);
+CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedModel:
+    repo_id: str
+    created_at: float | None
+    downloads: int | None
+    likes: int | None
+    velocity: float
+    last_snapshot: float | None
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT).
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing; nests (only the outermost block commits)."""
+        if self._depth == 0:
+            self._db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
+
+    # -- tracked models --
+
+    def track(
+        self,
+        repo_id: str,
+        *,
+        author: str | None,
+        created_at: float | None,
+        fingerprint: str,
+        downloads: int | None,
+        likes: int | None,
+        next_snapshot: float,
+        community: bool,
+    ) -> bool:
+        """Start tracking a model; False if it was known already (nothing changes)."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO models (repo_id, author, created_at, fingerprint, downloads,"
+            " likes, next_snapshot, community) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                repo_id,
+                author,
+                created_at,
+                fingerprint,
+                downloads,
+                likes,
+                next_snapshot,
+                int(community),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def fingerprint(self, repo_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT fingerprint FROM models WHERE repo_id = ?", (repo_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_fingerprint(self, repo_id: str, fingerprint: str) -> None:
+        self._db.execute(
+            "UPDATE models SET fingerprint = ? WHERE repo_id = ?", (fingerprint, repo_id)
+        )
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM models").fetchone()[0])
+
+    def due_snapshots(self, now: float, limit: int) -> list[TrackedModel]:
+        rows = self._db.execute(
+            "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot FROM models"
+            " WHERE next_snapshot <= ? ORDER BY next_snapshot LIMIT ?",
+            (now, limit),
+        )
+        return [TrackedModel(*row) for row in rows]
+
+    def get(self, repo_id: str) -> TrackedModel | None:
+        row = self._db.execute(
+            "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot FROM models"
+            " WHERE repo_id = ?",
+            (repo_id,),
+        ).fetchone()
+        return None if row is None else TrackedModel(*row)
+
+    def record_snapshot(
+        self,
+        repo_id: str,
+        *,
+        at: float,
+        downloads: int | None,
+        likes: int | None,
+        velocity: float,
+        next_snapshot: float,
+    ) -> None:
+        self._db.execute(
+            "UPDATE models SET downloads = ?, likes = ?, velocity = ?, last_snapshot = ?,"
+            " next_snapshot = ? WHERE repo_id = ?",
+            (downloads, likes, velocity, at, next_snapshot, repo_id),
+        )
+
+    def set_community(self, repo_id: str, community: bool) -> None:
+        self._db.execute(
+            "UPDATE models SET community = ? WHERE repo_id = ?", (int(community), repo_id)
+        )
+
+    def due_community(self, now: float, limit: int) -> list[str]:
+        rows = self._db.execute(
+            "SELECT repo_id FROM models WHERE community = 1 AND next_community <= ?"
+            " ORDER BY next_community LIMIT ?",
+            (now, limit),
+        )
+        return [row[0] for row in rows]
+
+    def schedule_community(self, repo_id: str, at: float) -> None:
+        self._db.execute("UPDATE models SET next_community = ? WHERE repo_id = ?", (at, repo_id))
+
+    def commit_head(self, repo_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT commit_head FROM models WHERE repo_id = ?", (repo_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def set_commit_head(self, repo_id: str, commit_id: str) -> None:
+        self._db.execute(
+            "UPDATE models SET commit_head = ? WHERE repo_id = ?", (commit_id, repo_id)
+        )
+
+    # -- families of watched base models --
+
+    def add_family(self, base_model: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO families VALUES (?)", (base_model,))
+
+    def in_family(self, base_models: tuple[str, ...]) -> bool:
+        if not base_models:
+            return False
+        marks = ",".join("?" * len(base_models))
+        row = self._db.execute(
+            f"SELECT 1 FROM families WHERE base_model IN ({marks}) LIMIT 1", base_models
+        ).fetchone()
+        return row is not None
+
+    # -- GitHub repos to follow --
+
+    def add_github_repo(self, repo: str, source: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO github_repos VALUES (?, ?)", (repo, source))
+
+    def github_repos(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT repo FROM github_repos ORDER BY repo")]
+
+    # -- dead-lettered input, reported once --
+
+    def rejected(self, stage: str) -> RejectedSet:
+        return RejectedSet(self, stage)
+
+    # -- discussions, ETags, marks --
+
+    def discussion_status(self, repo_id: str, num: int) -> str | None:
+        row = self._db.execute(
+            "SELECT status FROM discussions WHERE repo_id = ? AND num = ?", (repo_id, num)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_discussion_status(self, repo_id: str, num: int, status: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO discussions VALUES (?, ?, ?)", (repo_id, num, status)
+        )
+
+    def etag(self, url: str) -> str | None:
+        row = self._db.execute("SELECT etag FROM etags WHERE url = ?", (url,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_etag(self, url: str, etag: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO etags VALUES (?, ?)", (url, etag))
+
+    def mark(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM marks WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_mark(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (name, value))
+
+
+class RejectedSet:
+    """Fingerprints of input one stage already dead-lettered (``in`` and ``add``)."""
+
+    def __init__(self, store: StateStore, stage: str) -> None:
+        self._db = store._db
+        self._stage = stage
+
+    def __contains__(self, fingerprint: object) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM rejected WHERE stage = ? AND fingerprint = ?",
+                (self._stage, fingerprint),
+            ).fetchone()
+            is not None
+        )
+
+    def add(self, fingerprint: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO rejected VALUES (?, ?)", (self._stage, fingerprint))
