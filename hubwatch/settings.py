@@ -52,6 +52,8 @@ class Settings:
     "Per-model snapshot calls per 5 minutes (one bulk trending call comes on top)."
     community_interval: float = 60.0
     community_min_likes: int = 10
+    community_repo_interval: float = 3600.0
+    "How often one followed model's commits and discussions are polled."
     watched_orgs: str = ""
     watched_base_models: str = ""
     github_interval: float = 300.0

@@ -136,8 +136,9 @@ class RequestBudget:
         async with self._lock:  # serial: one pacing decision at a time
             while True:
                 now = self._clock()
+                # Short steps: a limit learnt meanwhile (or a stop) takes effect soon.
                 if now < self._paused_until:
-                    await self._sleep(self._paused_until - now)
+                    await self._sleep(min(1.0, self._paused_until - now))
                     continue
                 self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
                 self._last = now
@@ -145,7 +146,7 @@ class RequestBudget:
                     self._tokens -= 1
                     self.requests += 1
                     return
-                await self._sleep((1 - self._tokens) / self.rate)
+                await self._sleep(min(1.0, (1 - self._tokens) / self.rate))
 
     def refund(self) -> None:
         """A request that did not count against the limit (GitHub's 304)."""

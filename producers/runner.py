@@ -37,12 +37,28 @@ class Poller(Protocol):
     async def poll_once(self) -> int: ...
 
 
-async def run_every(poller: Poller, interval: float, stop: asyncio.Event) -> None:
+async def run_every(
+    poller: Poller, interval: float, stop: asyncio.Event, grace: float = 5.0
+) -> None:
     """Poll until ``stop``; an upstream failure is logged and retried next round, so a
-    poller never loses its place (its state moves only after a successful round)."""
+    poller never loses its place (its state moves only after a successful round).
+
+    On ``stop`` a round in flight gets ``grace`` seconds to finish, then is cancelled:
+    safe, because nothing it did counts until its events are flushed and its state saved.
+    """
     while not stop.is_set():
+        round_ = asyncio.ensure_future(poller.poll_once())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({round_, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not round_.done():
+            await asyncio.wait({round_}, timeout=grace)
+            round_.cancel()
+        stopping.cancel()
         try:
-            await poller.poll_once()
+            await round_
+        except asyncio.CancelledError:
+            log.info("%s: round cancelled on stop", poller.name)
+            return
         except (SourceError, SchemaError) as exc:
             log.warning("%s: poll failed, will retry: %s", poller.name, exc)
         with contextlib.suppress(TimeoutError):
@@ -83,6 +99,7 @@ class Producers:
             store,
             TrackingPolicy(
                 community_min_likes=s.community_min_likes,
+                community_every=s.community_repo_interval,
                 watched_orgs=frozenset(split_list(s.watched_orgs)),
                 watched_base_models=frozenset(split_list(s.watched_base_models)),
                 webhook_orgs=frozenset(split_list(s.watched_orgs))

@@ -3,6 +3,7 @@ fails), plus a replay server on a free port. Each test gets its own database and
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -184,3 +185,33 @@ MALFORMED_REJECTED = 5
 def write_jsonl(path: Path, items: list[Any]) -> Path:
     path.write_text("\n".join(json.dumps(i) for i in items) + "\n")
     return path
+
+
+async def drain(queue: asyncio.Queue[Any]) -> list[Any]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+        queue.task_done()
+    return out
+
+
+async def poll_draining(poller: Any, queue: asyncio.Queue[Any]) -> list[Any]:
+    """One poll, taking events off the queue as processors would (flush waits for that)."""
+    task = asyncio.create_task(poller.poll_once())
+    out: list[Any] = []
+    while not task.done():  # flush() waits for the queue to be taken, as processors do
+        out.extend(await drain(queue))
+        await asyncio.sleep(0.01)
+    await task
+    return out + await drain(queue)
+
+
+def kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-q", "-f", "%s\\n"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]

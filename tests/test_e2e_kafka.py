@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tests.conftest import (
     MALFORMED_REJECTED,
     depths_from_edges,
     hubwatch,
+    kcat,
     malformed_items,
     spawn,
     wait_until,
@@ -76,17 +76,6 @@ async def _wait_rows(ch: Any, sql: str, expected: Any, what: str) -> None:
     await asyncio.to_thread(wait_until, lambda: _scalar(ch, sql) == expected, what)
 
 
-def _kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-q", "-f", "%s\\n"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
 async def test_mistral_tree_through_kafka(
     env: dict[str, str],
     replay: ReplayServer,
@@ -110,7 +99,7 @@ async def test_mistral_tree_through_kafka(
     assert await _poll(env) == "hub.uploads: published 0"
     assert _scalar(ch, "SELECT count() FROM models") == 67
 
-    published = _kcat(kafka_bootstrap, f"{topic_prefix}model.created")
+    published = kcat(kafka_bootstrap, f"{topic_prefix}model.created")
     assert len(published) == 67
     assert len({m["event_id"] for m in published}) == 67
     assert {m["kind"] for m in published} == {"model.created"}
@@ -123,7 +112,7 @@ async def test_mistral_tree_through_kafka(
     await _wait_rows(ch, "SELECT count() FROM models", 134, "the redelivered batch")
     assert _scalar(ch, "SELECT count() FROM models FINAL") == 67
     assert _scalar(ch, "SELECT uniqExact(event_id) FROM models") == 67
-    again = _kcat(kafka_bootstrap, f"{topic_prefix}model.created")
+    again = kcat(kafka_bootstrap, f"{topic_prefix}model.created")
     assert len(again) == 134 and {m["event_id"] for m in again} == {
         m["event_id"] for m in published
     }
@@ -165,7 +154,7 @@ async def test_malformed_input_is_dead_lettered_and_the_rest_arrives(
         "every dead letter in ClickHouse",
     )
 
-    letters = _kcat(kafka_bootstrap, f"{topic_prefix}deadletter")
+    letters = kcat(kafka_bootstrap, f"{topic_prefix}deadletter")
     by_stage: dict[str, set[str]] = {}
     for letter in letters:
         by_stage.setdefault(letter["stage"], set()).add(letter["reason"])

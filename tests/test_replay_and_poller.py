@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from hubwatch.events import DeadLetter, Event, ModelCreated
+from hubwatch.events import DeadLetter, ModelCreated
 from hubwatch.replay import HubWorld, ListSource, ReplayServer
 from producers._http import make_client
 from producers._pagination import iter_pages
@@ -21,7 +21,7 @@ from producers.checkpoint import CheckpointStore
 from producers.hub import EXPAND_FIELDS
 from producers.hub_uploads import HubUploadsPoller
 from producers.publish import QueuePublisher
-from tests.conftest import MALFORMED_REJECTED, malformed_items
+from tests.conftest import MALFORMED_REJECTED, malformed_items, poll_draining
 
 
 async def test_list_models_pages_by_link_cursor_newest_first(replay: ReplayServer) -> None:
@@ -78,24 +78,6 @@ def _poller(
     )
 
 
-async def _drain(queue: asyncio.Queue[Event | DeadLetter]) -> list[Event | DeadLetter]:
-    out = []
-    while not queue.empty():
-        out.append(queue.get_nowait())
-        queue.task_done()
-    return out
-
-
-async def _poll(poller: HubUploadsPoller, queue: asyncio.Queue[Any]) -> list[Any]:
-    task = asyncio.create_task(poller.poll_once())
-    out: list[Any] = []
-    while not task.done():  # flush() waits for the queue to be taken, as processors do
-        out.extend(await _drain(queue))
-        await asyncio.sleep(0.01)
-    await task
-    return out + await _drain(queue)
-
-
 async def test_poller_no_gaps_no_repeats_across_restarts(
     replay: ReplayServer, tmp_path: Path
 ) -> None:
@@ -106,7 +88,7 @@ async def test_poller_no_gaps_no_repeats_across_restarts(
         for release in (1, 20, 0, 30, 16):
             replay.hub.release(release)
             # A new poller each round: state lives only in the checkpoint file.
-            published += await _poll(_poller(client, queue, checkpoint), queue)
+            published += await poll_draining(_poller(client, queue, checkpoint), queue)
     ids = [e.repo_id for e in published]
     assert len(ids) == len(set(ids)) == 67
     assert {e.repo_id for e in published} == {v["id"] for v in replay.hub.released_views()}
@@ -119,10 +101,12 @@ async def test_late_listed_upload_inside_overlap_is_caught(
     replay.hub.release(67)
     queue: asyncio.Queue[Any] = asyncio.Queue()
     async with make_client(base_url=replay.url) as client:
-        first = await _poll(_poller(client, queue, tmp_path / "c.json"), queue)
+        first = await poll_draining(_poller(client, queue, tmp_path / "c.json"), queue)
         # Listed only now, but created an hour before the newest: inside the overlap.
         replay.hub.add({"id": "late/upload", "createdAt": "2025-03-30T18:55:05.000Z", "tags": []})
-        second = await _poll(_poller(client, queue, tmp_path / "c.json", overlap=7200), queue)
+        second = await poll_draining(
+            _poller(client, queue, tmp_path / "c.json", overlap=7200), queue
+        )
     assert len(first) == 67
     assert [e.repo_id for e in second] == ["late/upload"]
 
@@ -134,8 +118,8 @@ async def test_malformed_items_are_dead_lettered_once(
     async with ReplayServer(HubWorld(ListSource(items), start=len(items))) as server:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         async with make_client(base_url=server.url) as client:
-            out = await _poll(_poller(client, queue, tmp_path / "c.json"), queue)
-            again = await _poll(_poller(client, queue, tmp_path / "c.json"), queue)
+            out = await poll_draining(_poller(client, queue, tmp_path / "c.json"), queue)
+            again = await poll_draining(_poller(client, queue, tmp_path / "c.json"), queue)
     letters = [o for o in out if isinstance(o, DeadLetter)]
     created = [o for o in out if isinstance(o, ModelCreated)]
     assert len(letters) == MALFORMED_REJECTED
