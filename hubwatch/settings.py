@@ -34,7 +34,7 @@ class Settings:
     "Checkpoints, and in embedded mode the ClickHouse data directory."
     poll_interval: float = 60.0
     "Seconds between polls of the new-uploads stream."
-    overlap_seconds: float = 600.0
+    overlap_seconds: float = 120.0
     "How far behind the createdAt watermark each poll looks again (late-listed uploads)."
     initial_lookback_seconds: float | None = 3600.0
     "On a first poll with no checkpoint, how far back to start; None: everything listed."

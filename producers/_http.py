@@ -94,8 +94,12 @@ async def request(
     max_attempts: int = 6,
     sleep: Sleep = asyncio.sleep,
     parse_json: bool = True,
+    urgent: bool = False,
 ) -> tuple[Any, httpx.Response]:
     """GET with retries; returns (parsed JSON or None for a 304, response).
+
+    ``urgent`` requests (new-upload detection) may spend the token background streams
+    leave in reserve.
 
     Transport failures, 408/429/5xx (and GitHub's limit-403) and truncated or non-JSON
     bodies are retried with capped exponential backoff, or after the server's Retry-After;
@@ -106,7 +110,7 @@ async def request(
     while True:
         attempt += 1
         if budget is not None:
-            await budget.acquire()
+            await budget.acquire(urgent=urgent)
         try:
             try:
                 with _map_transport_errors(url):

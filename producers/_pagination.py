@@ -20,12 +20,13 @@ async def iter_pages(
     params: list[tuple[str, str]],
     *,
     budget: RequestBudget | None = None,
+    urgent: bool = False,
 ) -> AsyncIterator[list[Any]]:
     """Yield each page's list of items; the caller stops early by breaking out."""
     page_url: str | None = url
     query: list[tuple[str, str]] | None = params
     while page_url is not None:
-        body, response = await request(client, page_url, params=query, budget=budget)
+        body, response = await request(client, page_url, params=query, budget=budget, urgent=urgent)
         if not isinstance(body, list):
             raise SchemaError("bad_page", f"{page_url}: expected a JSON list")
         yield body

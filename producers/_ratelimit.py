@@ -118,7 +118,6 @@ class RequestBudget:
         self._tokens = float(burst)
         self._last = clock()
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
         self.requests = 0
         "Requests that cost budget (a 304 refunds its token)."
         self.throttled = 0
@@ -127,26 +126,31 @@ class RequestBudget:
 
     @property
     def rate(self) -> float:
-        return self.limit * self.share / self.window
+        # The burst is part of the share too: burst + rate * window <= share * limit.
+        allowed = self.limit * self.share
+        return max(allowed * 0.1, allowed - self.burst) / self.window
 
     def parse(self, headers: Mapping[str, str]) -> RateLimit | None:
         return from_github_headers(headers) if self.api == "github" else from_hub_headers(headers)
 
-    async def acquire(self) -> None:
-        async with self._lock:  # serial: one pacing decision at a time
-            while True:
-                now = self._clock()
+    async def acquire(self, *, urgent: bool = False) -> None:
+        """Wait for a token. Background callers leave one token for ``urgent`` ones (the
+        new-uploads stream), so detection never queues behind a backlog of snapshots."""
+        reserve = 0.0 if urgent else 1.0
+        while True:
+            now = self._clock()
+            if now < self._paused_until:
                 # Short steps: a limit learnt meanwhile (or a stop) takes effect soon.
-                if now < self._paused_until:
-                    await self._sleep(min(1.0, self._paused_until - now))
-                    continue
-                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    self.requests += 1
-                    return
-                await self._sleep(min(1.0, (1 - self._tokens) / self.rate))
+                await self._sleep(min(1.0, self._paused_until - now))
+                continue
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            # No await between this check and the take: asyncio makes it atomic.
+            if self._tokens >= 1 + reserve:
+                self._tokens -= 1
+                self.requests += 1
+                return
+            await self._sleep(min(1.0, (1 + reserve - self._tokens) / self.rate))
 
     def refund(self) -> None:
         """A request that did not count against the limit (GitHub's 304)."""

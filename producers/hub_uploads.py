@@ -143,7 +143,7 @@ class HubUploadsPoller:
         rejected = set(state.rejected)
         source = f"{self._client.base_url}/api/models"
         async for page in iter_pages(
-            self._client, "/api/models", self._params(), budget=self._budget
+            self._client, "/api/models", self._params(), budget=self._budget, urgent=True
         ):
             reached_floor = False
             for item in page:

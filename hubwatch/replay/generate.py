@@ -47,6 +47,7 @@ class GeneratedSource:
         self.parent = array("i", [-1]) * n
         self.second_parent = array("i", [-1]) * n
         self.relation = bytearray(n)
+        self._ranked: array | None = None
         rng = random.Random(seed)
         cumulative: list[tuple[float, int]] = []
         total = 0.0
@@ -78,11 +79,30 @@ class GeneratedSource:
     def __len__(self) -> int:
         return self.n
 
+    @staticmethod
+    def trending(index: int) -> int:
+        # Cheap and index-derived, so the whole catalog can be ranked once (see ranked()).
+        return ((index * 0x9E3779B1) >> 7) % 1000
+
+    def ranked(self) -> array:
+        """Indices by trendingScore, highest first; built once, on first use."""
+        if self._ranked is None:
+            self._ranked = array("i", sorted(range(self.n), key=self.trending, reverse=True))
+        return self._ranked
+
     def repo_id(self, index: int) -> str:
         org = f"org{(index * 2654435761) % max(1, self.n // 20):05d}"
         relation = _RELATIONS[self.relation[index]]
         suffix = {"quantized": "-GGUF", "adapter": "-lora", "merge": "-merge"}.get(relation, "")
         return f"{org}/model-{index:07d}{suffix}"
+
+    def index_of(self, repo_id: str) -> int | None:
+        """The index a generated id names (``…/model-0001234…``), if it names one."""
+        try:
+            index = int(repo_id.split("/model-", 1)[1][:7])
+        except (IndexError, ValueError):
+            return None
+        return index if 0 <= index < self.n and self.repo_id(index) == repo_id else None
 
     def created_at(self, index: int) -> str:
         ts = self.start + index * self.spacing
@@ -99,6 +119,7 @@ class GeneratedSource:
         relation = _RELATIONS[self.relation[index]]
         architecture, model_type = _ARCHITECTURES[index % len(_ARCHITECTURES)]
         likes = int(rng.paretovariate(1.2)) - 1
+        trending = self.trending(index)
         downloads = int(rng.paretovariate(0.9) * 10) - 10
         item: dict[str, Any] = {
             "_id": f"{index:024x}",
@@ -112,7 +133,7 @@ class GeneratedSource:
             "downloads": downloads,
             "downloadsAllTime": downloads * 3,
             "likes": likes,
-            "trendingScore": likes // 10,
+            "trendingScore": trending,
             "library_name": "peft" if relation == "adapter" else "transformers",
             "pipeline_tag": "text-generation",
             "tags": ["transformers", model_type],

@@ -24,7 +24,8 @@ import hashlib
 import heapq
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -84,6 +85,16 @@ def _project(item: Any, expand: list[str]) -> Any:
     return {k: v for k, v in item.items() if k in ("_id", "id") or k in expand}
 
 
+def _endpoint(request: web.Request) -> str:
+    path = request.path
+    if path == "/api/models":
+        return "list:" + request.query.get("sort", "createdAt")
+    for tail in ("commits", "discussions"):
+        if f"/{tail}" in path:
+            return tail
+    return "info"
+
+
 def _cursor(value: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
@@ -119,6 +130,8 @@ class ReplayServer(LocalServer):
         self.faults: list[Fault] = []
         self.requests = 0
         self.throttled = 0
+        self.by_endpoint: Counter[str] = Counter()
+        "Requests per endpoint (``list:createdAt``, ``info``, ``commits``, ``github``, …)."
         self._hub_window = (0, 0)
         self._github_window = (0, 0)
         self._webhook = (webhook_url, webhook_secret)
@@ -194,8 +207,9 @@ class ReplayServer(LocalServer):
 
     # -- rate limits --
 
-    def _hub_limit(self) -> web.Response | dict[str, str]:
+    def _hub_limit(self, request: web.Request) -> web.Response | dict[str, str]:
         self.requests += 1
+        self.by_endpoint[_endpoint(request)] += 1
         now = time.time()
         index = int(now // _HUB_WINDOW)
         window, used = self._hub_window
@@ -237,6 +251,7 @@ class ReplayServer(LocalServer):
             }
 
         self.requests += 1
+        self.by_endpoint["github"] += 1
         if request.headers.get("If-None-Match") == etag:
             self._github_window = (index, used)
             return web.Response(status=304, headers={"ETag": etag, **limits(used)})
@@ -256,7 +271,7 @@ class ReplayServer(LocalServer):
     # -- Hub --
 
     async def _list_models(self, request: web.Request) -> web.Response:
-        headers = self._hub_limit()
+        headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
         query: dict[str, list[str]] = {}
@@ -293,13 +308,14 @@ class ReplayServer(LocalServer):
                     last = index
             return page, None
         if sort == "lastModified" and getattr(hub.source, "modified_is_created", False):
-            candidates = self._modified_order()
-        else:
-            candidates = sorted(
-                (v for v in hub.released_views() if _matches(v, query)),
-                key=lambda i: _sort_value(i, sort),
-                reverse=True,
-            )
+            return self._lazy_page(self._modified_order(), sort, limit, after)
+        if sort == "trendingScore" and hasattr(hub.source, "ranked"):
+            return self._lazy_page(self._trending_order(), sort, limit, after)
+        candidates = sorted(
+            (v for v in hub.released_views() if _matches(v, query)),
+            key=lambda i: _sort_value(i, sort),
+            reverse=True,
+        )
         if after is not None:
             bound = tuple(after)
             candidates = [i for i in candidates if _sort_value(i, sort) < bound]
@@ -307,22 +323,40 @@ class ReplayServer(LocalServer):
         more = len(candidates) > limit
         return page, list(_sort_value(page[-1], sort)) if more else None
 
-    def _modified_order(self) -> list[Any]:
-        # Edited models by lastModified, then the rest in createdAt order (a generated
-        # catalog's lastModified is its createdAt): no sort over millions of models.
-        edited = self.hub.edited()
-        top = [self.hub.view(i) for i in (self.hub.find(r) for r in edited) if i is not None]
-        top.sort(key=lambda i: _sort_value(i, "lastModified"), reverse=True)
-        rest = (
-            v
-            for _, v in self.hub.newest_first()
-            if not (isinstance(v, dict) and v.get("id") in edited)
-        )
-        merged = heapq.merge(top, rest, key=lambda i: _sort_value(i, "lastModified"), reverse=True)
-        return list(merged)
+    @staticmethod
+    def _lazy_page(
+        ordered: Iterator[Any], sort: str, limit: int, after: Any
+    ) -> tuple[list[Any], Any]:
+        bound = tuple(after) if after is not None else None
+        page: list[Any] = []
+        for item in ordered:
+            if bound is not None and _sort_value(item, sort) >= bound:
+                continue
+            if len(page) == limit:
+                return page, list(_sort_value(page[-1], sort))
+            page.append(item)
+        return page, None
+
+    def _merged(self, changed: set[str], rest: Iterator[Any], sort: str) -> Iterator[Any]:
+        # The few models the replay changed, sorted, merged into the catalog's own order.
+        top = [self.hub.view(i) for i in (self.hub.find(r) for r in changed) if i is not None]
+        top.sort(key=lambda i: _sort_value(i, sort), reverse=True)
+        others = (v for v in rest if not (isinstance(v, dict) and v.get("id") in changed))
+        return heapq.merge(top, others, key=lambda i: _sort_value(i, sort), reverse=True)
+
+    def _modified_order(self) -> Iterator[Any]:
+        # A generated catalog's lastModified is its createdAt: no sort over millions.
+        rest = (v for _, v in self.hub.newest_first())
+        return self._merged(set(self.hub.edited()), rest, "lastModified")
+
+    def _trending_order(self) -> Iterator[Any]:
+        hub = self.hub
+        ranked = hub.source.ranked()  # type: ignore[attr-defined]
+        rest = (hub.view(i) for i in ranked if i < hub.released)
+        return self._merged(hub.engaged(), rest, "trendingScore")
 
     async def _model_info(self, request: web.Request) -> web.Response:
-        headers = self._hub_limit()
+        headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
         index = self.hub.find(request.match_info["repo_id"])
@@ -336,7 +370,7 @@ class ReplayServer(LocalServer):
         return web.json_response(_project(self.hub.view(index), expand), headers=headers)
 
     async def _commits(self, request: web.Request) -> web.Response:
-        headers = self._hub_limit()
+        headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
         repo_id = request.match_info["repo_id"]
@@ -350,7 +384,7 @@ class ReplayServer(LocalServer):
         return web.json_response(chunk, headers=headers)
 
     async def _discussions(self, request: web.Request) -> web.Response:
-        headers = self._hub_limit()
+        headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
         repo_id = request.match_info["repo_id"]

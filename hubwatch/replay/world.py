@@ -37,11 +37,13 @@ class ModelSource(Protocol):
 
     def __len__(self) -> int: ...
     def item(self, index: int) -> Any: ...
+    def index_of(self, repo_id: str) -> int | None: ...
 
 
 class ListSource:
     def __init__(self, items: Sequence[Any]) -> None:
         self._items = sorted(items, key=_created_key)
+        self._index: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -49,10 +51,20 @@ class ListSource:
     def item(self, index: int) -> Any:
         return self._items[index]
 
+    def index_of(self, repo_id: str) -> int | None:
+        if not self._index:
+            self._index = {
+                i["id"]: n
+                for n, i in enumerate(self._items)
+                if isinstance(i, dict) and isinstance(i.get("id"), str)
+            }
+        return self._index.get(repo_id)
+
     def insert(self, item: Any) -> int:
         """Add an item in createdAt order; returns its index."""
         index = bisect.bisect_right([_created_key(i) for i in self._items], _created_key(item))
         self._items.insert(index, item)
+        self._index.clear()
         return index
 
 
@@ -96,11 +108,13 @@ class HubWorld:
         self._activity_mark = clock()
         self._rng = random.Random(seed)
         self._overlays: dict[str, _Overlay] = {}
-        self._index: dict[str, int] = {}
         self._edited: dict[str, str] = {}
         "repo id -> lastModified of models edited in the replay."
         self.on_change = on_change
         "Called with (scope, payload) on discussion and content changes (webhooks)."
+        self.released_at: dict[int, float] = {}
+        "Wall-clock time each model was due, for those released by the clock."
+        self._engaged: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.source)
@@ -112,6 +126,11 @@ class HubWorld:
         if self.rate > 0:
             due = math.floor((now - self._release_mark) * self.rate)
             if due > 0:
+                lag = time.time() - now  # monotonic -> wall clock
+                for k in range(due):
+                    index = self.released + k
+                    if index < len(self.source):
+                        self.released_at[index] = self._release_mark + (k + 1) / self.rate + lag
                 self.release(due)
                 self._release_mark += due / self.rate
         if self.activity_rate > 0 and self.released:
@@ -132,7 +151,6 @@ class HubWorld:
             raise TypeError("this source is fixed")
         if insert(item) < self.released:
             self.released += 1
-        self._index.clear()
 
     def _random_activity(self) -> None:
         item = self.source.item(self._rng.randrange(self.released))
@@ -152,12 +170,7 @@ class HubWorld:
     # -- reading --
 
     def find(self, repo_id: str) -> int | None:
-        if not self._index:
-            for i in range(len(self.source)):
-                item = self.source.item(i)
-                if isinstance(item, dict) and isinstance(item.get("id"), str):
-                    self._index[item["id"]] = i
-        index = self._index.get(repo_id)
+        index = self.source.index_of(repo_id)
         return index if index is not None and index < self.released else None
 
     def view(self, index: int) -> Any:
@@ -188,6 +201,10 @@ class HubWorld:
 
     def edited(self) -> dict[str, str]:
         return dict(self._edited)
+
+    def engaged(self) -> set[str]:
+        """Models whose counters moved in the replay (their trending rank may have too)."""
+        return set(self._engaged)
 
     def commits(self, repo_id: str) -> list[dict[str, Any]]:
         index = self.find(repo_id)
@@ -234,6 +251,7 @@ class HubWorld:
         overlay = self._overlay(repo_id)
         overlay.likes += likes
         overlay.downloads += downloads
+        self._engaged.add(repo_id)
 
     def edit(self, repo_id: str, fields: dict[str, Any]) -> str:
         """Change card/tag fields as a commit would; returns the new lastModified."""
