@@ -130,6 +130,8 @@ class ReplayServer(LocalServer):
         self.faults: list[Fault] = []
         self.requests = 0
         self.throttled = 0
+        self.authorized = 0
+        "Requests that carried an Authorization header (tokens are used, never shown)."
         self.by_endpoint: Counter[str] = Counter()
         "Requests per endpoint (``list:createdAt``, ``info``, ``commits``, ``github``, …)."
         self._hub_window = (0, 0)
@@ -165,6 +167,8 @@ class ReplayServer(LocalServer):
     ) -> web.StreamResponse:
         self.hub.tick()
         self.github.tick()
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            self.authorized += 1
         fault = next(
             (f for f in self.faults if f.count > 0 and request.path.startswith(f.path)), None
         )
