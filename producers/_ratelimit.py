@@ -146,11 +146,12 @@ class RequestBudget:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
             # No await between this check and the take: asyncio makes it atomic.
-            if self._tokens >= 1 + reserve:
-                self._tokens -= 1
+            if self._tokens >= 1 + reserve - 1e-9:
+                self._tokens = max(0.0, self._tokens - 1)
                 self.requests += 1
                 return
-            await self._sleep(min(1.0, (1 + reserve - self._tokens) / self.rate))
+            # At least 10 ms: a wait that shrinks towards zero would spin for ever.
+            await self._sleep(max(0.01, min(1.0, (1 + reserve - self._tokens) / self.rate)))
 
     def refund(self) -> None:
         """A request that did not count against the limit (GitHub's 304)."""

@@ -59,7 +59,7 @@ async def test_budget_spreads_requests_at_the_share() -> None:
         "hub", limit=500, window=300, share=0.8, burst=5, clock=t.clock, sleep=t.sleep
     )
     for _ in range(105):
-        await budget.acquire()
+        await budget.acquire(urgent=True)
     # 5 from the burst, then 100 at (400 - 5)/300 s: the burst counts against the share.
     assert t.now == pytest.approx(100 / ((500 * 0.8 - 5) / 300), rel=0.01)
     assert max(t.slept) < 1.0  # spread out, not bursts and long stalls
@@ -81,3 +81,15 @@ async def test_budget_adopts_the_servers_limit_and_refunds_304s() -> None:
     await budget.acquire()
     budget.refund()
     assert budget.requests == 0
+
+
+async def test_background_callers_leave_a_token_for_urgent_ones() -> None:
+    t = FakeTime()
+    budget = RequestBudget("hub", limit=500, window=300, burst=3, clock=t.clock, sleep=t.sleep)
+    for _ in range(2):
+        await budget.acquire()  # background: takes 2 of 3, leaves one
+    assert t.now == 0
+    await budget.acquire(urgent=True)  # detection gets the reserved token at once
+    assert t.now == 0
+    await budget.acquire()  # background now waits for the bucket to refill to two
+    assert t.now > 0
