@@ -373,32 +373,38 @@ class ReplayServer(LocalServer):
         expand = request.query.getall("expand", [])
         return web.json_response(_project(self.hub.view(index), expand), headers=headers)
 
-    async def _commits(self, request: web.Request) -> web.Response:
+    _PER_PAGE = 50
+
+    def _repo_listing(
+        self, request: web.Request, listing: Callable[[str], list[Any]]
+    ) -> web.Response | tuple[dict[str, str], list[Any], int, int]:
+        """Rate limit, 404, then one page (``p``) of a model repo's listing."""
         headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
         repo_id = request.match_info["repo_id"]
         if self.hub.find(repo_id) is None:
             return web.json_response({"error": "Repository not found"}, status=404, headers=headers)
-        history = self.hub.commits(repo_id)
-        page, per_page = int(request.query.get("p", "0")), 50
-        chunk = history[page * per_page : (page + 1) * per_page]
-        if (page + 1) * per_page < len(history):
-            headers["Link"] = _link(request, p=str(page + 1))
+        every = listing(repo_id)
+        start = int(request.query.get("p", "0")) * self._PER_PAGE
+        return headers, every[start : start + self._PER_PAGE], start, len(every)
+
+    async def _commits(self, request: web.Request) -> web.Response:
+        listed = self._repo_listing(request, self.hub.commits)
+        if isinstance(listed, web.Response):
+            return listed
+        headers, chunk, start, total = listed
+        if start + self._PER_PAGE < total:  # Link pagination, like the Hub's commits
+            headers["Link"] = _link(request, p=str(start // self._PER_PAGE + 1))
         return web.json_response(chunk, headers=headers)
 
     async def _discussions(self, request: web.Request) -> web.Response:
-        headers = self._hub_limit(request)
-        if isinstance(headers, web.Response):
-            return headers
-        repo_id = request.match_info["repo_id"]
-        if self.hub.find(repo_id) is None:
-            return web.json_response({"error": "Repository not found"}, status=404, headers=headers)
-        every = self.hub.discussions(repo_id)
-        page, per_page = int(request.query.get("p", "0")), 50
-        chunk = every[page * per_page : (page + 1) * per_page]
+        listed = self._repo_listing(request, self.hub.discussions)
+        if isinstance(listed, web.Response):
+            return listed
+        headers, chunk, start, total = listed  # page numbers, no Link, like the Hub's
         return web.json_response(
-            {"discussions": chunk, "count": len(every), "start": page * per_page}, headers=headers
+            {"discussions": chunk, "count": total, "start": start}, headers=headers
         )
 
     # -- GitHub --
