@@ -166,6 +166,8 @@ class ModelCreated(Event):
     "File names in the repo (quantized formats and adapters show here)."
     github_repos: tuple[str, ...] = ()
     "GitHub ``owner/name`` repos the model card links to."
+    gguf_parameters: int | None = None
+    "``gguf.total``: the parameter count a GGUF file declares."
 
     @property
     def key(self) -> str:

@@ -20,7 +20,7 @@ from mode import CrashingSupervisor
 
 from hubwatch.clickhouse import connect
 from hubwatch.errors import SchemaError
-from hubwatch.events import DEAD_LETTER, DeadLetter, ModelCreated, topic_for, topics
+from hubwatch.events import DEAD_LETTER, DeadLetter, topic_for, topics
 from hubwatch.settings import Settings
 from processors.pipeline import RawRecord, plan_batch
 from processors.sinks import ClickHouseWriter, plan_dead_letters
@@ -44,25 +44,32 @@ def create_app(settings: Settings) -> faust.App:
     )
     specs = {spec.name: spec for spec in topics(settings.topic_prefix)}
 
-    def topic(name: str) -> Any:
-        return app.topic(name, key_type=bytes, value_type=bytes, partitions=specs[name].partitions)
-
-    created_topic = topic(ModelCreated.topic(settings.topic_prefix).name)
-    dead_letter_topic = topic(topic_for(DEAD_LETTER, settings.topic_prefix))
+    dead_letter_name = topic_for(DEAD_LETTER, settings.topic_prefix)
+    # Every event topic feeds one agent: the pipeline routes each kind to its table. The
+    # topics exist already (ensure_topics, with their own layouts) before the app starts.
+    event_topics = app.topic(
+        *(n for n in specs if n != dead_letter_name), key_type=bytes, value_type=bytes
+    )
+    dead_letter_topic = app.topic(
+        dead_letter_name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=specs[dead_letter_name].partitions,
+    )
 
     def writer() -> ClickHouseWriter:
         return ClickHouseWriter(
             lambda: connect(settings.clickhouse_url), settings.clickhouse_database
         )
 
-    @app.agent(created_topic, supervisor_strategy=CrashingSupervisor)
-    async def model_created(stream: Any) -> None:
-        models = writer()
+    @app.agent(event_topics, supervisor_strategy=CrashingSupervisor)
+    async def events(stream: Any) -> None:
+        rows = writer()
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             batch = plan_batch(
                 RawRecord(e.message.topic, e.message.key, e.message.value) for e in events
             )
-            await asyncio.to_thread(models.write, batch.plans(with_dead_letters=False))
+            await asyncio.to_thread(rows.write, batch.plans(with_dead_letters=False))
             sent = [
                 await dead_letter_topic.send(key=(d.key or "").encode() or None, value=d.to_json())
                 for d in batch.dead_letters

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from hubwatch.events import ModelCreated
+from hubwatch.events import ModelCreated, ModelUpdated
+from processors.sizes import model_size
 
 __all__ = ["RELATIONS", "LineageEdge", "ModelRow", "lineage_edges", "model_row"]
 
@@ -33,9 +34,13 @@ class ModelRow:
     architectures: tuple[str, ...]
     model_type: str
     parameters: int | None
+    parameters_source: str
+    quant_bits: int | None
+    size_bytes: int | None
     downloads: int | None
     likes: int | None
     tags: tuple[str, ...]
+    github_repos: tuple[str, ...]
     siblings_count: int
     observed_at: datetime
     event_id: str
@@ -56,6 +61,7 @@ class LineageEdge:
 
 
 def model_row(event: ModelCreated) -> ModelRow:
+    size = model_size(event)
     author = event.author or (event.repo_id.split("/", 1)[0] if "/" in event.repo_id else "")
     return ModelRow(
         repo_id=event.repo_id,
@@ -69,10 +75,14 @@ def model_row(event: ModelCreated) -> ModelRow:
         library_name=event.library_name or "",
         architectures=event.architectures,
         model_type=event.model_type or "",
-        parameters=event.parameters,
+        parameters=size.parameters,
+        parameters_source=size.parameters_source,
+        quant_bits=size.quant_bits,
+        size_bytes=size.size_bytes,
         downloads=event.downloads,
         likes=event.likes,
         tags=event.tags,
+        github_repos=event.github_repos,
         siblings_count=len(event.siblings),
         observed_at=event.observed_at,
         event_id=event.event_id,
@@ -83,21 +93,22 @@ def _normalise(base: str) -> str:
     return _HUB_URL_PREFIX.sub("", base.strip()).strip("/")
 
 
-def infer_relation(event: ModelCreated, base_count: int) -> str:
+def infer_relation(event: ModelCreated | ModelUpdated, base_count: int) -> str:
     """The relation when no source names one, by the Hub's own rules of thumb."""
     if base_count > 1:
         return "merge"
-    names = [t.lower() for t in event.tags] + [s.lower() for s in event.siblings]
+    siblings: tuple[str, ...] = getattr(event, "siblings", ())
+    names = [t.lower() for t in event.tags] + [s.lower() for s in siblings]
     if any(hint in name for name in names for hint in _QUANTIZED_HINTS):
         return "quantized"
-    if event.library_name == "peft" or any(
-        s.endswith("adapter_config.json") for s in event.siblings
+    if getattr(event, "library_name", None) == "peft" or any(
+        s.endswith("adapter_config.json") for s in siblings
     ):
         return "adapter"
     return "finetune"
 
 
-def lineage_edges(event: ModelCreated) -> list[LineageEdge]:
+def lineage_edges(event: ModelCreated | ModelUpdated) -> list[LineageEdge]:
     """Edges from the Hub's resolved ``baseModels`` and relation tags, else from the card.
 
     The Hub's resolution is authoritative when it exists; the card (``base_model`` with

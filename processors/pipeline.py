@@ -5,16 +5,32 @@ Shared by the faust agents and the embedded runner, so both do exactly the same 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hubwatch import metrics
 from hubwatch.errors import SchemaError
-from hubwatch.events import DeadLetter, Event, ModelCreated, decode
-from processors.lineage import LineageEdge, ModelRow, lineage_edges, model_row
-from processors.sinks import InsertPlan, plan_dead_letters, plan_edges, plan_models
+from hubwatch.events import (
+    DeadLetter,
+    Event,
+    GithubCommit,
+    GithubIssue,
+    GithubRelease,
+    GithubRepoSnapshot,
+    ModelCommit,
+    ModelCreated,
+    ModelDiscussion,
+    ModelSnapshot,
+    ModelUpdated,
+    decode,
+)
+from processors.activity import community_row, repo_snapshot_row, snapshot_row
+from processors.lineage import lineage_edges, model_row
+from processors.sinks import TABLES, InsertPlan, plan_dead_letters, plan_rows
 
-__all__ = ["Batch", "RawRecord", "plan_batch"]
+__all__ = ["Batch", "RawRecord", "plan_batch", "rows_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +42,25 @@ class RawRecord:
     value: bytes
 
 
+def rows_for(event: Event) -> list[Any]:
+    """The ClickHouse rows one event becomes (each row type has its table in TABLES)."""
+    match event:
+        case ModelCreated():
+            return [model_row(event), *lineage_edges(event)]
+        case ModelUpdated():
+            return list(lineage_edges(event))
+        case ModelSnapshot():
+            return [snapshot_row(event)]
+        case GithubRepoSnapshot():
+            return [repo_snapshot_row(event)]
+        case ModelCommit() | ModelDiscussion() | GithubCommit() | GithubIssue() | GithubRelease():
+            return [community_row(event)]
+    return []
+
+
 @dataclass(slots=True)
 class Batch:
-    models: list[ModelRow] = field(default_factory=list)
-    edges: list[LineageEdge] = field(default_factory=list)
+    rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     dead_letters: list[DeadLetter] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
 
@@ -41,9 +72,8 @@ class Batch:
             return
         self._seen.add(item.event_id)
         metrics.EVENTS_PROCESSED.labels(item.KIND).inc()
-        if isinstance(item, ModelCreated):
-            self.models.append(model_row(item))
-            self.edges.extend(lineage_edges(item))
+        for row in rows_for(item):
+            self.rows[TABLES[type(row)]].append(row)
 
     def add_raw(self, record: RawRecord) -> None:
         try:
@@ -60,13 +90,21 @@ class Batch:
             metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
             self.dead_letters.append(letter)
 
+    @property
+    def models(self) -> list[Any]:
+        return self.rows["models"]
+
+    @property
+    def edges(self) -> list[Any]:
+        return self.rows["lineage_edges"]
+
     def plans(self, *, with_dead_letters: bool = True) -> list[InsertPlan]:
         """Insert plans; on Kafka dead letters go to their topic instead, and from there to
         ClickHouse by their own agent (``with_dead_letters=False``)."""
-        plans = [plan_models(self.models), plan_edges(self.edges)]
-        if with_dead_letters:
+        plans = [plan_rows(table, rows) for table, rows in self.rows.items() if rows]
+        if with_dead_letters and self.dead_letters:
             plans.append(plan_dead_letters(self.dead_letters))
-        return [p for p in plans if p.rows]
+        return plans
 
 
 def plan_batch(items: Iterable[Event | DeadLetter | RawRecord]) -> Batch:

@@ -12,9 +12,18 @@ from typing import Any
 from hubwatch import metrics
 from hubwatch.errors import SinkError
 from hubwatch.events import DeadLetter
+from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
 from processors.lineage import LineageEdge, ModelRow
 
-__all__ = ["ClickHouseWriter", "InsertPlan", "plan_dead_letters", "plan_edges", "plan_models"]
+__all__ = [
+    "TABLES",
+    "ClickHouseWriter",
+    "InsertPlan",
+    "plan_dead_letters",
+    "plan_edges",
+    "plan_models",
+    "plan_rows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +35,27 @@ class InsertPlan:
     rows: list[list[Any]]
 
 
-def _plan(table: str, rows: Sequence[Any], cls: type) -> InsertPlan:
-    columns = tuple(f.name for f in dataclasses.fields(cls))
+TABLES: dict[type, str] = {
+    ModelRow: "models",
+    LineageEdge: "lineage_edges",
+    SnapshotRow: "model_snapshots",
+    CommunityRow: "community_events",
+    RepoSnapshotRow: "github_repo_snapshots",
+}
+"Which table each row type goes to (the columns are its dataclass fields)."
+
+
+def plan_rows(table: str, rows: Sequence[Any]) -> InsertPlan:
+    columns = tuple(f.name for f in dataclasses.fields(rows[0])) if rows else ()
     return InsertPlan(table, columns, [[getattr(r, c) for c in columns] for r in rows])
 
 
 def plan_models(rows: Sequence[ModelRow]) -> InsertPlan:
-    return _plan("models", rows, ModelRow)
+    return plan_rows("models", rows)
 
 
 def plan_edges(rows: Sequence[LineageEdge]) -> InsertPlan:
-    return _plan("lineage_edges", rows, LineageEdge)
+    return plan_rows("lineage_edges", rows)
 
 
 _DEAD_LETTER_COLUMNS = (

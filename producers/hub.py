@@ -45,6 +45,7 @@ EXPAND_FIELDS = (
     "config",
     "createdAt",
     "downloads",
+    "gguf",
     "gated",
     "lastModified",
     "library_name",
@@ -116,6 +117,7 @@ def model_created_from_api(item: object, observed_at: datetime) -> ModelCreated:
             _str_field(s, "rfilename", "siblings") for s in _list(item.get("siblings"), "siblings")
         ),
         github_repos=github_repos_in(card),
+        gguf_parameters=_opt_int(_opt(item, "gguf", Mapping) or {}, "total", "gguf.total"),
     )
 
 
