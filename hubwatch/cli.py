@@ -90,9 +90,19 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply ClickHouse migrations")
 
+    importer = commands.add_parser("import", help="import data into ClickHouse")
+    importer.add_argument("what", choices=["leaderboard"])
+    importer.add_argument("file", type=Path, help="an Open LLM Leaderboard CSV (v1 or v2)")
+
     sql = commands.add_parser("sql", help="run a query and print the result table")
     sql.add_argument("query")
     sql.add_argument("--format", default="PrettyCompactMonoBlock")
+
+    query = commands.add_parser("query", help="run a canned query (--list shows them)")
+    query.add_argument("name", nargs="?")
+    query.add_argument("--list", action="store_true")
+    query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    query.add_argument("--format", default="PrettyCompactMonoBlock")
 
     topics = commands.add_parser("topics", help="list (and create) the Kafka topics")
     topics.add_argument("--create", action="store_true")
@@ -163,6 +173,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _migrate(settings)
     if command == "sql":
         return _sql(args, settings)
+    if command == "import":
+        return _import(args, settings)
+    if command == "query":
+        return _query(args, settings)
     if command == "topics":
         return asyncio.run(_topics(args, settings))
     raise AssertionError(command)  # argparse allows only the commands above
@@ -291,6 +305,66 @@ def _migrate(settings: Settings, quiet: bool = False) -> int:
         client.close()
     if not quiet:
         print("applied: " + (", ".join(f"{m.version:04d}_{m.name}" for m in ran) or "nothing"))
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    import csv
+
+    from hubwatch.clickhouse import connect
+    from processors.leaderboard import detect_board, import_leaderboard
+    from processors.sinks import ClickHouseWriter
+
+    if not args.file.is_file():
+        print(f"hubwatch: no such file: {args.file}", file=sys.stderr)
+        return 1
+    with args.file.open(newline="", encoding="utf-8") as handle:
+        detect_board(next(csv.reader(handle), []))  # fail fast on a file of another kind
+    _migrate(settings, quiet=True)
+    writer = ClickHouseWriter(
+        lambda: connect(settings.clickhouse_url), settings.clickhouse_database
+    )
+    try:
+        summary = import_leaderboard(args.file, writer.write)
+    finally:
+        writer.close()
+    print(
+        f"{summary.board}: {summary.scores} scores for {summary.models} models, "
+        f"{summary.edges} base-model edges; {len(summary.rejected)} lines rejected"
+    )
+    for line, reason in summary.rejected[:20]:
+        print(f"  line {line}: {reason}")
+    return 0
+
+
+def _query(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.clickhouse import connect
+    from hubwatch.queries import canned_queries, load
+
+    if args.list or not args.name:
+        for query in canned_queries().values():
+            params = " ".join(f"--param {k}=<{t}>" for k, t in query.params.items())
+            print(f"{query.name} {params}\n    {query.description}\n")
+        return 0
+    try:
+        query = load(args.name)
+    except KeyError as exc:
+        print(f"hubwatch: {exc.args[0]}", file=sys.stderr)
+        return 1
+    given = dict(p.split("=", 1) for p in args.param if "=" in p)
+    missing = set(query.params) - set(given)
+    if missing:
+        print(
+            f"hubwatch: {query.name} needs --param {' --param '.join(sorted(missing))}",
+            file=sys.stderr,
+        )
+        return 1
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        output = client.raw_query(query.sql, parameters=given, fmt=args.format).decode()
+    finally:
+        client.close()
+    sys.stdout.write(output)
     return 0
 
 

@@ -13,6 +13,7 @@ from hubwatch import metrics
 from hubwatch.errors import SinkError
 from hubwatch.events import DeadLetter
 from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
+from processors.leaderboard import LeaderboardEdge, ScoreRow
 from processors.lineage import LineageEdge, ModelRow
 
 __all__ = [
@@ -41,6 +42,8 @@ TABLES: dict[type, str] = {
     SnapshotRow: "model_snapshots",
     CommunityRow: "community_events",
     RepoSnapshotRow: "github_repo_snapshots",
+    ScoreRow: "leaderboard_scores",
+    LeaderboardEdge: "leaderboard_edges",
 }
 "Which table each row type goes to (the columns are its dataclass fields)."
 

@@ -1,0 +1,50 @@
+-- Rolling engagement as of {at:DateTime}: per model, likes and (all-time) downloads gained
+-- over the last 1 hour, 24 hours and 7 days, 24-hour download velocity per hour, and
+-- acceleration (that velocity minus the one of the 24 hours before). A gain is the value
+-- at {at:DateTime} minus the last value seen before the window opened (or the first value
+-- inside it, for a model younger than the window), at hourly resolution.
+WITH
+    toDateTime({at:DateTime}, 'UTC') AS t,
+    hourly AS (
+        SELECT repo_id, hour,
+               argMinMerge(likes_first) AS likes_first, argMaxMerge(likes_last) AS likes_last,
+               argMinMerge(downloads_first) AS downloads_first,
+               argMaxMerge(downloads_last) AS downloads_last
+        FROM engagement_hourly
+        WHERE hour < t
+        GROUP BY repo_id, hour
+    ),
+    valued AS (
+        SELECT repo_id,
+               argMax(likes_last, hour) AS likes_now,
+               argMax(downloads_last, hour) AS downloads_now,
+               argMin(likes_first, hour) AS likes_first_seen,
+               argMin(downloads_first, hour) AS downloads_first_seen,
+               countIf(hour < t - INTERVAL 1 HOUR) > 0 AS seen_1h,
+               countIf(hour < t - INTERVAL 24 HOUR) > 0 AS seen_24h,
+               countIf(hour < t - INTERVAL 48 HOUR) > 0 AS seen_48h,
+               countIf(hour < t - INTERVAL 7 DAY) > 0 AS seen_7d,
+               argMaxIf(likes_last, hour, hour < t - INTERVAL 1 HOUR) AS likes_at_1h,
+               argMaxIf(likes_last, hour, hour < t - INTERVAL 24 HOUR) AS likes_at_24h,
+               argMaxIf(likes_last, hour, hour < t - INTERVAL 7 DAY) AS likes_at_7d,
+               argMaxIf(downloads_last, hour, hour < t - INTERVAL 1 HOUR) AS downloads_at_1h,
+               argMaxIf(downloads_last, hour, hour < t - INTERVAL 24 HOUR) AS downloads_at_24h,
+               argMaxIf(downloads_last, hour, hour < t - INTERVAL 48 HOUR) AS downloads_at_48h,
+               argMaxIf(downloads_last, hour, hour < t - INTERVAL 7 DAY) AS downloads_at_7d
+        FROM hourly
+        GROUP BY repo_id
+    )
+SELECT
+    repo_id,
+    likes_now - if(seen_1h, likes_at_1h, likes_first_seen) AS likes_1h,
+    likes_now - if(seen_24h, likes_at_24h, likes_first_seen) AS likes_24h,
+    likes_now - if(seen_7d, likes_at_7d, likes_first_seen) AS likes_7d,
+    downloads_now - if(seen_1h, downloads_at_1h, downloads_first_seen) AS downloads_1h,
+    downloads_now - if(seen_24h, downloads_at_24h, downloads_first_seen) AS downloads_24h,
+    downloads_now - if(seen_7d, downloads_at_7d, downloads_first_seen) AS downloads_7d,
+    round(downloads_24h / 24, 3) AS velocity_per_hour,
+    round(velocity_per_hour - if(seen_24h,
+        (downloads_at_24h - if(seen_48h, downloads_at_48h, downloads_first_seen)) / 24, 0),
+        3) AS acceleration
+FROM valued
+ORDER BY downloads_24h DESC, repo_id

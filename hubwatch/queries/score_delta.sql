@@ -1,0 +1,34 @@
+-- Do derivatives score better than their base? For every derivation edge (the Hub's and
+-- the leaderboard's) whose two ends have an average score on the same board: the delta
+-- derivative minus base, grouped {by:String} = relation | architecture | type: edges,
+-- median delta, mean delta, share that improve.
+WITH
+    best AS (
+        SELECT board, model_id,
+               argMax(score, (precision IN ('float16', 'bfloat16', 'float32'), score)) AS score,
+               any(architecture) AS architecture, any(model_type) AS model_type
+        FROM leaderboard_scores FINAL
+        WHERE benchmark = 'average'
+        GROUP BY board, model_id
+    ),
+    edges AS (
+        SELECT DISTINCT derivative_id, base_model_id, relation
+        FROM (
+            SELECT derivative_id, base_model_id, relation FROM lineage_edges FINAL
+            UNION ALL
+            SELECT derivative_id, base_model_id, relation FROM leaderboard_edges FINAL
+        )
+    )
+SELECT
+    multiIf({by:String} = 'relation', e.relation,
+            {by:String} = 'architecture', c.architecture,
+            c.model_type) AS group,
+    count() AS edges,
+    round(median(c.score - b.score), 3) AS median_delta,
+    round(avg(c.score - b.score), 3) AS mean_delta,
+    round(avg(c.score > b.score), 3) AS share_improved
+FROM edges AS e
+INNER JOIN best AS c ON c.model_id = e.derivative_id
+INNER JOIN best AS b ON b.model_id = e.base_model_id AND b.board = c.board
+GROUP BY group
+ORDER BY edges DESC, group

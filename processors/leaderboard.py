@@ -1,0 +1,275 @@
+"""Open LLM Leaderboard dumps (v1 and v2 schemas) to score and edge rows. Pure.
+
+v1 (final, 2024-07-07): six benchmarks (ARC, HellaSwag, MMLU, TruthfulQA, Winogrande,
+GSM8K) in raw percent; its ``merged`` column is inverted (TRUE means *not* merged); the
+same model appears once per precision (quantized variants are rows of their own).
+v2: IFEval, BBH, MATH Lvl 5, GPQA, MuSR, MMLU-Pro, normalised percent; ``metadata_base_model``
+and ``metadata_generation`` give derivation edges (``Removed``, ``X (Merge)`` handled).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hubwatch.errors import SchemaError
+from hubwatch.events import DeadLetter
+
+if TYPE_CHECKING:
+    from processors.sinks import InsertPlan
+
+__all__ = [
+    "ImportSummary",
+    "LeaderboardEdge",
+    "ScoreRow",
+    "detect_board",
+    "import_leaderboard",
+    "read_leaderboard",
+]
+
+V1_BENCHMARKS = ("arc", "hellaswag", "mmlu", "truthfulqa", "winogrande", "gsm8k")
+V2_BENCHMARKS = ("ifeval", "bbh", "math", "gpqa", "musr", "mmlu_pro")
+_REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+$")  # legacy ids (gpt2) have no namespace
+_TYPE_WORDS = re.compile(r"[^a-z]")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """A row of ``leaderboard_scores``."""
+
+    board: str
+    model_id: str
+    precision: str
+    benchmark: str
+    score: float
+    model_type: str
+    architecture: str
+    params_b: float | None
+    merged: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardEdge:
+    """A row of ``leaderboard_edges``."""
+
+    derivative_id: str
+    base_model_id: str
+    relation: str
+    generation: int
+    board: str
+
+
+def detect_board(header: Iterable[str]) -> str:
+    columns = set(header)
+    if {"fullname", "average", "arc", "gsm8k"} <= columns:
+        return "open_llm_v1"
+    if {"model_name", "model_average_score", "metadata_base_model"} <= columns:
+        return "open_llm_v2"
+    raise SchemaError("unknown_board", "neither the v1 nor the v2 leaderboard schema")
+
+
+def model_type(raw: str) -> str:
+    """The board's type as one plain word: pretrained, continuously_pretrained,
+    fine_tuned, chat, merge, other (v1 says "🔶 fine-tuned on …", v2 "fine-tunedon…")."""
+    words = _TYPE_WORDS.sub("", raw.lower())
+    for key, name in (
+        ("continuous", "continuously_pretrained"),
+        ("pretrained", "pretrained"),
+        ("finetuned", "fine_tuned"),
+        ("chat", "chat"),
+        ("merge", "merge"),
+    ):
+        if key in words:
+            return name
+    return "other"
+
+
+def _float(value: str, where: str) -> float:
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise SchemaError("bad_number", f"{where}: {value!r}") from exc
+    if not math.isfinite(number):
+        raise SchemaError("bad_number", f"{where}: {value!r}")
+    return number
+
+
+def _opt_float(value: str) -> float | None:
+    try:
+        return float(value) if value.strip() else None
+    except ValueError:
+        return None
+
+
+def _flag(value: str) -> bool | None:
+    upper = value.strip().upper()
+    return True if upper == "TRUE" else False if upper == "FALSE" else None
+
+
+def _repo(value: str) -> str:
+    value = value.strip()
+    if not _REPO_ID.match(value):
+        raise SchemaError("bad_repo_id", repr(value)[:200])
+    return value
+
+
+def v1_rows(row: Mapping[str, str]) -> list[ScoreRow]:
+    model = _repo(row["fullname"])
+    inverted = _flag(row.get("merged", ""))
+    common = {
+        "board": "open_llm_v1",
+        "model_id": model,
+        "precision": row["precision"].strip(),
+        "model_type": model_type(row.get("type", "")),
+        "architecture": row.get("architecture", "").strip(),
+        "params_b": _opt_float(row.get("params_b", "")),
+        "merged": None if inverted is None else not inverted,  # the column is inverted
+    }
+    scores = [
+        ScoreRow(benchmark=b, score=_float(row[b], b), **common)  # type: ignore[arg-type]
+        for b in (*V1_BENCHMARKS, "average")
+    ]
+    return scores
+
+
+def v2_rows(row: Mapping[str, str]) -> tuple[list[ScoreRow], LeaderboardEdge | None]:
+    model = _repo(row["model_name"])
+    merged = _flag(row.get("features_is_merged", ""))
+    common = {
+        "board": "open_llm_v2",
+        "model_id": model,
+        "precision": row["model_precision"].strip(),
+        "model_type": model_type(row.get("model_type", "")),
+        "architecture": row.get("model_architecture", "").strip(),
+        "params_b": _opt_float(row.get("metadata_params_billions", "")),
+        "merged": merged,
+    }
+    scores = [
+        ScoreRow(benchmark=b, score=_float(row[f"evaluations_{b}_normalized_score"], b), **common)  # type: ignore[arg-type]
+        for b in V2_BENCHMARKS
+    ]
+    scores.append(
+        ScoreRow(
+            benchmark="average",  # type: ignore[arg-type]
+            score=_float(row["model_average_score"], "average"),
+            **common,
+        )
+    )
+    return scores, _v2_edge(row, model, merged)
+
+
+def _v2_edge(row: Mapping[str, str], model: str, merged: bool | None) -> LeaderboardEdge | None:
+    base = row.get("metadata_base_model", "").strip()
+    generation = int(_opt_float(row.get("metadata_generation", "")) or 0)
+    is_merge = bool(merged) or base.endswith("(Merge)")
+    base = base.removesuffix("(Merge)").strip()
+    if (
+        generation == 0
+        or not base
+        or base == "Removed"
+        or base == model
+        or not _REPO_ID.match(base)
+    ):
+        return None
+    return LeaderboardEdge(
+        derivative_id=model,
+        base_model_id=base,
+        relation="merge" if is_merge else "finetune",
+        generation=generation,
+        board="open_llm_v2",
+    )
+
+
+@dataclass(slots=True)
+class Rejected:
+    line: int
+    error: SchemaError
+
+
+def read_leaderboard(
+    path: Path,
+) -> Iterator[tuple[list[ScoreRow], LeaderboardEdge | None] | Rejected]:
+    """Rows of a dump, one CSV line at a time; a bad line is yielded as :class:`Rejected`."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        board = detect_board(reader.fieldnames or ())
+        for line, row in enumerate(reader, start=2):
+            try:
+                if board == "open_llm_v1":
+                    yield v1_rows(row), None
+                else:
+                    yield v2_rows(row)
+            except (SchemaError, KeyError, TypeError) as exc:
+                error = (
+                    exc if isinstance(exc, SchemaError) else SchemaError("missing_field", str(exc))
+                )
+                yield Rejected(line, error)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    board: str
+    models: int
+    scores: int
+    edges: int
+    rejected: list[tuple[int, str]]
+
+
+def import_leaderboard(
+    path: Path, write: Callable[[list[InsertPlan]], None], *, batch: int = 20_000
+) -> ImportSummary:
+    """Stream a dump into ClickHouse in bounded batches; bad lines become dead letters."""
+    from processors.sinks import plan_dead_letters, plan_rows
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        board = detect_board(next(csv.reader(handle), []))
+    scores: list[ScoreRow] = []
+    edges: list[LeaderboardEdge] = []
+    letters: list[DeadLetter] = []
+    models: set[str] = set()
+    totals = [0, 0]
+    rejected: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        plans = [
+            plan_rows(t, rows)
+            for t, rows in (("leaderboard_scores", scores), ("leaderboard_edges", edges))
+            if rows
+        ]
+        if letters:
+            plans.append(plan_dead_letters(letters))
+        if plans:
+            write(plans)
+        totals[0] += len(scores)
+        totals[1] += len(edges)
+        scores.clear()
+        edges.clear()
+        letters.clear()
+
+    for item in read_leaderboard(path):
+        if isinstance(item, Rejected):
+            rejected.append((item.line, str(item.error)))
+            letters.append(
+                DeadLetter.of(
+                    stage="import.leaderboard",
+                    error=item.error,
+                    source=f"{path.name}:{item.line}",
+                    key=None,
+                    payload=f"line {item.line}",
+                )
+            )
+            continue
+        rows, edge = item
+        scores.extend(rows)
+        models.add(rows[0].model_id)
+        if edge is not None:
+            edges.append(edge)
+        if len(scores) >= batch:
+            flush()
+    flush()
+    return ImportSummary(board, len(models), totals[0], totals[1], rejected)

@@ -1,0 +1,242 @@
+"""Issue 4's analysis on the real ClickHouse: the leaderboard importer, sizes, and the
+canned queries, each checked against values computed here independently from the files."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubwatch.events import ModelSnapshot
+from hubwatch.queries import canned_queries, load
+from processors.leaderboard import import_leaderboard
+from processors.pipeline import plan_batch
+from processors.sinks import ClickHouseWriter
+from processors.sizes import model_size, params_from_name, quant_bits
+from producers.hub import model_created_from_api
+from tests.conftest import FIXTURE, hubwatch
+
+DATA = FIXTURE.parent
+V1 = DATA / "open_llm_leaderboard_v1_final_2024-07-07.csv"
+V2 = DATA / "open_llm_leaderboard_v2_sample1000_2025-03-21.csv"
+BASE = "mistralai/Mistral-Small-24B-Base-2501"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _query(ch: Any, name: str, **params: str) -> list[tuple[Any, ...]]:
+    return ch.query(load(name).sql, parameters=params).result_rows
+
+
+@pytest.fixture
+def writer(clickhouse_url: str, database: str) -> Any:
+    from hubwatch.clickhouse import connect
+
+    w = ClickHouseWriter(lambda: connect(clickhouse_url), database)
+    yield w
+    w.close()
+
+
+def test_sizes() -> None:
+    assert params_from_name("x/Mixtral-8x7B-Instruct") == 56_000_000_000
+    assert params_from_name("x/SmolLM2-135M") == 135_000_000
+    assert params_from_name("x/llama-v1b") is None
+    assert quant_bits("x/Foo-GGUF", (), ("foo.Q5_K_M.gguf",)) == 5
+    assert quant_bits("x/foo-exl2-6.5bpw", (), ()) == 6
+    assert quant_bits("x/foo", ("safetensors",), ("model.safetensors",)) is None
+    base = model_size(
+        model_created_from_api({"id": BASE, "safetensors": {"total": 23_572_403_200}}, NOW)
+    )
+    assert (base.parameters_source, base.size_bytes) == ("safetensors", 47_144_806_400)
+    gguf = model_size(
+        model_created_from_api(
+            {"id": "x/Small-24B-GGUF", "siblings": [{"rfilename": "m.Q4_K_M.gguf"}]}, NOW
+        )
+    )
+    assert (gguf.parameters, gguf.parameters_source, gguf.quant_bits, gguf.size_bytes) == (
+        24_000_000_000,
+        "name",
+        4,
+        12_000_000_000,
+    )
+
+
+def test_import_v1(ch: Any, writer: ClickHouseWriter) -> None:
+    summary = import_leaderboard(V1, writer.write, batch=5_000)
+    rows = _rows(V1)
+    assert (summary.board, summary.rejected) == ("open_llm_v1", [])
+    assert summary.scores == 7 * len(rows)
+    assert ch.query("SELECT count() FROM leaderboard_scores FINAL").result_rows == [
+        (len({(r["fullname"], r["precision"]) for r in rows}) * 7,)
+    ]
+    # The v1 "merged" column is inverted: FALSE there means a merge.
+    merged = ch.query(
+        "SELECT merged FROM leaderboard_scores FINAL WHERE model_id = "
+        "'paloalma/Le_Triomphant-ECE-TW3' AND benchmark = 'average'"
+    )
+    assert merged.result_rows == [(True,)]
+    # Quantized variants against full precision, computed here from the CSV.
+    full: dict[str, float] = {}
+    for r in rows:
+        if r["precision"] in ("float16", "bfloat16"):
+            full[r["fullname"]] = max(full.get(r["fullname"], -1e9), float(r["average"]))
+    deltas: dict[str, list[float]] = {}
+    for r in rows:
+        if r["precision"] in ("4bit", "8bit", "GPTQ") and r["fullname"] in full:
+            deltas.setdefault(r["precision"], []).append(float(r["average"]) - full[r["fullname"]])
+    got = {p: (n, m) for p, n, _, m, *_ in _query(ch, "quantized_tradeoff")}
+    assert got == {p: (len(d), round(statistics.median(d), 3)) for p, d in deltas.items()}
+
+
+def _v2_edges(rows: list[dict[str, str]]) -> dict[tuple[str, str], str]:
+    edges = {}
+    for r in rows:
+        base = r["metadata_base_model"].strip()
+        merge = r["features_is_merged"] == "TRUE" or base.endswith("(Merge)")
+        base = base.removesuffix("(Merge)").strip()
+        if int(r["metadata_generation"]) > 0 and base not in ("", "Removed", r["model_name"]):
+            edges[(r["model_name"], base)] = "merge" if merge else "finetune"
+    return edges
+
+
+def test_import_v2_and_score_deltas(ch: Any, writer: ClickHouseWriter) -> None:
+    summary = import_leaderboard(V2, writer.write)
+    rows = _rows(V2)
+    edges = _v2_edges(rows)
+    assert summary.edges == len(
+        [
+            r
+            for r in rows
+            if (r["model_name"], r["metadata_base_model"].removesuffix("(Merge)").strip()) in edges
+        ]
+    )
+    stored = ch.query(
+        "SELECT derivative_id, base_model_id, relation FROM leaderboard_edges FINAL"
+    ).result_rows
+    assert {(d, b): rel for d, b, rel in stored} == edges
+
+    average = {}
+    for r in rows:
+        average[r["model_name"]] = max(
+            average.get(r["model_name"], -1e9), float(r["model_average_score"])
+        )
+    by_relation: dict[str, list[float]] = {}
+    for (child, base), relation in edges.items():
+        if child in average and base in average:
+            by_relation.setdefault(relation, []).append(average[child] - average[base])
+    expected = {
+        rel: (len(d), round(statistics.median(d), 3), round(sum(x > 0 for x in d) / len(d), 3))
+        for rel, d in by_relation.items()
+    }
+    got = {g: (n, med, share) for g, n, med, _, share in _query(ch, "score_delta", by="relation")}
+    assert got == expected
+    types = {g for g, *_ in _query(ch, "score_delta", by="type")}
+    assert types <= {
+        "pretrained",
+        "continuously_pretrained",
+        "fine_tuned",
+        "chat",
+        "merge",
+        "other",
+    }
+    assert {b for _, b, *_ in _query(ch, "benchmark_delta")} == {
+        "average",
+        "ifeval",
+        "bbh",
+        "math",
+        "gpqa",
+        "musr",
+        "mmlu_pro",
+    }
+
+
+def test_bad_leaderboard_input(
+    ch: Any, writer: ClickHouseWriter, tmp_path: Path, clickhouse_url: str, database: str
+) -> None:
+    rows = _rows(V2)[:5]
+    rows[2]["model_average_score"] = "not-a-number"
+    broken = tmp_path / "v2.csv"
+    with broken.open("w", newline="") as handle:
+        out = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        out.writeheader()
+        out.writerows(rows)
+    summary = import_leaderboard(broken, writer.write)
+    assert summary.models == 4 and [line for line, _ in summary.rejected] == [4]  # CSV line
+    assert ch.query(
+        "SELECT reason FROM dead_letters WHERE stage = 'import.leaderboard'"
+    ).result_rows == [("bad_number",)]
+    unknown = tmp_path / "other.csv"
+    unknown.write_text("a,b\n1,2\n")
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": database}
+    done = hubwatch("import", "leaderboard", str(unknown), env=env)
+    assert done.returncode == 1 and "neither the v1 nor the v2" in done.stderr
+
+
+def test_tree_and_family_growth(
+    ch: Any,
+    writer: ClickHouseWriter,
+    fixture_items: list[dict[str, Any]],
+    fixture_depths: dict[str, int],
+) -> None:
+    writer.write(plan_batch(model_created_from_api(i, NOW) for i in fixture_items).plans())
+    child = "allura-org/Mistral-Small-24b-Sertraline-0304"
+    tree = _query(ch, "tree", model=child)
+    assert {m: d for m, _, _, d, _ in tree} == fixture_depths  # from a leaf: the whole tree
+    assert Counter(d for *_, d, _ in tree) == {0: 1, 1: 22, 2: 36, 3: 8}
+
+    created = {
+        i["id"]: datetime.fromisoformat(i["createdAt"].replace("Z", "+00:00"))
+        for i in fixture_items
+    }
+    ages = [created[m] - created[BASE] for m in fixture_depths if m != BASE]
+    [(root, d7, d30, d90, total, depth)] = _query(ch, "family_growth")
+    assert (root, total, depth) == (BASE, 66, 3)
+    assert (d7, d30, d90) == tuple(sum(a <= timedelta(days=n) for a in ages) for n in (7, 30, 90))
+
+
+def test_engagement_windows(ch: Any, writer: ClickHouseWriter) -> None:
+    at = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    points = [(50, 100, 10), (30, 400, 12), (23, 1000, 15), (0.5, 1600, 20), (0.2, 1700, 21)]
+    snaps = [
+        ModelSnapshot("org/m", at - timedelta(hours=h), downloads_all_time=d, likes=likes)
+        for h, d, likes in points
+    ]
+    writer.write(plan_batch(snaps + snaps).plans())  # delivered twice: counted once
+    [row] = _query(ch, "engagement", at=at.strftime("%Y-%m-%d %H:%M:%S"))
+    repo, l1, l24, l7d, d1, d24, d7d, velocity, acceleration = row
+    assert repo == "org/m"
+    # Hourly buckets: 11:00 holds the last hour's two points, so "an hour ago" is the value
+    # last seen before 11:00 (23 h ago); before the first point a window starts at it.
+    assert (l1, l24, l7d) == (21 - 15, 21 - 12, 21 - 10)
+    assert (d1, d24, d7d) == (1700 - 1000, 1700 - 400, 1700 - 100)
+    assert velocity == round(1300 / 24, 3)
+    assert acceleration == round(1300 / 24 - (400 - 100) / 24, 3)
+
+
+def test_every_canned_query_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for name, query in canned_queries().items():
+        assert f"`{name}`" in readme, name
+        assert query.description, name
+
+
+def test_cli_import_and_query(clickhouse_url: str, database: str) -> None:
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": database}
+    imported = hubwatch("import", "leaderboard", str(V2), env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith("open_llm_v2: 7000 scores for 997 models")
+    listed = hubwatch("query", "--list", env=env)
+    assert all(name in listed.stdout for name in canned_queries())
+    needs = hubwatch("query", "score_delta", env=env)
+    assert needs.returncode == 1 and "--param by" in needs.stderr
+    answer = hubwatch("query", "score_delta", "--param", "by=relation", "--format", "TSV", env=env)
+    assert answer.returncode == 0 and answer.stdout.startswith("finetune\t")
