@@ -48,6 +48,8 @@ class Settings:
     github_requests_per_hour: int = 5000
     edits_interval: float = 60.0
     engagement_interval: float = 30.0
+    engagement_bulk_every: float = 300.0
+    "Seconds between bulk trending snapshot calls (1,000 models each)."
     snapshot_requests_per_window: int = 150
     "Per-model snapshot calls per 5 minutes (one bulk trending call comes on top)."
     community_interval: float = 60.0

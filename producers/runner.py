@@ -157,6 +157,7 @@ class Producers:
                             self.publisher,
                             tracker,
                             requests_per_round=per_round,
+                            bulk_every=s.engagement_bulk_every,
                             budget=self.hub_budget,
                         ),
                         s.engagement_interval,

@@ -130,12 +130,19 @@ def spawn(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
         )
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    """Wait for an outcome; the generous limit is a hang guard, not a performance assertion."""
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    timeout: float = 90.0,
+    show: Callable[[], object] | None = None,
+) -> None:
+    """Wait for an outcome; the generous limit is a hang guard, not a performance assertion.
+    ``show`` says what was there instead when it times out."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            seen = f"; saw {show()!r}" if show is not None else ""
+            pytest.fail(f"timed out waiting for {what}{seen}")
         time.sleep(0.25)
 
 

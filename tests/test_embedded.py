@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 
 from hubwatch.clickhouse import connect, ping
+from hubwatch.replay import load_fixture_csv
 from tests.conftest import (
+    FIXTURE,
     MALFORMED_REJECTED,
     depths_from_edges,
     free_port,
@@ -25,7 +27,13 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
     http_port, tcp_port, metrics_port = free_port(), free_port(), free_port()
     state = tmp_path / "state"
     extra = write_jsonl(tmp_path / "extra.jsonl", malformed_items())
-    env = {"HUBWATCH_STATE_DIR": str(state)}
+    # Rounds that fit together in the replay's quota (1,000 per 5 min, paced at 80 %).
+    env = {
+        "HUBWATCH_STATE_DIR": str(state),
+        "HUBWATCH_ENGAGEMENT_INTERVAL": "2",
+        "HUBWATCH_ENGAGEMENT_BULK_EVERY": "5",
+        "HUBWATCH_COMMUNITY_INTERVAL": "1",
+    }
     log = tmp_path / "run.log"
     run = spawn(
         "--metrics-port",
@@ -37,7 +45,7 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
         "--replay-extra",
         str(extra),
         "--poll-interval",
-        "0.5",
+        "1",
         "--http-port",
         str(http_port),
         "--tcp-port",
@@ -88,6 +96,25 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
         # Every stream reports a bad item once, however often it polls past it.
         repeats = client.query("SELECT count() - uniqExact(stage, payload) FROM dead_letters")
         assert repeats.result_rows == [(0,)]
+        # The other streams land too: a bulk trending call snapshots every listed model
+        # (broken/date too: only its createdAt is bad), and the models with >= 10 likes
+        # have their commits followed.
+        popular = sum(1 for i in load_fixture_csv(FIXTURE) if (i.get("likes") or 0) >= 10)
+        snapshotted = "SELECT uniqExact(repo_id) FROM model_snapshots"
+        wait_until(
+            lambda: client.query(snapshotted).result_rows == [(70,)],
+            "engagement snapshots",
+            show=lambda: client.query(snapshotted).result_rows,
+        )
+        wait_until(
+            lambda: (
+                client.query(
+                    "SELECT uniqExact(repo) FROM community_events WHERE kind = 'model.commit'"
+                ).result_rows
+                == [(popular,)]
+            ),
+            "commits of the popular models",
+        )
         client.close()
 
         live = hubwatch(
