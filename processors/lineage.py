@@ -9,7 +9,15 @@ from datetime import datetime
 from hubwatch.events import ModelCreated, ModelUpdated
 from processors.sizes import model_size
 
-__all__ = ["RELATIONS", "LineageEdge", "ModelRow", "lineage_edges", "model_row"]
+__all__ = [
+    "RELATIONS",
+    "LineageDispute",
+    "LineageEdge",
+    "ModelRow",
+    "lineage_disputes",
+    "lineage_edges",
+    "model_row",
+]
 
 RELATIONS = ("finetune", "quantized", "adapter", "merge")
 
@@ -148,3 +156,48 @@ def lineage_edges(event: ModelCreated | ModelUpdated) -> list[LineageEdge]:
         )
         for base, (relation, source, inferred) in found.items()
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class LineageDispute:
+    """A row of ``lineage_disputes``: a claim the Hub's resolution does not share."""
+
+    derivative_id: str
+    base_model_id: str
+    claimed_by: str
+    claimed_relation: str
+    resolved_relation: str
+    observed_at: datetime
+    event_id: str
+
+
+def lineage_disputes(event: ModelCreated | ModelUpdated) -> list[LineageDispute]:
+    """The card's claims that differ from the edges :func:`lineage_edges` keeps."""
+    resolved = {e.base_model_id: e for e in lineage_edges(event)}
+    if not resolved or all(e.source in ("card", "inferred") for e in resolved.values()):
+        return []  # the card is the only source: nothing to disagree with
+    card_bases = [_normalise(b) for b in event.card_base_models]
+    card_bases = [b for b in card_bases if b and b != event.repo_id]
+    if event.card_base_model_relation in RELATIONS:
+        claimed = event.card_base_model_relation
+    else:
+        claimed = infer_relation(event, len(card_bases))
+    out = []
+    for base in card_bases:
+        edge = resolved.get(base)
+        if edge is not None and (
+            edge.relation == claimed or event.card_base_model_relation not in RELATIONS
+        ):
+            continue  # same claim, or the card states no relation to disagree about
+        out.append(
+            LineageDispute(
+                derivative_id=event.repo_id,
+                base_model_id=base,
+                claimed_by="card",
+                claimed_relation=claimed,
+                resolved_relation=edge.relation if edge else "",
+                observed_at=event.observed_at,
+                event_id=event.event_id,
+            )
+        )
+    return out

@@ -27,7 +27,7 @@ from hubwatch.events import (
     decode,
 )
 from processors.activity import community_row, repo_snapshot_row, snapshot_row
-from processors.lineage import lineage_edges, model_row
+from processors.lineage import lineage_disputes, lineage_edges, model_row
 from processors.sinks import TABLES, InsertPlan, plan_dead_letters, plan_rows
 
 __all__ = ["Batch", "RawRecord", "plan_batch", "rows_for"]
@@ -46,9 +46,9 @@ def rows_for(event: Event) -> list[Any]:
     """The ClickHouse rows one event becomes (each row type has its table in TABLES)."""
     match event:
         case ModelCreated():
-            return [model_row(event), *lineage_edges(event)]
+            return [model_row(event), *lineage_edges(event), *lineage_disputes(event)]
         case ModelUpdated():
-            return list(lineage_edges(event))
+            return [*lineage_edges(event), *lineage_disputes(event)]
         case ModelSnapshot():
             return [snapshot_row(event)]
         case GithubRepoSnapshot():

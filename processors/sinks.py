@@ -14,7 +14,7 @@ from hubwatch.errors import SinkError
 from hubwatch.events import DeadLetter
 from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
 from processors.leaderboard import LeaderboardEdge, ScoreRow
-from processors.lineage import LineageEdge, ModelRow
+from processors.lineage import LineageDispute, LineageEdge, ModelRow
 
 __all__ = [
     "TABLES",
@@ -39,6 +39,7 @@ class InsertPlan:
 TABLES: dict[type, str] = {
     ModelRow: "models",
     LineageEdge: "lineage_edges",
+    LineageDispute: "lineage_disputes",
     SnapshotRow: "model_snapshots",
     CommunityRow: "community_events",
     RepoSnapshotRow: "github_repo_snapshots",

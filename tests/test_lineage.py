@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hubwatch.events import ModelCreated
-from processors.lineage import lineage_edges, model_row
+from processors.lineage import lineage_disputes, lineage_edges, model_row
 from producers.hub import model_created_from_api
 from tests.conftest import depths_from_edges
 
@@ -38,7 +38,7 @@ def test_fixture_tree(fixture_items: list[dict[str, Any]], fixture_depths: dict[
     assert {m: depth(m) for m in models} == fixture_depths
 
 
-def test_hub_resolution_wins_over_the_card() -> None:
+def test_hub_resolution_wins_and_the_cards_other_claim_is_kept_flagged() -> None:
     event = _event(
         tags=("base_model:finetune:arcee-ai/Arcee-Blitz",),
         card_base_models=("mistralai/Base", "arcee-ai/Arcee-Blitz"),
@@ -49,6 +49,34 @@ def test_hub_resolution_wins_over_the_card() -> None:
         "finetune",
         "tags",
     )
+    [dispute] = lineage_disputes(event)
+    assert (dispute.base_model_id, dispute.claimed_relation, dispute.resolved_relation) == (
+        "mistralai/Base",
+        "merge",
+        "",
+    )
+
+
+def test_a_card_relation_that_contradicts_the_hub_is_flagged() -> None:
+    event = _event(
+        base_models=("a/x",),
+        base_models_relation="finetune",
+        card_base_models=("a/x",),
+        card_base_model_relation="quantized",
+    )
+    [dispute] = lineage_disputes(event)
+    assert (dispute.claimed_relation, dispute.resolved_relation) == ("quantized", "finetune")
+    agreeing = _event(
+        base_models=("a/x",), base_models_relation="finetune", card_base_models=("a/x",)
+    )
+    assert lineage_disputes(agreeing) == []
+
+
+def test_fixture_disputes(fixture_items: list[dict[str, Any]]) -> None:
+    disputes = [d for i in fixture_items for d in lineage_disputes(model_created_from_api(i, NOW))]
+    assert [(d.derivative_id, d.base_model_id) for d in disputes] == [
+        ("ConicCat/MistralSmallV3R", "mistralai/Mistral-Small-24B-Base-2501")
+    ]
 
 
 @pytest.mark.parametrize(
