@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply ClickHouse migrations")
 
+    backfill = commands.add_parser("backfill", help="walk the whole model listing into ClickHouse")
+    backfill.add_argument("--expect", type=int, help="models expected (for the progress bar)")
+    backfill.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
     importer = commands.add_parser("import", help="import data into ClickHouse")
     importer.add_argument("what", choices=["leaderboard"])
     importer.add_argument("file", type=Path, help="an Open LLM Leaderboard CSV (v1 or v2)")
@@ -175,6 +179,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _sql(args, settings)
     if command == "import":
         return _import(args, settings)
+    if command == "backfill":
+        from hubwatch.backfill import backfill
+
+        _migrate(settings, quiet=True)
+        done = asyncio.run(backfill(settings, total=args.expect, progress=args.progress))
+        print(
+            f"backfilled {done.models:,} models and {done.edges:,} edges in "
+            f"{done.seconds:.1f}s ({done.models / max(done.seconds, 1e-9):,.0f}/s); "
+            f"{done.rejected} rejected"
+        )
+        return 0
     if command == "query":
         return _query(args, settings)
     if command == "topics":
