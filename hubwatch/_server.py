@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Self
 
 from aiohttp import web
@@ -9,7 +10,7 @@ from aiohttp import web
 __all__ = ["LocalServer"]
 
 
-class LocalServer:
+class LocalServer(abc.ABC):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
@@ -19,8 +20,9 @@ class LocalServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @abc.abstractmethod
     def app(self) -> web.Application:
-        raise NotImplementedError  # pragma: no cover - subclasses build their routes
+        """The routes this server serves."""
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None)

@@ -14,6 +14,7 @@ one repo's events in order.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import json
@@ -75,7 +76,7 @@ _DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(abc.ABC):
     """Base of every event. Subclasses set KIND, VERSION and the topic layout."""
 
     KIND: ClassVar[str] = ""
@@ -91,12 +92,13 @@ class Event:
             _REGISTRY[cls.KIND] = cls
 
     @property
+    @abc.abstractmethod
     def key(self) -> str:
-        raise NotImplementedError  # pragma: no cover - every registered kind overrides
+        """The Kafka partition key: the repo whose events stay in order."""
 
+    @abc.abstractmethod
     def identity(self) -> tuple[object, ...]:
         """The parts of the fact this event reports; what ``event_id`` hashes."""
-        raise NotImplementedError  # pragma: no cover - every registered kind overrides
 
     @property
     def event_id(self) -> str:
