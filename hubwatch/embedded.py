@@ -21,7 +21,7 @@ from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter
-from producers._http import get_json, make_client
+from producers._http import make_client, request
 from producers.publish import QueuePublisher
 from producers.runner import Producers
 
@@ -58,7 +58,7 @@ async def _hub_reachable(url: str) -> str | None:
     """None if the Hub answers; else a one-line reason."""
     async with make_client(base_url=url, timeout=10.0) as client:
         try:
-            await get_json(client, "/api/models", params=[("limit", "1")], max_attempts=1)
+            await request(client, "/api/models", params=[("limit", "1")], max_attempts=1)
         except SourceError as exc:
             return str(exc)
     return None

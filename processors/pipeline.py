@@ -91,10 +91,6 @@ class Batch:
             self.dead_letters.append(letter)
 
     @property
-    def models(self) -> list[Any]:
-        return self.rows["models"]
-
-    @property
     def edges(self) -> list[Any]:
         return self.rows["lineage_edges"]
 

@@ -21,8 +21,6 @@ __all__ = [
     "ClickHouseWriter",
     "InsertPlan",
     "plan_dead_letters",
-    "plan_edges",
-    "plan_models",
     "plan_rows",
 ]
 
@@ -52,14 +50,6 @@ TABLES: dict[type, str] = {
 def plan_rows(table: str, rows: Sequence[Any]) -> InsertPlan:
     columns = tuple(f.name for f in dataclasses.fields(rows[0])) if rows else ()
     return InsertPlan(table, columns, [[getattr(r, c) for c in columns] for r in rows])
-
-
-def plan_models(rows: Sequence[ModelRow]) -> InsertPlan:
-    return plan_rows("models", rows)
-
-
-def plan_edges(rows: Sequence[LineageEdge]) -> InsertPlan:
-    return plan_rows("lineage_edges", rows)
 
 
 _DEAD_LETTER_COLUMNS = (

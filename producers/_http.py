@@ -21,7 +21,7 @@ from hubwatch.errors import (
 )
 from producers._ratelimit import RequestBudget, parse_retry_after
 
-__all__ = ["Params", "Response", "backoff_delay", "get_json", "make_client", "request"]
+__all__ = ["Params", "Response", "backoff_delay", "make_client", "request"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Response = httpx.Response
@@ -145,18 +145,3 @@ async def request(
             if not retriable or attempt >= max_attempts:
                 raise
             await sleep(backoff_delay(attempt))
-
-
-async def get_json(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    params: Params = None,
-    budget: RequestBudget | None = None,
-    max_attempts: int = 6,
-    sleep: Sleep = asyncio.sleep,
-) -> tuple[Any, httpx.Response]:
-    """GET and parse JSON with retries (see :func:`request`)."""
-    return await request(
-        client, url, params=params, budget=budget, max_attempts=max_attempts, sleep=sleep
-    )

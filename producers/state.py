@@ -127,9 +127,6 @@ class StateStore:
             "UPDATE models SET fingerprint = ? WHERE repo_id = ?", (fingerprint, repo_id)
         )
 
-    def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM models").fetchone()[0])
-
     def due_snapshots(self, now: float, limit: int) -> list[TrackedModel]:
         rows = self._db.execute(
             "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot FROM models"
