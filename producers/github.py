@@ -30,7 +30,7 @@ from producers._ratelimit import RequestBudget
 from producers.hub import now_utc
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
-from producers.state import RejectedSet, StateStore
+from producers.state import StateStore
 
 __all__ = [
     "GITHUB_HEADERS",
@@ -156,9 +156,6 @@ class GithubPoller:
                     raise SchemaError("bad_repo", f"not a GitHub owner/name: {repo!r}")
                 store.add_github_repo(repo, "config")
 
-    def _seen(self, stage: str) -> RejectedSet:
-        return self._store.rejected(stage)
-
     async def poll_once(self) -> int:
         published = 0
         for repo in self._store.github_repos():
@@ -215,7 +212,7 @@ class GithubPoller:
         except SchemaError as error:
             await reject(
                 self._publisher,
-                seen=self._seen("producer.github"),
+                seen=self._store,
                 stage="producer.github",
                 source=base,
                 item=None,
@@ -269,7 +266,7 @@ class GithubPoller:
                 except SchemaError as error:
                     await reject(
                         self._publisher,
-                        seen=self._seen(f"producer.github.{what}"),
+                        seen=self._store,
                         stage=f"producer.github.{what}",
                         source=f"/repos/{repo}/{what}",
                         item=item,
@@ -307,7 +304,7 @@ class GithubPoller:
             except SchemaError as error:
                 await reject(
                     self._publisher,
-                    seen=self._seen("producer.github.releases"),
+                    seen=self._store,
                     stage="producer.github.releases",
                     source=f"/repos/{repo}/releases",
                     item=item,

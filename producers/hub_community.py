@@ -20,7 +20,6 @@ from producers._ratelimit import RequestBudget
 from producers.hub import model_commit_from_api, model_discussion_from_api
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
-from producers.state import RejectedSet
 from producers.tracking import Tracker
 
 __all__ = ["CommunityPoller"]
@@ -57,9 +56,6 @@ class CommunityPoller:
         self._first_pages = first_commit_pages
         self._budget = budget
         self._clock = clock
-
-    def _seen(self, stage: str) -> RejectedSet:
-        return self._tracker.store.rejected(stage)
 
     async def poll_once(self) -> int:
         now = self._clock()
@@ -108,7 +104,7 @@ class CommunityPoller:
                 except SchemaError as error:
                     await reject(
                         self._publisher,
-                        seen=self._seen("producer.hub.commits"),
+                        seen=self._tracker.store,
                         stage="producer.hub.commits",
                         source=url,
                         item=item,
@@ -138,7 +134,7 @@ class CommunityPoller:
                 except SchemaError as error:
                     await reject(
                         self._publisher,
-                        seen=self._seen("producer.hub.discussions"),
+                        seen=self._tracker.store,
                         stage="producer.hub.discussions",
                         source=url,
                         item=item,

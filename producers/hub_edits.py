@@ -24,7 +24,7 @@ from producers.hub import (
 )
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
-from producers.state import RejectedSet, StateStore
+from producers.state import StateStore
 
 __all__ = ["HubEditsPoller"]
 
@@ -54,9 +54,6 @@ class HubEditsPoller:
         self._page_limit = page_limit
         self._budget = budget
 
-    def _seen(self, stage: str) -> RejectedSet:
-        return self._store.rejected(stage)
-
     async def poll_once(self) -> int:
         observed_at = now_utc()
         mark = self._store.mark(_MARK)
@@ -83,7 +80,7 @@ class HubEditsPoller:
                 except SchemaError as error:
                     await reject(
                         self._publisher,
-                        seen=self._seen("producer.hub.edits"),
+                        seen=self._store,
                         stage="producer.hub.edits",
                         source=source,
                         item=item,

@@ -18,7 +18,6 @@ from producers._ratelimit import RequestBudget
 from producers.hub import ENGAGEMENT_FIELDS, model_snapshot_from_api, now_utc
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
-from producers.state import RejectedSet
 from producers.tracking import Tracker
 
 __all__ = ["EngagementPoller"]
@@ -53,9 +52,6 @@ class EngagementPoller:
         self._next_bulk = 0.0
         self._expand = [("expand", f) for f in ENGAGEMENT_FIELDS]
 
-    def _seen(self, stage: str) -> RejectedSet:
-        return self._tracker.store.rejected(stage)
-
     async def poll_once(self) -> int:
         now = self._clock()
         snapshots: dict[str, ModelSnapshot] = {}
@@ -84,7 +80,7 @@ class EngagementPoller:
             except SchemaError as error:
                 await reject(
                     self._publisher,
-                    seen=self._seen("producer.hub.engagement"),
+                    seen=self._tracker.store,
                     stage="producer.hub.engagement",
                     source=f"/api/models/{model.repo_id}",
                     item=None,
@@ -122,7 +118,7 @@ class EngagementPoller:
             except SchemaError as error:
                 await reject(
                     self._publisher,
-                    seen=self._seen("producer.hub.engagement"),
+                    seen=self._tracker.store,
                     stage="producer.hub.engagement",
                     source="/api/models?sort=trendingScore",
                     item=item,

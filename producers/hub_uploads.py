@@ -20,6 +20,7 @@ from producers._ratelimit import RequestBudget
 from producers.checkpoint import CheckpointStore
 from producers.hub import EXPAND_FIELDS, model_created_from_api, now_utc
 from producers.publish import EventPublisher
+from producers.state import StateStore
 from producers.tracking import Tracker
 
 __all__ = ["HubUploadsPoller", "Seen", "reject"]
@@ -66,13 +67,16 @@ async def reject(
     source: str,
     item: object,
     error: SchemaError,
-    seen: Seen | None = None,
+    seen: Seen | StateStore | None = None,
 ) -> str:
-    """Dead-letter one upstream item, once per fingerprint when ``seen`` is given.
+    """Dead-letter one upstream item, once per fingerprint when ``seen`` is given (a set,
+    or the state store, which keeps one set per stage).
 
     The letter is flushed before it is remembered, so a crash can repeat it but never
     lose it. Dead letters are rare; the extra flush costs nothing that matters.
     """
+    if isinstance(seen, StateStore):
+        seen = seen.rejected(stage)
     payload = json.dumps(item, ensure_ascii=False, default=str)
     fingerprint = hashlib.sha256(f"{stage}\x1f{payload}".encode()).hexdigest()[:24]
     if seen is not None and fingerprint in seen:
