@@ -11,7 +11,7 @@ import httpx
 
 from hubwatch import metrics
 from hubwatch.errors import SchemaError
-from hubwatch.events import ModelUpdated, format_datetime, parse_datetime
+from hubwatch.events import ModelCreated, ModelUpdated, format_datetime, parse_datetime
 from producers._pagination import iter_pages
 from producers._ratelimit import RequestBudget
 from producers.hub import (
@@ -24,7 +24,7 @@ from producers.hub import (
 )
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
-from producers.state import StateStore
+from producers.tracking import Tracker
 
 __all__ = ["HubEditsPoller"]
 
@@ -39,7 +39,7 @@ class HubEditsPoller:
         self,
         client: httpx.AsyncClient,
         publisher: EventPublisher,
-        store: StateStore,
+        tracker: Tracker,
         *,
         overlap: timedelta,
         initial_lookback: timedelta | None,
@@ -48,7 +48,8 @@ class HubEditsPoller:
     ) -> None:
         self._client = client
         self._publisher = publisher
-        self._store = store
+        self._tracker = tracker
+        self._store = tracker.store
         self._overlap = overlap
         self._initial_lookback = initial_lookback
         self._page_limit = page_limit
@@ -67,7 +68,7 @@ class HubEditsPoller:
         params = [("sort", "lastModified"), ("limit", str(self._page_limit))] + [
             ("expand", f) for f in EXPAND_FIELDS
         ]
-        updates: list[tuple[ModelUpdated, str]] = []
+        updates: list[tuple[ModelUpdated, ModelCreated]] = []
         newest = watermark
         source = f"{self._client.base_url}/api/models?sort=lastModified"
         async for page in iter_pages(self._client, "/api/models", params, budget=self._budget):
@@ -110,7 +111,7 @@ class HubEditsPoller:
                     # A new upload: the uploads stream reports it as model.created.
                     continue
                 updates.append(
-                    (model_updated(created, changed_fields(known, fingerprint)), fingerprint)
+                    (model_updated(created, changed_fields(known, fingerprint)), created)
                 )
             if done:
                 break
@@ -122,20 +123,11 @@ class HubEditsPoller:
         # State moves only after the events are durable; no await inside the transaction,
         # so pollers sharing the store never interleave in it.
         with self._store.transaction():
-            for event, fingerprint in updates:
-                if self._store.get(event.repo_id) is not None:
-                    self._store.set_fingerprint(event.repo_id, fingerprint)
-                else:
-                    self._store.track(
-                        event.repo_id,
-                        author=None,
-                        created_at=None,
-                        fingerprint=fingerprint,
-                        downloads=None,
-                        likes=None,
-                        next_snapshot=0.0,
-                        community=False,
-                    )
+            # An edit can be the first sight of a model (its upload not polled yet): track
+            # it as the uploads stream would, so it is followed by the same rules.
+            self._tracker.track_all(created for _, created in updates)
+            for _, created in updates:
+                self._store.set_fingerprint(created.repo_id, relation_fingerprint(created))
             if newest is not None:
                 self._store.set_mark(_MARK, format_datetime(newest))
         if newest is not None:

@@ -139,7 +139,7 @@ class Producers:
                         HubEditsPoller(
                             hub,
                             self.publisher,
-                            store,
+                            tracker,
                             overlap=overlap,
                             initial_lookback=lookback,
                             page_limit=s.page_limit,

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE INDEX IF NOT EXISTS models_next_snapshot ON models (next_snapshot);
 CREATE INDEX IF NOT EXISTS models_next_community ON models (community, next_community);
 CREATE TABLE IF NOT EXISTS families (base_model TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS model_bases (   -- so a family can adopt children seen before it
+    repo_id TEXT, base_model TEXT, PRIMARY KEY (base_model, repo_id));
 CREATE TABLE IF NOT EXISTS discussions (
     repo_id TEXT, num INTEGER, status TEXT, PRIMARY KEY (repo_id, num));
 CREATE TABLE IF NOT EXISTS github_repos (repo TEXT PRIMARY KEY, source TEXT);
@@ -98,11 +100,19 @@ class StateStore:
         likes: int | None,
         next_snapshot: float,
         community: bool,
+        base_models: tuple[str, ...] = (),
     ) -> bool:
-        """Start tracking a model; False if it was known already (nothing changes)."""
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO models (repo_id, author, created_at, fingerprint, downloads,"
-            " likes, next_snapshot, community) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        """Start tracking a model; False if it was known already. Streams see a model in any
+        order (an edit can arrive before its upload), so a repeat only fills what is missing
+        and can turn community polling on, never off."""
+        known = self.get(repo_id) is not None
+        self._db.execute(
+            "INSERT INTO models (repo_id, author, created_at, fingerprint, downloads,"
+            " likes, next_snapshot, community) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (repo_id) DO UPDATE SET"
+            " author = coalesce(author, excluded.author),"
+            " created_at = coalesce(created_at, excluded.created_at),"
+            " community = max(community, excluded.community)",
             (
                 repo_id,
                 author,
@@ -114,7 +124,11 @@ class StateStore:
                 int(community),
             ),
         )
-        return cursor.rowcount == 1
+        self._db.executemany(
+            "INSERT OR IGNORE INTO model_bases VALUES (?, ?)",
+            [(repo_id, base) for base in base_models],
+        )
+        return not known
 
     def fingerprint(self, repo_id: str) -> str | None:
         row = self._db.execute(
@@ -189,7 +203,19 @@ class StateStore:
     # -- families of watched base models --
 
     def add_family(self, base_model: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO families VALUES (?)", (base_model,))
+        """Watch a base model's family: it and every known descendant (children can be seen
+        before their parent) get their commits and discussions polled from now on."""
+        pending = [base_model]
+        while pending:
+            model = pending.pop()
+            if self._db.execute("INSERT OR IGNORE INTO families VALUES (?)", (model,)).rowcount:
+                self._db.execute("UPDATE models SET community = 1 WHERE repo_id = ?", (model,))
+                pending += [
+                    row[0]
+                    for row in self._db.execute(
+                        "SELECT repo_id FROM model_bases WHERE base_model = ?", (model,)
+                    )
+                ]
 
     def in_family(self, base_models: tuple[str, ...]) -> bool:
         if not base_models:

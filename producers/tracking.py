@@ -98,10 +98,13 @@ class Tracker:
         )
 
     def track_all(self, events: Iterable[ModelCreated]) -> None:
+        """Track models as any stream sees them (uploads, or an edit that arrives first);
+        a model already known keeps its schedule and can only gain community polling."""
         now = self._clock()
         with self.store.transaction():
             for event in events:
                 created = event.created_at.timestamp() if event.created_at else None
+                bases = event.base_models + event.card_base_models
                 community = self.wants_community(event)
                 self.store.track(
                     event.repo_id,
@@ -112,8 +115,9 @@ class Tracker:
                     likes=event.likes,
                     next_snapshot=now + self.schedule.new_every,
                     community=community,
+                    base_models=bases,
                 )
-                if community and self.store.in_family(event.base_models + event.card_base_models):
+                if community and self.store.in_family(bases):
                     self.store.add_family(event.repo_id)  # its descendants join too
                 for repo in event.github_repos:
                     self.store.add_github_repo(repo, f"card:{event.repo_id}")

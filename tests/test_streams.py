@@ -30,6 +30,7 @@ from producers._http import make_client
 from producers._ratelimit import RequestBudget
 from producers.checkpoint import CheckpointStore
 from producers.github import GITHUB_HEADERS, GithubPoller
+from producers.hub import model_created_from_api, now_utc
 from producers.hub_community import CommunityPoller
 from producers.hub_edits import HubEditsPoller
 from producers.hub_engagement import EngagementPoller
@@ -89,11 +90,11 @@ async def rig(fixture_items: list[dict[str, Any]], tmp_path: Path) -> AsyncItera
         await rig.client.aclose()
 
 
-def _edits(rig: Rig, store: StateStore) -> HubEditsPoller:
+def _edits(rig: Rig, store: StateStore, **policy: Any) -> HubEditsPoller:
     return HubEditsPoller(
         rig.client,
         rig.publisher,
-        store,
+        rig.tracker(store, **policy),
         overlap=timedelta(minutes=10),
         initial_lookback=None,
         page_limit=20,
@@ -190,6 +191,32 @@ async def test_community_commits_and_discussions(rig: Rig) -> None:
     )
     [closed] = await rig.poll(poller)
     assert isinstance(closed, ModelDiscussion) and closed.status == "closed"
+
+
+async def test_a_watched_family_is_followed_in_whatever_order_it_is_seen(rig: Rig) -> None:
+    """The edits stream can see models before the uploads stream does, and children can
+    arrive before their parents: the whole family is still followed."""
+    family = {v["id"] for v in rig.server.hub.released_views()}
+    watched = {"watched_base_models": frozenset({BASE}), "community_min_likes": 10**6}
+    store = rig.store()
+    assert await rig.poll(_edits(rig, store, **watched)) == []  # the first round sets its mark
+    hub = rig.server.hub
+    for repo_id in (CHILD, BASE):  # edited before the uploads stream has reported them
+        item = hub.view(hub.find(repo_id))  # type: ignore[arg-type]
+        hub.edit(repo_id, {"tags": [*item["tags"], "license:mit"]})
+    edited = await rig.poll(_edits(rig, store, **watched))
+    assert {CHILD, BASE} <= {e.repo_id for e in edited}  # and any in the overlap window
+    assert len(await rig.uploads(rig.tracker(store, **watched))) == 67
+    assert set(store.due_community(time.time(), 1000)) == family
+
+    # Newest first, so nearly every child comes before its parent.
+    reordered = StateStore(rig.state / "reordered.sqlite")
+    tracker = rig.tracker(reordered, **watched)
+    tracker.track_all(
+        model_created_from_api(item, now_utc())
+        for item in sorted(rig.server.hub.released_views(), key=lambda v: v["createdAt"])[::-1]
+    )
+    assert set(reordered.due_community(time.time(), 1000)) == family
 
 
 async def test_webhooks_push_and_polling_do_not_duplicate(rig: Rig) -> None:
