@@ -17,6 +17,7 @@ from hubwatch.errors import SchemaError
 from hubwatch.events import DeadLetter, Event
 from hubwatch.settings import Settings
 from processors.pipeline import plan_batch
+from processors.restore import load_forest
 from processors.sinks import ClickHouseWriter
 from producers._http import make_client
 from producers._pagination import iter_pages
@@ -79,9 +80,13 @@ async def backfill(
     writing: asyncio.Task[None] | None = None
     started = time.monotonic()
 
+    forest = await asyncio.to_thread(
+        load_forest, settings.clickhouse_url, settings.clickhouse_database
+    )
+
     async def flush(items: list[Event | DeadLetter]) -> None:
         nonlocal writing, edges
-        batch = plan_batch(items)
+        batch = plan_batch(items, forest=forest)
         edges += len(batch.edges)
         if writing is not None:
             await writing  # one write in flight: bounded memory, fetch and write overlap

@@ -19,7 +19,10 @@ from hubwatch.events import DeadLetter, Event
 from hubwatch.migrate import apply_migrations
 from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
+from processors.engagement import RollingEngagement
+from processors.families import FamilyForest
 from processors.pipeline import plan_batch
+from processors.restore import load_engagement, load_forest
 from processors.sinks import ClickHouseWriter
 from producers._http import make_client, request
 from producers.publish import QueuePublisher
@@ -35,6 +38,9 @@ async def consume_queue(
     writer: ClickHouseWriter,
     batch_size: int,
     batch_seconds: float,
+    *,
+    forest: FamilyForest | None = None,
+    engagement: RollingEngagement | None = None,
 ) -> None:
     """Take bounded batches off the queue and write them; ``task_done`` only after the write."""
     loop = asyncio.get_running_loop()
@@ -48,7 +54,7 @@ async def consume_queue(
                 items.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
             except TimeoutError:
                 break
-        batch = plan_batch(items)
+        batch = plan_batch(items, forest=forest, engagement=engagement)
         await asyncio.to_thread(writer.write, batch.plans())
         for _ in items:
             queue.task_done()
@@ -128,8 +134,19 @@ async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
     writer = ClickHouseWriter(
         lambda: connect(settings.clickhouse_url), settings.clickhouse_database
     )
+    url, database = settings.clickhouse_url, settings.clickhouse_database
+    forest = await asyncio.to_thread(load_forest, url, database)
+    engagement = await asyncio.to_thread(load_engagement, url, database)
     consumer = asyncio.create_task(
-        consume_queue(queue, writer, settings.batch_size, settings.batch_seconds), name="processors"
+        consume_queue(
+            queue,
+            writer,
+            settings.batch_size,
+            settings.batch_seconds,
+            forest=forest,
+            engagement=engagement,
+        ),
+        name="processors",
     )
     async with Producers(settings, QueuePublisher(queue)) as producers:
         polling = asyncio.create_task(producers.run(stop), name="producers")

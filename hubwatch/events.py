@@ -20,6 +20,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar, Union
@@ -75,9 +76,12 @@ class TopicSpec:
 _DAY_MS = 24 * 3600 * 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Event(abc.ABC):
     """Base of every event. Subclasses set KIND, VERSION and the topic layout."""
+
+    # Not a field: the event id, computed once (a batch asks for it several times).
+    __slots__ = ("_event_id",)
 
     KIND: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
@@ -102,8 +106,13 @@ class Event(abc.ABC):
 
     @property
     def event_id(self) -> str:
-        parts = [self.KIND, *(_identity_part(p) for p in self.identity())]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        try:
+            return self._event_id
+        except AttributeError:
+            parts = [self.KIND, *(_identity_part(p) for p in self.identity())]
+            event_id = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+            object.__setattr__(self, "_event_id", event_id)  # frozen, but this is a cache
+            return event_id
 
     @classmethod
     def topic(cls, prefix: str = DEFAULT_TOPIC_PREFIX) -> TopicSpec:
@@ -170,6 +179,8 @@ class ModelCreated(Event):
     "GitHub ``owner/name`` repos the model card links to."
     gguf_parameters: int | None = None
     "``gguf.total``: the parameter count a GGUF file declares."
+    card_scores: tuple[tuple[str, str, float], ...] = ()
+    "(benchmark, metric, value) the card reports in ``model-index`` or ``evalResults``."
 
     @property
     def key(self) -> str:
@@ -516,56 +527,90 @@ def decode(raw: bytes | str) -> Event:
 
 def from_fields(cls: type[_E], data: dict[str, Any]) -> _E:
     """Build ``cls`` from plain JSON values, checking each against its annotation."""
-    hints = _hints(cls)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING:
-                raise SchemaError("missing_field", f"{cls.KIND}.{f.name}")
+    for name, convert, required in _readers(cls):
+        if name not in data:
+            if required:
+                raise SchemaError("missing_field", f"{cls.KIND}.{name}")
             continue
-        values[f.name] = _from_wire(hints[f.name], data[f.name], f"{cls.KIND}.{f.name}")
+        values[name] = convert(data[name])
     return cls(**values)
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    cached: dict[str, Any] | None = _HINTS.get(cls)
-    if cached is None:
-        cached = _HINTS[cls] = typing.get_type_hints(cls)
-    return cached
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
+_Reader = tuple[str, Callable[[Any], Any], bool]
+_READERS: dict[type, list[_Reader]] = {}
 _E = TypeVar("_E", bound=Event)
+
+
+def _readers(cls: type[Event]) -> list[_Reader]:
+    """Per field: its name, a converter built once from its annotation, and whether it is
+    required (resolving annotations per value cost more than the rest of decoding)."""
+    readers = _READERS.get(cls)
+    if readers is None:
+        hints = typing.get_type_hints(cls)
+        readers = _READERS[cls] = [
+            (
+                f.name,
+                _converter(hints[f.name], f"{cls.KIND}.{f.name}"),
+                f.default is dataclasses.MISSING,
+            )
+            for f in dataclasses.fields(cls)
+        ]
+    return readers
 
 
 def _to_wire(value: object) -> object:
     if isinstance(value, datetime):
         return format_datetime(value)
     if isinstance(value, tuple):
-        return list(value)
+        return (
+            [_to_wire(v) for v in value] if value and isinstance(value[0], tuple) else list(value)
+        )
     return value
 
 
-def _from_wire(hint: Any, value: Any, where: str) -> Any:
+def _converter(hint: Any, where: str) -> Callable[[Any], Any]:
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _from_wire(inner, value, where)
+        (inner_hint,) = [a for a in args if a is not type(None)]
+        inner = _converter(inner_hint, where)
+        if type(None) not in args:
+            return inner
+        return lambda value: None if value is None else inner(value)
+    if origin is tuple and typing.get_args(hint)[-1] is not Ellipsis:
+        parts = [_converter(h, where) for h in typing.get_args(hint)]
+
+        def to_record(value: Any) -> tuple[Any, ...]:
+            if not isinstance(value, list) or len(value) != len(parts):
+                raise SchemaError("bad_type", f"{where}: expected a list of {len(parts)}")
+            return tuple(convert(v) for convert, v in zip(parts, value, strict=True))
+
+        return to_record
     if origin is tuple:
-        if not isinstance(value, list):
-            raise SchemaError("bad_type", f"{where}: expected a list")
-        (item_hint, _) = typing.get_args(hint)
-        return tuple(_from_wire(item_hint, v, where) for v in value)
+        item = _converter(typing.get_args(hint)[0], where)
+
+        def to_tuple(value: Any) -> tuple[Any, ...]:
+            if not isinstance(value, list):
+                raise SchemaError("bad_type", f"{where}: expected a list")
+            return tuple(item(v) for v in value)
+
+        return to_tuple
     if hint is datetime:
-        if not isinstance(value, str):
-            raise SchemaError("bad_type", f"{where}: expected an ISO timestamp")
-        return parse_datetime(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    # bool is an int in Python; keep them apart so a flag never passes for a count.
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise SchemaError("bad_type", f"{where}: expected {hint.__name__}")
-    return value
+
+        def to_datetime(value: Any) -> datetime:
+            if not isinstance(value, str):
+                raise SchemaError("bad_type", f"{where}: expected an ISO timestamp")
+            return parse_datetime(value)
+
+        return to_datetime
+
+    def checked(value: Any) -> Any:
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        # bool is an int in Python; keep them apart so a flag never passes for a count.
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise SchemaError("bad_type", f"{where}: expected {hint.__name__}")
+        return value
+
+    return checked

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, start_http_server
 
-__all__ = ["DEAD_LETTERS", "EVENTS_PUBLISHED", "HTTP_REQUESTS", "ROWS_WRITTEN", "serve"]
+__all__ = [
+    "DEAD_LETTERS",
+    "EVENTS_PUBLISHED",
+    "HTTP_REQUESTS",
+    "LINEAGE_CYCLES",
+    "ROWS_WRITTEN",
+    "serve",
+]
 
 EVENTS_PUBLISHED = Counter("hubwatch_events_published_total", "Events published", ["kind"])
 EVENTS_PROCESSED = Counter("hubwatch_events_processed_total", "Events processed", ["kind"])
@@ -14,6 +21,9 @@ DEAD_LETTERS = Counter(
 ROWS_WRITTEN = Counter("hubwatch_clickhouse_rows_written_total", "Rows inserted", ["table"])
 HTTP_REQUESTS = Counter(
     "hubwatch_source_requests_total", "Requests to upstream APIs", ["api", "outcome"]
+)
+LINEAGE_CYCLES = Counter(
+    "hubwatch_lineage_cycles_total", "Base models refused because they would close a cycle"
 )
 WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",

@@ -4,6 +4,10 @@ An agent that cannot write (a non-retriable ClickHouse error) crashes the whole 
 (``CrashingSupervisor``) rather than sit idle holding unacknowledged events: whatever
 supervises the process restarts it and Kafka redelivers from the last committed offset.
 
+Live rolling engagement is kept in a faust table of 1-hour tumbling windows
+(``engagement-hours``), recovered from its changelog on restart; :class:`WindowedBuckets`
+lets processors.engagement read and write it as the mapping it expects.
+
 Each agent takes a bounded batch (size and time), writes it to ClickHouse, and acks the
 batch only after ClickHouse acknowledged (``noack_take`` + ``stream.ack``): at-least-once,
 made exactly-once in effect by the tables replacing on their natural keys.
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator, MutableMapping
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -20,14 +26,55 @@ from mode import CrashingSupervisor
 
 from hubwatch.clickhouse import connect
 from hubwatch.errors import SchemaError
-from hubwatch.events import DEAD_LETTER, DeadLetter, topic_for, topics
+from hubwatch.events import DEAD_LETTER, DeadLetter, ModelSnapshot, topic_for, topics
 from hubwatch.settings import Settings
+from processors.engagement import HORIZON_HOURS, HOUR, RollingEngagement
 from processors.pipeline import RawRecord, plan_batch
+from processors.restore import load_forest
 from processors.sinks import ClickHouseWriter, plan_dead_letters
 
-__all__ = ["create_app"]
+__all__ = ["WindowedBuckets", "create_app"]
 
 log = logging.getLogger(__name__)
+
+
+class WindowedBuckets(MutableMapping[tuple[str, int], Any]):
+    """``(repo_id, hour)`` -> bucket, over a faust table of 1-hour tumbling windows.
+
+    Keys are written through the table (``use_partitioner``: the changelog partition comes
+    from the key, not from the event being processed, which a batch does not have), and
+    faust expires windows past the horizon.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def _key(self, key: tuple[str, int]) -> tuple[str, Any]:
+        repo_id, hour = key
+        return repo_id, self._table.window.current(hour * HOUR)
+
+    def __getitem__(self, key: tuple[str, int]) -> Any:
+        return self._table[self._key(key)]
+
+    def __setitem__(self, key: tuple[str, int], value: Any) -> None:
+        self._table[self._key(key)] = value
+
+    def __delitem__(self, key: tuple[str, int]) -> None:
+        del self._table[self._key(key)]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self._key(key) in self._table  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        for repo_id, (start, _) in self._table:
+            yield repo_id, int(start // HOUR)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def get(self, key: tuple[str, int], default: Any = None) -> Any:
+        full = self._key(key)
+        return self._table.get(full, default)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -57,6 +104,13 @@ def create_app(settings: Settings) -> faust.App:
         partitions=specs[dead_letter_name].partitions,
     )
 
+    hours = app.Table(
+        "engagement-hours",
+        default=None,
+        partitions=ModelSnapshot.topic(settings.topic_prefix).partitions,
+        use_partitioner=True,  # keys and values go to the changelog as JSON
+    ).tumbling(HOUR, expires=timedelta(hours=HORIZON_HOURS))
+
     def writer() -> ClickHouseWriter:
         return ClickHouseWriter(
             lambda: connect(settings.clickhouse_url), settings.clickhouse_database
@@ -65,9 +119,16 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(event_topics, supervisor_strategy=CrashingSupervisor)
     async def events(stream: Any) -> None:
         rows = writer()
+        # Lineage crosses partitions: the family trees need every event in this one agent.
+        forest = await asyncio.to_thread(
+            load_forest, settings.clickhouse_url, settings.clickhouse_database
+        )
+        engagement = RollingEngagement(WindowedBuckets(hours.table))
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             batch = plan_batch(
-                RawRecord(e.message.topic, e.message.key, e.message.value) for e in events
+                (RawRecord(e.message.topic, e.message.key, e.message.value) for e in events),
+                forest=forest,
+                engagement=engagement,
             )
             await asyncio.to_thread(rows.write, batch.plans(with_dead_letters=False))
             sent = [

@@ -1,4 +1,9 @@
-"""Open LLM Leaderboard dumps (v1 and v2 schemas) to score and edge rows. Pure.
+"""Accuracy: Open LLM Leaderboard dumps (v1 and v2 schemas) and model cards' own
+``model-index`` to score and edge rows. Pure.
+
+Card scores go to ``leaderboard_scores`` as board ``card``, benchmark ``dataset/metric``
+(e.g. ``ifeval/inst_level_strict_acc``), so a derivative and its base compare only on the
+same dataset and metric.
 
 v1 (final, 2024-07-07): six benchmarks (ARC, HellaSwag, MMLU, TruthfulQA, Winogrande,
 GSM8K) in raw percent; its ``merged`` column is inverted (TRUE means *not* merged); the
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hubwatch.errors import SchemaError
-from hubwatch.events import DeadLetter
+from hubwatch.events import DeadLetter, ModelCreated
 
 if TYPE_CHECKING:
     from processors.sinks import InsertPlan
@@ -27,6 +32,7 @@ __all__ = [
     "ImportSummary",
     "LeaderboardEdge",
     "ScoreRow",
+    "card_score_rows",
     "detect_board",
     "import_leaderboard",
     "read_leaderboard",
@@ -51,6 +57,24 @@ class ScoreRow:
     architecture: str
     params_b: float | None
     merged: bool | None
+
+
+def card_score_rows(event: ModelCreated) -> list[ScoreRow]:
+    architecture = event.architectures[0] if event.architectures else ""
+    return [
+        ScoreRow(
+            board="card",
+            model_id=event.repo_id,
+            precision="",
+            benchmark=f"{benchmark}/{metric}",
+            score=value,
+            model_type=event.model_type or "",
+            architecture=architecture,
+            params_b=None if event.parameters is None else event.parameters / 1e9,
+            merged=None,
+        )
+        for benchmark, metric, value in event.card_scores
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,9 +171,12 @@ class LineageDispute:
     event_id: str
 
 
-def lineage_disputes(event: ModelCreated | ModelUpdated) -> list[LineageDispute]:
-    """The card's claims that differ from the edges :func:`lineage_edges` keeps."""
-    resolved = {e.base_model_id: e for e in lineage_edges(event)}
+def lineage_disputes(
+    event: ModelCreated | ModelUpdated, edges: list[LineageEdge] | None = None
+) -> list[LineageDispute]:
+    """The card's claims that differ from the edges :func:`lineage_edges` keeps (pass them
+    as ``edges`` when they are at hand)."""
+    resolved = {e.base_model_id: e for e in (lineage_edges(event) if edges is None else edges)}
     if not resolved or all(e.source in ("card", "inferred") for e in resolved.values()):
         return []  # the card is the only source: nothing to disagree with
     card_bases = [_normalise(b) for b in event.card_base_models]

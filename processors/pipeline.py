@@ -27,7 +27,10 @@ from hubwatch.events import (
     decode,
 )
 from processors.activity import community_row, repo_snapshot_row, snapshot_row
-from processors.lineage import lineage_disputes, lineage_edges, model_row
+from processors.engagement import RollingEngagement
+from processors.families import FamilyForest
+from processors.leaderboard import card_score_rows
+from processors.lineage import LineageEdge, lineage_disputes, lineage_edges, model_row
 from processors.sinks import TABLES, InsertPlan, plan_dead_letters, plan_rows
 
 __all__ = ["Batch", "RawRecord", "plan_batch", "rows_for"]
@@ -46,9 +49,12 @@ def rows_for(event: Event) -> list[Any]:
     """The ClickHouse rows one event becomes (each row type has its table in TABLES)."""
     match event:
         case ModelCreated():
-            return [model_row(event), *lineage_edges(event), *lineage_disputes(event)]
+            edges = lineage_edges(event)
+            scores = card_score_rows(event)
+            return [model_row(event), *edges, *lineage_disputes(event, edges), *scores]
         case ModelUpdated():
-            return [*lineage_edges(event), *lineage_disputes(event)]
+            edges = lineage_edges(event)
+            return [*edges, *lineage_disputes(event, edges)]
         case ModelSnapshot():
             return [snapshot_row(event)]
         case GithubRepoSnapshot():
@@ -62,6 +68,10 @@ def rows_for(event: Event) -> list[Any]:
 class Batch:
     rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    forest: FamilyForest | None = None
+    "The family trees to keep up to date; their changed rows join the batch at the end."
+    engagement: RollingEngagement | None = None
+    "Live rolling windows, recomputed per snapshot."
     _seen: set[str] = field(default_factory=set)
 
     def add(self, item: Event | DeadLetter) -> None:
@@ -72,8 +82,13 @@ class Batch:
             return
         self._seen.add(item.event_id)
         metrics.EVENTS_PROCESSED.labels(item.KIND).inc()
-        for row in rows_for(item):
+        rows = rows_for(item)
+        for row in rows:
             self.rows[TABLES[type(row)]].append(row)
+        if self.forest is not None and isinstance(item, ModelCreated | ModelUpdated):
+            self.forest.observe_event(item, [r for r in rows if isinstance(r, LineageEdge)])
+        elif self.engagement is not None and isinstance(item, ModelSnapshot):
+            self.rows["engagement_live"].append(self.engagement.observe(item))
 
     def add_raw(self, record: RawRecord) -> None:
         try:
@@ -103,11 +118,21 @@ class Batch:
         return plans
 
 
-def plan_batch(items: Iterable[Event | DeadLetter | RawRecord]) -> Batch:
-    batch = Batch()
+def plan_batch(
+    items: Iterable[Event | DeadLetter | RawRecord],
+    *,
+    forest: FamilyForest | None = None,
+    engagement: RollingEngagement | None = None,
+) -> Batch:
+    """A batch's rows. The stateful parts are optional: with ``forest`` also the
+    ``model_families`` rows its lineage changed, with ``engagement`` the live windows of its
+    snapshots (written with the rest, so they are acknowledged together)."""
+    batch = Batch(forest=forest, engagement=engagement)
     for item in items:
         if isinstance(item, RawRecord):
             batch.add_raw(item)
         else:
             batch.add(item)
+    if forest is not None:
+        batch.rows["model_families"] = forest.drain()
     return batch

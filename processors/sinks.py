@@ -13,6 +13,8 @@ from hubwatch import metrics
 from hubwatch.errors import SinkError
 from hubwatch.events import DeadLetter
 from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
+from processors.engagement import EngagementRow
+from processors.families import FamilyRow
 from processors.leaderboard import LeaderboardEdge, ScoreRow
 from processors.lineage import LineageDispute, LineageEdge, ModelRow
 
@@ -43,6 +45,8 @@ TABLES: dict[type, str] = {
     RepoSnapshotRow: "github_repo_snapshots",
     ScoreRow: "leaderboard_scores",
     LeaderboardEdge: "leaderboard_edges",
+    FamilyRow: "model_families",
+    EngagementRow: "engagement_live",
 }
 "Which table each row type goes to (the columns are its dataclass fields)."
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ __all__ = [
     "ENGAGEMENT_FIELDS",
     "EXPAND_FIELDS",
     "RELATION_FIELDS",
+    "card_scores_in",
     "github_repos_in",
     "model_commit_from_api",
     "model_created_from_api",
@@ -45,6 +47,7 @@ EXPAND_FIELDS = (
     "config",
     "createdAt",
     "downloads",
+    "evalResults",
     "gguf",
     "gated",
     "lastModified",
@@ -118,6 +121,7 @@ def model_created_from_api(item: object, observed_at: datetime) -> ModelCreated:
         ),
         github_repos=github_repos_in(card),
         gguf_parameters=_opt_int(_opt(item, "gguf", Mapping) or {}, "total", "gguf.total"),
+        card_scores=card_scores_in(card.get("model-index"), item.get("evalResults")),
     )
 
 
@@ -213,6 +217,60 @@ def github_repos_in(card: object, limit: int = 5) -> tuple[str, ...]:
 
     walk(card)
     return tuple(found[:limit])
+
+
+_SHOTS = re.compile(r"\([^)]*\)")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def _slug(text: str) -> str:
+    return _NOT_WORD.sub("_", _SHOTS.sub("", text.lower())).strip("_")
+
+
+def card_scores_in(*sources: object) -> tuple[tuple[str, str, float], ...]:
+    """(benchmark, metric, value) from a card's ``model-index`` (and ``evalResults``, in the
+    same results shape). Cards are hand-written: an entry that does not parse is skipped,
+    never the model. The benchmark is the dataset's name without its few-shot note
+    ("IFEval (0-Shot)" -> "ifeval"); one value per benchmark and metric, the first given."""
+    found: dict[tuple[str, str], float] = {}
+    for source in sources:
+        for entry in source if isinstance(source, list) else []:
+            results = entry.get("results") if isinstance(entry, Mapping) else None
+            for result in results if isinstance(results, list) else [entry]:
+                if not isinstance(result, Mapping):
+                    continue
+                dataset = result.get("dataset")
+                name = (
+                    dataset.get("name") or dataset.get("type")
+                    if isinstance(dataset, Mapping)
+                    else None
+                )
+                metrics = result.get("metrics")
+                if not isinstance(name, str) or not _slug(name) or not isinstance(metrics, list):
+                    continue
+                for metric in metrics:
+                    if not isinstance(metric, Mapping):
+                        continue
+                    label = metric.get("type") or metric.get("name")
+                    value = _number(metric.get("value"))
+                    if isinstance(label, str) and _slug(label) and value is not None:
+                        found.setdefault((_slug(name), _slug(label)), value)
+    return tuple((benchmark, metric, value) for (benchmark, metric), value in found.items())
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().rstrip("%"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def relation_fingerprint(event: ModelCreated | ModelUpdated) -> str:

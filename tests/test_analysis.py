@@ -12,8 +12,18 @@ from typing import Any
 
 import pytest
 
-from hubwatch.events import ModelSnapshot
+from hubwatch.events import (
+    GithubCommit,
+    GithubIssue,
+    GithubRelease,
+    ModelCommit,
+    ModelCreated,
+    ModelDiscussion,
+    ModelSnapshot,
+)
 from hubwatch.queries import canned_queries, load
+from processors.engagement import RollingEngagement
+from processors.families import FamilyForest
 from processors.leaderboard import import_leaderboard
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter
@@ -187,39 +197,198 @@ def test_tree_and_family_growth(
     fixture_items: list[dict[str, Any]],
     fixture_depths: dict[str, int],
 ) -> None:
-    writer.write(plan_batch(model_created_from_api(i, NOW) for i in fixture_items).plans())
+    # Newest first: nearly every child arrives before its parent.
+    items = sorted(fixture_items, key=lambda i: i["createdAt"], reverse=True)
+    forest = FamilyForest()
+    for start in range(0, len(items), 10):
+        events = [model_created_from_api(i, NOW) for i in items[start : start + 10]]
+        writer.write(plan_batch(events, forest=forest).plans())
     child = "allura-org/Mistral-Small-24b-Sertraline-0304"
     tree = _query(ch, "tree", model=child)
-    assert {m: d for m, _, _, d, _ in tree} == fixture_depths  # from a leaf: the whole tree
-    assert Counter(d for *_, d, _ in tree) == {0: 1, 1: 22, 2: 36, 3: 8}
+    assert {m: d for m, _, _, d, _, _ in tree} == fixture_depths  # from a leaf: the whole tree
+    assert Counter(d for *_, d, _, _ in tree) == {0: 1, 1: 22, 2: 36, 3: 8}
+    assert tree[0][:4] == (BASE, "", "", 0) and tree[0][5] == 66
 
     created = {
         i["id"]: datetime.fromisoformat(i["createdAt"].replace("Z", "+00:00"))
         for i in fixture_items
     }
     ages = [created[m] - created[BASE] for m in fixture_depths if m != BASE]
-    [(root, d7, d30, d90, total, depth)] = _query(ch, "family_growth")
+    relations = Counter(relation for _, _, relation, depth, _, _ in tree if depth > 0)
+    [(root, d7, d30, d90, total, *by_relation, depth)] = _query(ch, "family_growth")
     assert (root, total, depth) == (BASE, 66, 3)
     assert (d7, d30, d90) == tuple(sum(a <= timedelta(days=n) for a in ages) for n in (7, 30, 90))
+    assert by_relation == [relations[r] for r in ("finetune", "quantized", "adapter", "merge")]
+
+
+SNAPSHOT_AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+# Hours before SNAPSHOT_AT, all-time downloads, likes.
+SNAPSHOT_POINTS = [(50, 100, 10), (30, 400, 12), (23, 1000, 15), (0.5, 1600, 20), (0.2, 1700, 21)]
+
+
+def engagement_snapshots(repo_id: str = "org/m") -> list[ModelSnapshot]:
+    return [
+        ModelSnapshot(repo_id, SNAPSHOT_AT - timedelta(hours=h), downloads_all_time=d, likes=likes)
+        for h, d, likes in SNAPSHOT_POINTS
+    ]
+
+
+# The windows at the last snapshot, worked out by hand: hourly buckets, so "an hour ago"
+# is the value last seen in an hour that started before the window opened (the 23 h point
+# for 1 h: 11:00 holds the last two points); before the first point a window starts at it.
+EXPECTED_WINDOWS = {
+    "likes_1h": 21 - 15,
+    "likes_24h": 21 - 12,
+    "likes_7d": 21 - 10,
+    "downloads_1h": 1700 - 1000,
+    "downloads_24h": 1700 - 400,
+    "downloads_7d": 1700 - 100,
+    "velocity_per_hour": round(1300 / 24, 3),
+    "acceleration": round(1300 / 24 - (400 - 100) / 24, 3),
+}
 
 
 def test_engagement_windows(ch: Any, writer: ClickHouseWriter) -> None:
-    at = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-    points = [(50, 100, 10), (30, 400, 12), (23, 1000, 15), (0.5, 1600, 20), (0.2, 1700, 21)]
-    snaps = [
-        ModelSnapshot("org/m", at - timedelta(hours=h), downloads_all_time=d, likes=likes)
-        for h, d, likes in points
-    ]
-    writer.write(plan_batch(snaps + snaps).plans())  # delivered twice: counted once
+    snaps = engagement_snapshots()
+    live = RollingEngagement({})
+    batch = plan_batch(snaps + snaps, engagement=live)  # delivered twice: counted once
+    writer.write(batch.plans())
+    at = snaps[-1].observed_at + timedelta(seconds=1)
     [row] = _query(ch, "engagement", at=at.strftime("%Y-%m-%d %H:%M:%S"))
-    repo, l1, l24, l7d, d1, d24, d7d, velocity, acceleration = row
+    repo, *windows = row
     assert repo == "org/m"
-    # Hourly buckets: 11:00 holds the last hour's two points, so "an hour ago" is the value
-    # last seen before 11:00 (23 h ago); before the first point a window starts at it.
-    assert (l1, l24, l7d) == (21 - 15, 21 - 12, 21 - 10)
-    assert (d1, d24, d7d) == (1700 - 1000, 1700 - 400, 1700 - 100)
-    assert velocity == round(1300 / 24, 3)
-    assert acceleration == round(1300 / 24 - (400 - 100) / 24, 3)
+    assert dict(zip(EXPECTED_WINDOWS, windows, strict=True)) == EXPECTED_WINDOWS
+
+    # Live, in the processor: the same numbers, after each snapshot.
+    stored = ch.query("SELECT * FROM engagement_live FINAL").named_results()
+    [latest] = list(stored)
+    assert {k: latest[k] for k in EXPECTED_WINDOWS} == EXPECTED_WINDOWS
+    assert latest["at"] == snaps[-1].observed_at.replace(tzinfo=None) and latest["likes"] == 21
+    rows = batch.rows["engagement_live"]
+    assert [r.likes_24h for r in rows] == [0, 2, 5, 8, 9]  # each as of its own snapshot
+
+    # Out of order: the older snapshots after the newer ones give the same final windows.
+    shuffled = RollingEngagement({})
+    for snap in reversed(snaps):
+        shuffled.observe(snap)
+    final = shuffled.rolling("org/m", snaps[-1].observed_at.timestamp())
+    assert {k: getattr(final, k) for k in EXPECTED_WINDOWS} == EXPECTED_WINDOWS
+
+
+def _model(repo_id: str, base: str | None = None, **fields: Any) -> ModelCreated:
+    relation = {"base_models": (base,), "base_models_relation": "finetune"} if base else {}
+    return ModelCreated(repo_id, NOW - timedelta(days=30), NOW, **relation, **fields)  # type: ignore[arg-type]
+
+
+def test_breakouts(ch: Any, writer: ClickHouseWriter) -> None:
+    base, fast, slow, slower, grandchild = "b/base", "f/fast", "s/slow", "s/slower", "g/grand"
+    models = [
+        _model(base),
+        _model(fast, base),
+        _model(slow, base),
+        _model(slower, base),
+        _model(grandchild, fast),
+    ]
+    # All-time downloads 24 h apart: velocity per hour = gain / 24.
+    gains = {base: 240, fast: 2_400, slow: 120, slower: 24, grandchild: 2_400 * 3}
+    t1 = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    snaps = [
+        ModelSnapshot(m, at, downloads_all_time=d)
+        for m, gain in gains.items()
+        for at, d in ((t1 - timedelta(hours=25), 1_000), (t1, 1_000 + gain))
+    ]
+    writer.write(
+        plan_batch(
+            [*models, *snaps], forest=FamilyForest(), engagement=RollingEngagement({})
+        ).plans()
+    )
+    velocity = {m: g / 24 for m, g in gains.items()}
+    siblings = statistics.median([velocity[fast], velocity[slow], velocity[slower]])
+    expected = [
+        (
+            grandchild,
+            fast,
+            velocity[grandchild] / max(velocity[fast], velocity[grandchild], 1),
+        ),
+        (fast, base, velocity[fast] / max(velocity[base], siblings, 1)),
+    ]
+    expected = sorted((e for e in expected if e[2] > 1), key=lambda e: -e[2])
+    found = _query(ch, "breakouts")
+    assert [(r[0], r[1], r[8]) for r in found] == [(m, b, round(s, 3)) for m, b, s in expected]
+    assert found[0][:2] == (fast, base) and found[0][6] == round(siblings, 3)
+
+
+def test_card_scores_compare_derivative_and_base(ch: Any, writer: ClickHouseWriter) -> None:
+    def card(**scores: float) -> dict[str, Any]:
+        results = [
+            {
+                "dataset": {"name": f"{name.upper()} (5-Shot)"},
+                "metrics": [{"type": "acc", "value": v}],
+            }
+            for name, v in scores.items()
+        ]
+        return {"model-index": [{"name": "m", "results": results}]}
+
+    items = [
+        {"id": "b/base", "cardData": card(gsm8k=40.0, arc=60.0)},
+        {
+            "id": "c/tuned",
+            "cardData": card(gsm8k=55.5, arc=58.0, mmlu=70.0),
+            "baseModels": {"relation": "finetune", "models": [{"id": "b/base"}]},
+        },
+        {
+            "id": "c/other",
+            "cardData": card(gsm8k=41.0),
+            "baseModels": {"relation": "finetune", "models": [{"id": "b/base"}]},
+        },
+    ]
+    writer.write(plan_batch(model_created_from_api(i, NOW) for i in items).plans())
+    rows = {(board, bench): rest for board, bench, *rest in _query(ch, "benchmark_delta")}
+    # Deltas derivative minus base, only where both report the same dataset and metric.
+    assert rows == {
+        ("card", "arc/acc"): [1, -2.0, 0.0],
+        ("card", "gsm8k/acc"): [2, statistics.median([15.5, 1.0]), 1.0],
+    }
+
+
+def test_community_activity(ch: Any, writer: ClickHouseWriter) -> None:
+    at = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    models = [
+        _model("b/base", architectures=("MistralForCausalLM",), author="b"),
+        _model("x/child", "b/base", architectures=("MistralForCausalLM",), author="x"),
+        _model("y/other", architectures=("LlamaForCausalLM",), author="y", github_repos=("o/r",)),
+    ]
+    ago = [timedelta(minutes=30), timedelta(hours=5), timedelta(days=3), timedelta(days=9)]
+    events: list[Any] = [
+        ModelCommit("x/child", f"c{i}", at - a, title="t") for i, a in enumerate(ago)
+    ]
+    events += [
+        ModelDiscussion("b/base", 1, "GGUF?", "open", False, at - ago[1]),
+        ModelDiscussion("b/base", 2, "Fix", "open", True, at - ago[2]),
+        GithubCommit("o/r", "s1", at - ago[0]),
+        GithubIssue("o/r", 7, "bug", "open", False, at - ago[2], at - ago[2]),
+        GithubIssue("o/r", 8, "pr", "open", True, at - ago[1], at - ago[1]),
+        GithubRelease("o/r", 1, "v1", at - ago[1]),
+        GithubRelease("o/unlinked", 2, "v1", at - ago[1]),  # no model links it
+    ]
+    writer.write(plan_batch([*models, *events, *events], forest=FamilyForest()).plans())
+
+    def activity(by: str) -> dict[str, tuple[Any, ...]]:
+        rows = _query(ch, "community_activity", by=by, at=at.strftime("%Y-%m-%d %H:%M:%S"))
+        return {r[0]: r[1:] for r in rows}
+
+    # hub commits 1h/24h/7d, discussions 24h/7d, hub PRs, GitHub commits 24h/7d, issues,
+    # GitHub PRs, releases, all events in 7 days.
+    child = (1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3)
+    base = (0, 0, 0, 1, 2, 1, 0, 0, 0, 0, 0, 2)
+    other = (0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 4)
+    assert activity("model") == {"x/child": child, "b/base": base, "y/other": other}
+    family = tuple(c + b for c, b in zip(child, base, strict=True))
+    assert activity("family") == {"b/base": family, "y/other": other}
+    assert activity("org") == {"x": child, "b": base, "y": other}
+    assert activity("architecture") == {"MistralForCausalLM": family, "LlamaForCausalLM": other}
+    with pytest.raises(Exception, match="by must be model, family, org or architecture"):
+        activity("planet")
 
 
 def test_every_canned_query_is_documented_in_the_readme() -> None:

@@ -7,13 +7,18 @@ import asyncio
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from hubwatch.events import topics
 from hubwatch.replay import ReplayServer
+from producers.hub import model_created_from_api
+from producers.publish import KafkaPublisher
+from producers.topics import ensure_topics
 from tests.conftest import (
     MALFORMED_REASONS,
     MALFORMED_REJECTED,
@@ -24,6 +29,7 @@ from tests.conftest import (
     spawn,
     wait_until,
 )
+from tests.test_analysis import EXPECTED_WINDOWS, engagement_snapshots
 
 
 @pytest.fixture
@@ -181,3 +187,60 @@ async def test_malformed_input_is_dead_lettered_and_the_rest_arrives(
         "WHERE derivative_id = 'big/card'"
     ).result_rows
     assert big == [("mistralai/Mistral-Small-24B-Base-2501", "finetune", True)]
+
+
+async def test_families_and_live_engagement_through_faust_across_a_restart(
+    env: dict[str, str],
+    ch: Any,
+    fixture_items: list[dict[str, Any]],
+    fixture_depths: dict[str, int],
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """The stateful processors on Kafka: the family forest (reloaded from ClickHouse) and
+    the windowed engagement table (recovered from its changelog) carry over a restart."""
+    await ensure_topics(kafka_bootstrap, topics(topic_prefix))
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    # Newest first: children reach the processor before their parents.
+    items = sorted(fixture_items, key=lambda i: i["createdAt"], reverse=True)
+    created = [model_created_from_api(i, now) for i in items]
+    snaps = engagement_snapshots()
+
+    async def publish(events: list[Any]) -> None:
+        async with KafkaPublisher(kafka_bootstrap, topic_prefix=topic_prefix) as publisher:
+            for event in events:
+                await publisher.publish(event)
+            await publisher.flush()
+
+    first = spawn("process", env=env, log=tmp_path / "process-1.log")
+    try:
+        await publish(created[:40] + snaps[:3])
+        await _wait_rows(ch, "SELECT count() FROM models FINAL", 40, "the first 40 models")
+        await _wait_rows(
+            ch, "SELECT count() FROM engagement_live FINAL", 1, "the first live windows"
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, 60) == 0
+
+    second = spawn("process", env=env, log=tmp_path / "process-2.log")
+    try:
+        await publish(created[40:] + snaps[3:])
+        await _wait_rows(ch, "SELECT count() FROM models FINAL", 67, "all 67 models")
+        await _wait_rows(
+            ch,
+            "SELECT max(at) FROM engagement_live FINAL",
+            snaps[-1].observed_at.replace(tzinfo=None),
+            "the last snapshot's windows",
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(second.wait, 60) == 0
+
+    families = ch.query("SELECT model_id, root_id, depth FROM model_families FINAL").result_rows
+    assert {m: d for m, _, d in families} == fixture_depths
+    assert {r for _, r, _ in families} == {"mistralai/Mistral-Small-24B-Base-2501"}
+    # The windows need the snapshots from before the restart: 1 h, 24 h and 7 d back.
+    [latest] = ch.query("SELECT * FROM engagement_live FINAL").named_results()
+    assert {k: latest[k] for k in EXPECTED_WINDOWS} == EXPECTED_WINDOWS

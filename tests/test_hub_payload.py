@@ -59,3 +59,56 @@ def test_malformed_items_raise_schema_errors(item: Any) -> None:
     with pytest.raises(SchemaError) as caught:
         model_created_from_api(item, NOW)
     assert caught.value.reason in {"missing_field", "bad_type", "bad_repo_id", "bad_datetime"}
+
+
+def test_card_scores_from_model_index(fixture_items: list[dict[str, Any]]) -> None:
+    by_id = {i["id"]: i for i in fixture_items}
+    item = by_id["SaisExperiments/Not-So-Small-Alpaca-24B"]
+    # Independently: every (dataset name, metric type) the card lists, values as given.
+    expected = [
+        (r["dataset"]["name"], m["type"], float(m["value"]))
+        for entry in item["cardData"]["model-index"]
+        for r in entry["results"]
+        for m in r["metrics"]
+    ]
+    scores = model_created_from_api(item, NOW).card_scores
+    assert len(scores) == len(expected) >= 6
+    assert [value for *_, value in scores] == [value for *_, value in expected]
+    assert scores[0][0] == "ifeval"  # "IFEval (0-Shot)": the few-shot note is dropped
+    # An empty results list (DeepHermes) gives none.
+    deephermes = by_id["NousResearch/DeepHermes-3-Mistral-24B-Preview"]
+    assert deephermes["cardData"]["model-index"][0]["results"] == []
+    assert model_created_from_api(deephermes, NOW).card_scores == ()
+
+
+def test_messy_card_scores_are_skipped_not_fatal() -> None:
+    card = {
+        "model-index": [
+            {"name": "m", "results": "not a list"},
+            {
+                "results": [
+                    {
+                        "dataset": {"name": "GSM8k (5-shot)"},
+                        "metrics": [{"type": "acc", "value": "71.5%"}],
+                    },
+                    {"dataset": {"name": "ARC"}, "metrics": [{"type": "acc", "value": "N/A"}]},
+                    {"dataset": "ARC", "metrics": [{"type": "acc", "value": 1}]},
+                    {
+                        "dataset": {"name": "MMLU"},
+                        "metrics": [{"value": 60}, 7, {"type": "acc", "value": True}],
+                    },
+                    {
+                        "dataset": {"name": "HellaSwag"},
+                        "metrics": [{"name": "acc_norm", "value": 80}],
+                    },
+                ]
+            },
+            "garbage",
+        ]
+    }
+    evals = [{"dataset": {"name": "GSM8k"}, "metrics": [{"type": "acc", "value": 99}]}]
+    item = {"id": "org/messy", "cardData": card, "evalResults": evals}
+    assert model_created_from_api(item, NOW).card_scores == (
+        ("gsm8k", "acc", 71.5),  # the card's value comes first and wins
+        ("hellaswag", "acc_norm", 80.0),
+    )

@@ -1,25 +1,10 @@
--- The whole family tree of {model:String}: up to its root, then every descendant of that
--- root, with depth, relation to the parent, and when each model was created.
-WITH RECURSIVE
-    up AS (
-        SELECT {model:String} AS id, 0 AS steps
-        UNION ALL
-        SELECT e.base_model_id, up.steps + 1
-        FROM lineage_edges AS e FINAL
-        INNER JOIN up ON e.derivative_id = up.id
-        WHERE up.steps < 50
-    ),
-    root AS (SELECT argMax(id, steps) AS id FROM up),
-    down AS (
-        SELECT (SELECT id FROM root) AS id, '' AS parent, '' AS relation, 0 AS depth
-        UNION ALL
-        SELECT e.derivative_id, e.base_model_id, e.relation, down.depth + 1
-        FROM lineage_edges AS e FINAL
-        INNER JOIN down ON e.base_model_id = down.id
-        WHERE down.depth < 50
-    )
-SELECT d.id AS model, d.parent AS parent, d.relation AS relation, d.depth AS depth,
-       m.created_at AS created_at
-FROM down AS d
-LEFT JOIN (SELECT repo_id, created_at FROM models FINAL) AS m ON m.repo_id = d.id
+-- The whole family tree of {model:String}: every model in the family it belongs to, from
+-- the root down, with depth, primary base (parent), relation to it, creation time, and
+-- how many descendants each has. Merges sit under their first base.
+WITH (
+    SELECT any(root_id) FROM model_families FINAL WHERE model_id = {model:String}
+) AS family_root
+SELECT model_id AS model, parent_id AS parent, relation, depth, created_at, descendants
+FROM model_families FINAL
+WHERE root_id = family_root
 ORDER BY depth, model

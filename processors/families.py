@@ -1,0 +1,301 @@
+"""Family trees, maintained incrementally as models arrive in any order.
+
+Each model in a family hangs under one *primary* base model: the first base its metadata
+names (the Hub's resolved ``baseModels`` first, then the relation tags, then the card), so
+a family is a tree with one root, and a merge sits in the tree of its first base
+(``lineage_edges`` keeps every base). Per model the forest knows its root, its depth and
+how many descendants it has by relation; ``model_families`` in ClickHouse holds it all,
+one row per (root, model), so "the tree of X" reads one key range.
+
+Arrival order does not matter: a child seen before its parent starts as the root of its own
+family and moves, with its whole subtree, when the parent's own base arrives. A base that
+would close a cycle (bad metadata) is refused and the model flagged. An event older than
+the metadata the model is already placed by is ignored, so a late ``model.created`` cannot
+undo a newer ``model.updated``.
+
+The forest lives in the processor's memory and is reloaded from ``model_families`` at
+start, so it needs all lineage in one place: one processor worker (see the README).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from hubwatch import metrics
+from hubwatch.events import ModelCreated, ModelUpdated
+from processors.lineage import RELATIONS, LineageEdge
+
+__all__ = ["FamilyForest", "FamilyRow"]
+
+_NO_PARENT = -1
+_CODE = {relation: code for code, relation in enumerate(RELATIONS)}
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyRow:
+    """A row of ``model_families`` (see hubwatch/migrations/0009_model_families.sql)."""
+
+    root_id: str
+    model_id: str
+    parent_id: str
+    relation: str
+    depth: int
+    created_at: datetime | None
+    descendants: int
+    finetunes: int
+    quantized: int
+    adapters: int
+    merges: int
+    children: int
+    cycle: bool
+    as_of: datetime | None
+    version: int
+    is_deleted: int
+
+
+class FamilyForest:
+    """Every model that is a base or a derivative, with its primary base; descendant counts
+    by relation are kept up to date along the path to the root on every change."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._names: list[str] = []
+        self._parent: list[int] = []
+        self._relation: list[int] = []
+        self._created: list[datetime | None] = []
+        self._as_of: list[datetime | None] = []
+        self._children: dict[int, set[int]] = {}
+        self._counts: dict[int, list[int]] = {}
+        "Descendants by relation code, only for models that have any."
+        self._cycle: set[int] = set()
+        self._dirty: dict[int, int] = {}
+        "Models changed since the last drain, with the root each had before (-1: new)."
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._index
+
+    # -- reading --
+
+    def place(self, model_id: str) -> tuple[str, int]:
+        """(root, depth) of a model in the forest."""
+        root, depth = self._place(self._index[model_id])
+        return self._names[root], depth
+
+    def descendants(self, model_id: str) -> dict[str, int]:
+        counts = self._counts.get(self._index[model_id], [0] * len(RELATIONS))
+        return dict(zip(RELATIONS, counts, strict=True))
+
+    def parent(self, model_id: str) -> str | None:
+        parent = self._parent[self._index[model_id]]
+        return None if parent == _NO_PARENT else self._names[parent]
+
+    # -- changing --
+
+    def observe_event(self, event: ModelCreated | ModelUpdated, edges: list[LineageEdge]) -> None:
+        """Place a model by one event's metadata; ``edges`` are the event's lineage edges,
+        primary base first."""
+        created = event.created_at if isinstance(event, ModelCreated) else None
+        as_of = event.last_modified or event.observed_at
+        self.observe(event.repo_id, [(e.base_model_id, e.relation) for e in edges], created, as_of)
+
+    def observe(
+        self,
+        model_id: str,
+        bases: list[tuple[str, str]],
+        created_at: datetime | None = None,
+        as_of: datetime | None = None,
+    ) -> None:
+        """The model's bases are now ``bases`` (primary first), as of ``as_of``."""
+        known = self._index.get(model_id)
+        if known is None and not bases:
+            return  # a model outside any family: nothing to keep
+        node = self._node(model_id) if known is None else known
+        if created_at is not None and self._created[node] != created_at:
+            self._mark(node)
+            self._created[node] = created_at
+        previous = self._as_of[node]
+        if as_of is not None and previous is not None and as_of < previous:
+            return  # older metadata than the placement we have
+        if as_of is not None:
+            self._as_of[node] = as_of
+        parent, code = _NO_PARENT, _NO_PARENT
+        if bases:
+            parent, code = self._node(bases[0][0]), _CODE[bases[0][1]]
+        if parent == self._parent[node] and code == self._relation[node]:
+            return
+        if parent != _NO_PARENT and self._is_ancestor(node, parent):
+            self._mark(node)
+            self._cycle.add(node)
+            metrics.LINEAGE_CYCLES.inc()
+            return
+        if node in self._cycle:
+            self._mark(node)
+            self._cycle.discard(node)
+        self._move(node, parent, code)
+
+    def load(
+        self, rows: Iterable[tuple[str, str, str, datetime | None, bool, datetime | None]]
+    ) -> None:
+        """Rebuild from ``model_families`` rows: (model, parent, relation, created_at, cycle,
+        as_of). Loading marks nothing as changed."""
+        parents: list[tuple[int, str, str]] = []
+        for model_id, parent_id, relation, created_at, cycle, as_of in rows:
+            node = self._index.get(model_id)
+            if node is None:
+                node = self._add(model_id)
+            self._created[node], self._as_of[node] = created_at, as_of
+            if cycle:
+                self._cycle.add(node)
+            if parent_id:
+                parents.append((node, parent_id, relation))
+        for node, parent_id, relation in parents:
+            parent = self._index.get(parent_id)
+            if parent is None:
+                parent = self._add(parent_id)
+            self._parent[node], self._relation[node] = parent, _CODE[relation]
+            self._children.setdefault(parent, set()).add(node)
+        for node, _, _ in parents:
+            self._add_to_ancestors(self._parent[node], self._unit(self._relation[node]), [])
+        self._dirty.clear()
+
+    def drain(self, version: int | None = None) -> list[FamilyRow]:
+        """Rows for every model changed since the last drain: its place now, and a deletion
+        of its row under the root it had before when that root changed."""
+        version = version if version is not None else time.time_ns()
+        rows: list[FamilyRow] = []
+        for node, old_root in self._dirty.items():
+            root, depth = self._place(node)
+            if old_root not in (_NO_PARENT, root):
+                rows.append(self._deletion(old_root, node, version))
+            rows.append(self._row(node, root, depth, version))
+        self._dirty.clear()
+        return rows
+
+    # -- internals --
+
+    def _add(self, model_id: str) -> int:
+        node = len(self._names)
+        self._index[model_id] = node
+        self._names.append(model_id)
+        self._parent.append(_NO_PARENT)
+        self._relation.append(_NO_PARENT)
+        self._created.append(None)
+        self._as_of.append(None)
+        return node
+
+    def _node(self, model_id: str) -> int:
+        node = self._index.get(model_id)
+        if node is None:
+            node = self._add(model_id)
+            self._dirty[node] = _NO_PARENT
+        return node
+
+    def _mark(self, node: int) -> None:
+        if node not in self._dirty:
+            self._dirty[node] = self._place(node)[0]
+
+    def _place(self, node: int) -> tuple[int, int]:
+        depth = 0
+        while (parent := self._parent[node]) != _NO_PARENT:
+            node, depth = parent, depth + 1
+        return node, depth
+
+    def _ancestors(self, node: int) -> Iterator[int]:
+        while node != _NO_PARENT:
+            yield node
+            node = self._parent[node]
+
+    def _is_ancestor(self, node: int, of: int) -> bool:
+        return any(a == node for a in self._ancestors(of))
+
+    def _subtree(self, node: int) -> list[int]:
+        out, pending = [], [node]
+        while pending:
+            n = pending.pop()
+            out.append(n)
+            pending.extend(self._children.get(n, ()))
+        return out
+
+    def _unit(self, code: int) -> list[int]:
+        unit = [0] * len(RELATIONS)
+        unit[code] = 1
+        return unit
+
+    def _add_to_ancestors(self, node: int, delta: list[int], touched: list[int]) -> None:
+        for ancestor in self._ancestors(node):
+            counts = self._counts.setdefault(ancestor, [0] * len(RELATIONS))
+            for i, d in enumerate(delta):
+                counts[i] += d
+            if not any(counts):
+                del self._counts[ancestor]
+            touched.append(ancestor)
+
+    def _move(self, node: int, parent: int, code: int) -> None:
+        """Hang ``node`` and its subtree under ``parent`` (or make it a root)."""
+        for n in self._subtree(node):
+            self._mark(n)  # their root may change: remember the one they had
+        carried = list(self._counts.get(node, [0] * len(RELATIONS)))
+        touched: list[int] = []
+        old_parent = self._parent[node]
+        if old_parent != _NO_PARENT:
+            self._children[old_parent].discard(node)
+            if not self._children[old_parent]:
+                del self._children[old_parent]
+            leaving = [-c for c in carried]
+            leaving[self._relation[node]] -= 1
+            self._add_to_ancestors(old_parent, leaving, touched)
+        self._parent[node], self._relation[node] = parent, code
+        if parent != _NO_PARENT:
+            self._children.setdefault(parent, set()).add(node)
+            carried[code] += 1
+            self._add_to_ancestors(parent, carried, touched)
+        for ancestor in touched:
+            self._mark(ancestor)
+
+    def _row(self, node: int, root: int, depth: int, version: int) -> FamilyRow:
+        counts = self._counts.get(node, [0] * len(RELATIONS))
+        parent = self._parent[node]
+        return FamilyRow(
+            root_id=self._names[root],
+            model_id=self._names[node],
+            parent_id="" if parent == _NO_PARENT else self._names[parent],
+            relation="" if parent == _NO_PARENT else RELATIONS[self._relation[node]],
+            depth=depth,
+            created_at=self._created[node],
+            descendants=sum(counts),
+            finetunes=counts[_CODE["finetune"]],
+            quantized=counts[_CODE["quantized"]],
+            adapters=counts[_CODE["adapter"]],
+            merges=counts[_CODE["merge"]],
+            children=len(self._children.get(node, ())),
+            cycle=node in self._cycle,
+            as_of=self._as_of[node],
+            version=version,
+            is_deleted=0,
+        )
+
+    def _deletion(self, root: int, node: int, version: int) -> FamilyRow:
+        return FamilyRow(
+            root_id=self._names[root],
+            model_id=self._names[node],
+            parent_id="",
+            relation="",
+            depth=0,
+            created_at=None,
+            descendants=0,
+            finetunes=0,
+            quantized=0,
+            adapters=0,
+            merges=0,
+            children=0,
+            cycle=False,
+            as_of=None,
+            version=version,
+            is_deleted=1,
+        )

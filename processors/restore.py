@@ -1,0 +1,59 @@
+"""The processors' in-memory state, rebuilt from ClickHouse when a processor starts: what
+was written is all a restart needs (rows are written before their events are acknowledged).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hubwatch.clickhouse import connect
+from processors.engagement import HORIZON_HOURS, RollingEngagement
+from processors.families import FamilyForest
+
+__all__ = ["load_engagement", "load_forest"]
+
+
+def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
+    """The family trees as ``model_families`` holds them (empty on a fresh database)."""
+    forest = FamilyForest()
+    with (
+        _client(clickhouse_url, database) as client,
+        client.query_row_block_stream(
+            "SELECT model_id, parent_id, relation, created_at, cycle, as_of"
+            " FROM model_families FINAL"
+        ) as stream,
+    ):
+        forest.load(row for block in stream for row in block)
+    return forest
+
+
+def load_engagement(
+    clickhouse_url: str, database: str, *, prune_every: int = 50_000
+) -> RollingEngagement:
+    """Embedded-mode windows over a dict, refilled with the horizon's snapshots (on Kafka
+    the faust table recovers from its changelog instead)."""
+    engagement = RollingEngagement({}, prune_every=prune_every)
+    with (
+        _client(clickhouse_url, database) as client,
+        client.query_row_block_stream(
+            "SELECT repo_id, observed_at, downloads, downloads_all_time, likes"
+            " FROM model_snapshots"
+            " WHERE observed_at >= (SELECT max(observed_at) FROM model_snapshots)"
+            f" - INTERVAL {HORIZON_HOURS} HOUR"
+        ) as stream,
+    ):
+        for block in stream:
+            for repo_id, at, downloads, all_time, likes in block:
+                engagement.fold(repo_id, at.timestamp(), all_time, downloads, likes)
+    return engagement
+
+
+class _client:
+    def __init__(self, url: str, database: str) -> None:
+        self._client: Any = connect(url, database=database)
+
+    def __enter__(self) -> Any:
+        return self._client
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._client.close()
