@@ -26,6 +26,14 @@ from producers.hub import EXPAND_FIELDS, model_created_from_api, now_utc
 __all__ = ["BackfillSummary", "Progress", "backfill"]
 
 
+def _merge(settings: Settings, table: str) -> None:
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        client.command(f"OPTIMIZE TABLE `{table}` FINAL")
+    finally:
+        client.close()
+
+
 @dataclass(frozen=True, slots=True)
 class BackfillSummary:
     models: int
@@ -120,5 +128,8 @@ async def backfill(
     if writing is not None:
         await writing
     writer.close()
+    # Every batch rewrote the rows of the roots it touched: merge those versions now, so
+    # reads with FINAL start from one part instead of one per batch.
+    await asyncio.to_thread(_merge, settings, "model_families")
     bar.update(models, final=True)
     return BackfillSummary(models, edges, rejected, time.monotonic() - started)

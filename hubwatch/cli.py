@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--webhook-secret")
 
     commands.add_parser("migrate", help="apply ClickHouse migrations")
+    commands.add_parser("schema", help="print the ClickHouse schema (tables, keys, columns)")
 
     backfill = commands.add_parser("backfill", help="walk the whole model listing into ClickHouse")
     backfill.add_argument("--expect", type=int, help="models expected (for the progress bar)")
@@ -175,6 +176,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_replay(args))
     if command == "migrate":
         return _migrate(settings)
+    if command == "schema":
+        return _schema(settings)
     if command == "sql":
         return _sql(args, settings)
     if command == "import":
@@ -320,6 +323,19 @@ def _migrate(settings: Settings, quiet: bool = False) -> int:
         client.close()
     if not quiet:
         print("applied: " + (", ".join(f"{m.version:04d}_{m.name}" for m in ran) or "nothing"))
+    return 0
+
+
+def _schema(settings: Settings) -> int:
+    from hubwatch.clickhouse import connect
+    from hubwatch.schema import describe_schema
+
+    _migrate(settings, quiet=True)
+    client = connect(settings.clickhouse_url)
+    try:
+        print(describe_schema(client, settings.clickhouse_database), end="")
+    finally:
+        client.close()
     return 0
 
 

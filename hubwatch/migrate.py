@@ -49,8 +49,11 @@ def apply_migrations(client: Any, database: str) -> list[Migration]:
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     client.command(
         f"CREATE TABLE IF NOT EXISTS `{database}`.schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') "
-        "DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+        "(version UInt32 COMMENT 'the migration file''s number',"
+        " name String COMMENT 'the rest of its file name',"
+        " checksum String COMMENT 'sha256 of the file as applied; an edited file is refused',"
+        " applied_at DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'when it ran')"
+        " ENGINE = MergeTree ORDER BY version"
     )
     applied = {
         int(version): checksum

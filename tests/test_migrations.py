@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hubwatch import migrate
 from hubwatch.errors import ConfigError
+from hubwatch.schema import describe_schema
 
 
 def test_applied_once_and_recorded(ch: Any, database: str) -> None:
@@ -44,3 +46,12 @@ def test_cli_migrate(clickhouse_url: str) -> None:
         hubwatch("sql", f"DROP DATABASE IF EXISTS {name}", env=env)
     assert first.returncode == 0, first.stderr
     assert "0001_models" in first.stdout and second.stdout.strip() == "applied: nothing"
+
+
+def test_schema_doc_matches_the_migrations(ch: Any, database: str) -> None:
+    """docs/schema.md is what `hubwatch schema` prints for a freshly migrated database, and
+    every column says what it means."""
+    described = describe_schema(ch, database)
+    doc = Path(__file__).parents[1] / "docs" / "schema.md"
+    assert described == doc.read_text(), "regenerate: hubwatch schema > docs/schema.md"
+    assert "|  |" not in described  # no column without a meaning

@@ -5,7 +5,7 @@
 CREATE TABLE IF NOT EXISTS model_families
 (
     root_id      String COMMENT 'the family''s root: the ancestor that has no base model',
-    model_id     String,
+    model_id     String COMMENT 'Hub repo id of the member',
     parent_id    String COMMENT 'the primary base model; empty for the root',
     relation     LowCardinality(String) COMMENT 'relation to parent_id: finetune, quantized, adapter or merge; empty for the root',
     depth        UInt16 COMMENT 'steps from the root (0 for the root)',
