@@ -23,15 +23,28 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from hubwatch import metrics
 from hubwatch.events import ModelCreated, ModelUpdated
-from processors.lineage import RELATIONS, LineageEdge
+from processors.lineage import RELATIONS, LineageEdge, ModelRow
 
-__all__ = ["FamilyForest", "FamilyRow"]
+__all__ = ["FamilyForest", "FamilyRow", "Size"]
 
 _NO_PARENT = -1
 _CODE = {relation: code for code, relation in enumerate(RELATIONS)}
+
+
+class Size(NamedTuple):
+    """What a model weighs, as ``models`` has it: kept per member so each row can carry its
+    own size and its base's (size change per edge without a join)."""
+
+    parameters: int | None
+    size_bytes: int | None
+    architecture: str
+
+
+_NO_SIZE = Size(None, None, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,11 @@ class FamilyRow:
     merges: int
     children: int
     cycle: bool
+    architecture: str
+    parameters: int | None
+    size_bytes: int | None
+    base_parameters: int | None
+    base_size_bytes: int | None
     as_of: datetime | None
     version: int
     is_deleted: int
@@ -66,6 +84,7 @@ class FamilyForest:
         self._parent: list[int] = []
         self._relation: list[int] = []
         self._created: list[datetime | None] = []
+        self._size: list[Size | None] = []
         self._as_of: list[datetime | None] = []
         self._children: dict[int, set[int]] = {}
         self._counts: dict[int, list[int]] = {}
@@ -97,12 +116,22 @@ class FamilyForest:
 
     # -- changing --
 
-    def observe_event(self, event: ModelCreated | ModelUpdated, edges: list[LineageEdge]) -> None:
+    def observe_event(
+        self,
+        event: ModelCreated | ModelUpdated,
+        edges: list[LineageEdge],
+        model: ModelRow | None = None,
+    ) -> None:
         """Place a model by one event's metadata; ``edges`` are the event's lineage edges,
-        primary base first."""
+        primary base first, ``model`` its ``models`` row when the event has one."""
         created = event.created_at if isinstance(event, ModelCreated) else None
         as_of = event.last_modified or event.observed_at
-        self.observe(event.repo_id, [(e.base_model_id, e.relation) for e in edges], created, as_of)
+        size = None
+        if model is not None:
+            architecture = model.architectures[0] if model.architectures else model.model_type
+            size = Size(model.parameters, model.size_bytes, architecture)
+        bases = [(e.base_model_id, e.relation) for e in edges]
+        self.observe(event.repo_id, bases, created, as_of, size)
 
     def observe(
         self,
@@ -110,6 +139,7 @@ class FamilyForest:
         bases: list[tuple[str, str]],
         created_at: datetime | None = None,
         as_of: datetime | None = None,
+        size: Size | None = None,
     ) -> None:
         """The model's bases are now ``bases`` (primary first), as of ``as_of``."""
         known = self._index.get(model_id)
@@ -119,6 +149,10 @@ class FamilyForest:
         if created_at is not None and self._created[node] != created_at:
             self._mark(node)
             self._created[node] = created_at
+        if size is not None and self._size[node] != size:
+            self._size[node] = size
+            for child in (node, *self._children.get(node, ())):
+                self._mark(child)  # their rows carry this size as their base's
         previous = self._as_of[node]
         if as_of is not None and previous is not None and as_of < previous:
             return  # older metadata than the placement we have
@@ -139,17 +173,17 @@ class FamilyForest:
             self._cycle.discard(node)
         self._move(node, parent, code)
 
-    def load(
-        self, rows: Iterable[tuple[str, str, str, datetime | None, bool, datetime | None]]
-    ) -> None:
+    def load(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Rebuild from ``model_families`` rows: (model, parent, relation, created_at, cycle,
-        as_of). Loading marks nothing as changed."""
+        as_of, parameters, size_bytes, architecture). Loading marks nothing as changed."""
         parents: list[tuple[int, str, str]] = []
-        for model_id, parent_id, relation, created_at, cycle, as_of in rows:
+        for model_id, parent_id, relation, created_at, cycle, as_of, *size in rows:
             node = self._index.get(model_id)
             if node is None:
                 node = self._add(model_id)
             self._created[node], self._as_of[node] = created_at, as_of
+            if size[0] is not None or size[1] is not None or size[2]:
+                self._size[node] = Size(*size)
             if cycle:
                 self._cycle.add(node)
             if parent_id:
@@ -186,6 +220,7 @@ class FamilyForest:
         self._parent.append(_NO_PARENT)
         self._relation.append(_NO_PARENT)
         self._created.append(None)
+        self._size.append(None)
         self._as_of.append(None)
         return node
 
@@ -261,6 +296,8 @@ class FamilyForest:
     def _row(self, node: int, root: int, depth: int, version: int) -> FamilyRow:
         counts = self._counts.get(node, [0] * len(RELATIONS))
         parent = self._parent[node]
+        size = self._size[node] or _NO_SIZE
+        base = (self._size[parent] if parent != _NO_PARENT else None) or _NO_SIZE
         return FamilyRow(
             root_id=self._names[root],
             model_id=self._names[node],
@@ -275,6 +312,11 @@ class FamilyForest:
             merges=counts[_CODE["merge"]],
             children=len(self._children.get(node, ())),
             cycle=node in self._cycle,
+            architecture=size.architecture,
+            parameters=size.parameters,
+            size_bytes=size.size_bytes,
+            base_parameters=base.parameters,
+            base_size_bytes=base.size_bytes,
             as_of=self._as_of[node],
             version=version,
             is_deleted=0,
@@ -295,6 +337,11 @@ class FamilyForest:
             merges=0,
             children=0,
             cycle=False,
+            architecture="",
+            parameters=None,
+            size_bytes=None,
+            base_parameters=None,
+            base_size_bytes=None,
             as_of=None,
             version=version,
             is_deleted=1,

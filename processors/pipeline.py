@@ -30,7 +30,13 @@ from processors.activity import community_row, repo_snapshot_row, snapshot_row
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.leaderboard import card_score_rows
-from processors.lineage import LineageEdge, lineage_disputes, lineage_edges, model_row
+from processors.lineage import (
+    LineageEdge,
+    ModelRow,
+    lineage_disputes,
+    lineage_edges,
+    model_row,
+)
 from processors.sinks import TABLES, InsertPlan, plan_dead_letters, plan_rows
 
 __all__ = ["Batch", "RawRecord", "plan_batch", "rows_for"]
@@ -86,7 +92,9 @@ class Batch:
         for row in rows:
             self.rows[TABLES[type(row)]].append(row)
         if self.forest is not None and isinstance(item, ModelCreated | ModelUpdated):
-            self.forest.observe_event(item, [r for r in rows if isinstance(r, LineageEdge)])
+            edges = [r for r in rows if isinstance(r, LineageEdge)]
+            model = next((r for r in rows if isinstance(r, ModelRow)), None)
+            self.forest.observe_event(item, edges, model)
         elif self.engagement is not None and isinstance(item, ModelSnapshot):
             self.rows["engagement_live"].append(self.engagement.observe(item))
 

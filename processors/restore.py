@@ -19,8 +19,8 @@ def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
     with (
         _client(clickhouse_url, database) as client,
         client.query_row_block_stream(
-            "SELECT model_id, parent_id, relation, created_at, cycle, as_of"
-            " FROM model_families FINAL"
+            "SELECT model_id, parent_id, relation, created_at, cycle, as_of, parameters,"
+            " size_bytes, architecture FROM model_families FINAL"
         ) as stream,
     ):
         forest.load(row for block in stream for row in block)

@@ -351,6 +351,44 @@ def test_card_scores_compare_derivative_and_base(ch: Any, writer: ClickHouseWrit
     }
 
 
+def test_size_change(ch: Any, writer: ClickHouseWriter) -> None:
+    base = {
+        "id": "m/Small-24B",
+        "safetensors": {"total": 24_000_000_000},
+        "config": {"architectures": ["MistralForCausalLM"]},
+    }
+
+    def child(name: str, relation: str, **item: Any) -> dict[str, Any]:
+        bases = {"relation": relation, "models": [{"id": base["id"]}]}
+        return {"id": name, "baseModels": bases, "config": base["config"], **item}
+
+    items = [
+        child("q/Small-24B-GGUF", "quantized", siblings=[{"rfilename": "m.Q4_K_M.gguf"}]),
+        child("q/Small-24B-Q8-GGUF", "quantized", siblings=[{"rfilename": "m.Q8_0.gguf"}]),
+        child("f/Small-tuned", "finetune", safetensors={"total": 24_000_000_000}),
+        child("a/Small-lora", "adapter"),  # no size: not an edge with a ratio
+    ]
+    # Children first: the base's size reaches their rows when it arrives.
+    events = [model_created_from_api(i, NOW) for i in [*items, base]]
+    writer.write(plan_batch(events, forest=FamilyForest()).plans())
+    sizes = {e.repo_id: model_size(e) for e in events}
+    full = sizes[base["id"]]
+    quantized = [sizes[i["id"]] for i in items[:2]]
+    rows = {r[0]: r[1:] for r in _query(ch, "size_change", by="relation")}
+    assert rows == {
+        "quantized": (
+            2,
+            round(statistics.median(q.parameters / full.parameters for q in quantized), 3),
+            round(statistics.median(q.size_bytes / full.size_bytes for q in quantized), 3),
+            1.0,
+        ),
+        "finetune": (1, 1.0, 1.0, 0.0),
+    }
+    assert rows["quantized"][2] == round((0.25 + 0.5) / 2, 3)  # 4 and 8 bits of 16
+    assert _query(ch, "size_change", by="root") == [(base["id"], 3, 1.0, 0.5, 0.667)]
+    assert [r[0] for r in _query(ch, "size_change", by="architecture")] == ["MistralForCausalLM"]
+
+
 def test_community_activity(ch: Any, writer: ClickHouseWriter) -> None:
     at = datetime(2026, 3, 10, 12, tzinfo=UTC)
     models = [

@@ -10,8 +10,9 @@ WITH
         WHERE at < t AND at >= t - INTERVAL 7 DAY
     ),
     linked AS (
-        SELECT repo_id, arrayJoin(github_repos) AS github_repo
-        FROM models FINAL
+        -- No FINAL: a model's links are the same in every copy of its row; DISTINCT dedupes.
+        SELECT DISTINCT repo_id, arrayJoin(github_repos) AS github_repo
+        FROM models
         WHERE notEmpty(github_repos)
     ),
     attributed AS (
