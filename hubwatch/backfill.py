@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from hubwatch.clickhouse import connect
 from hubwatch.errors import SchemaError
@@ -68,6 +70,27 @@ class Progress:
         sys.stderr.flush()
 
 
+async def _prefetched(pages: AsyncIterator[list[Any]], ahead: int = 2) -> AsyncIterator[list[Any]]:
+    """The next pages are requested while this one is parsed: the server's work and the
+    network overlap ours. At most ``ahead`` pages wait, so memory stays bounded."""
+    queue: asyncio.Queue[list[Any] | None] = asyncio.Queue(maxsize=ahead)
+
+    async def fetch() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        finally:
+            await queue.put(None)  # the end, or a failure that awaiting fetch raises
+
+    fetching = asyncio.create_task(fetch())
+    try:
+        while (page := await queue.get()) is not None:
+            yield page
+        await fetching  # surfaces a fetch error instead of a silent early end
+    finally:
+        fetching.cancel()
+
+
 async def backfill(
     settings: Settings,
     *,
@@ -101,7 +124,7 @@ async def backfill(
         writing = asyncio.create_task(asyncio.to_thread(writer.write, batch.plans()))
 
     async with make_client(base_url=settings.hub_url, token=settings.hf_token) as client:
-        async for page in iter_pages(client, "/api/models", params):
+        async for page in _prefetched(iter_pages(client, "/api/models", params)):
             observed = now_utc()
             for item in page:
                 try:

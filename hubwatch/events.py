@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar, Union
 
+from hubwatch._json import loads
 from hubwatch.errors import SchemaError
 
 __all__ = [
@@ -505,7 +506,7 @@ def encode(event: Event) -> bytes:
 def decode(raw: bytes | str) -> Event:
     """Bytes from the wire to an event; anything off raises :class:`SchemaError`."""
     try:
-        envelope = json.loads(raw)
+        envelope = loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SchemaError("bad_json", str(exc)[:200]) from exc
     if not isinstance(envelope, dict):

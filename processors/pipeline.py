@@ -5,7 +5,7 @@ Shared by the faust agents and the embedded runner, so both do exactly the same 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +79,8 @@ class Batch:
     engagement: RollingEngagement | None = None
     "Live rolling windows, recomputed per snapshot."
     _seen: set[str] = field(default_factory=set)
+    kinds: Counter[str] = field(default_factory=Counter)
+    "Events processed per kind (counted into the metric once per batch, not per event)."
 
     def add(self, item: Event | DeadLetter) -> None:
         if isinstance(item, DeadLetter):
@@ -87,7 +89,7 @@ class Batch:
         if item.event_id in self._seen:  # a redelivery inside one batch
             return
         self._seen.add(item.event_id)
-        metrics.EVENTS_PROCESSED.labels(item.KIND).inc()
+        self.kinds[item.KIND] += 1
         rows = rows_for(item)
         for row in rows:
             self.rows[TABLES[type(row)]].append(row)
@@ -143,4 +145,6 @@ def plan_batch(
             batch.add(item)
     if forest is not None:
         batch.rows["model_families"] = forest.drain()
+    for kind, count in batch.kinds.items():
+        metrics.EVENTS_PROCESSED.labels(kind).inc(count)
     return batch

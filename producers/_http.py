@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 
 from hubwatch import __version__, metrics
+from hubwatch._json import loads
 from hubwatch.errors import (
     NotFound,
     RateLimited,
@@ -129,7 +129,7 @@ async def request(
             if not parse_json:
                 return None, response
             try:
-                return json.loads(response.content), response
+                return loads(response.content), response
             except ValueError as exc:
                 raise SchemaError("bad_json", f"{url}: {exc}") from exc
         except RateLimited as exc:
