@@ -149,6 +149,16 @@ def test_import_v2_and_score_deltas(ch: Any, writer: ClickHouseWriter) -> None:
     }
     got = {g: (n, med, share) for g, n, med, _, share in _query(ch, "score_delta", by="relation")}
     assert got == expected
+    by_base: dict[str, list[float]] = {}
+    for (child, base), _ in edges.items():
+        if child in average and base in average:
+            by_base.setdefault(base, []).append(average[child] - average[base])
+    got_base = {g: (n, med) for g, n, med, *_ in _query(ch, "score_delta", by="base")}
+    assert got_base == {b: (len(d), round(statistics.median(d), 3)) for b, d in by_base.items()}
+    # No Hub lineage was loaded here: a base is its own family root.
+    assert {g: n for g, n, *_ in _query(ch, "score_delta", by="root")} == {
+        b: n for b, (n, _) in got_base.items()
+    }
     types = {g for g, *_ in _query(ch, "score_delta", by="type")}
     assert types <= {
         "pretrained",

@@ -1,6 +1,7 @@
 -- Do derivatives score better than their base? For every derivation edge (the Hub's and
 -- the leaderboard's) whose two ends have an average score on the same board: the delta
--- derivative minus base, grouped {by:String} = relation | architecture | type: edges,
+-- derivative minus base, grouped {by:String} = relation | architecture | type | base |
+-- root (the base's family root, else the base): edges,
 -- median delta, mean delta, share that improve.
 WITH
     best AS (
@@ -22,6 +23,8 @@ WITH
 SELECT
     multiIf({by:String} = 'relation', e.relation,
             {by:String} = 'architecture', c.architecture,
+            {by:String} = 'base', e.base_model_id,
+            {by:String} = 'root', if(f.root_id = '', e.base_model_id, f.root_id),
             c.model_type) AS group,
     count() AS edges,
     round(median(c.score - b.score), 3) AS median_delta,
@@ -30,5 +33,11 @@ SELECT
 FROM edges AS e
 INNER JOIN best AS c ON c.model_id = e.derivative_id
 INNER JOIN best AS b ON b.model_id = e.base_model_id AND b.board = c.board
+LEFT JOIN (
+    SELECT model_id, root_id FROM model_families FINAL
+    WHERE {by:String} = 'root' AND model_id IN (SELECT base_model_id FROM edges)
+) AS f ON f.model_id = e.base_model_id
+WHERE throwIf({by:String} NOT IN ('relation', 'architecture', 'type', 'base', 'root'),
+              'by must be relation, architecture, type, base or root') = 0
 GROUP BY group
 ORDER BY edges DESC, group
