@@ -30,6 +30,8 @@ __all__ = ["HubEditsPoller"]
 
 log = logging.getLogger(__name__)
 _MARK = "hub.edits.watermark"
+_HORIZON = "hub.edits.uploads_horizon"
+"createdAt from which the uploads stream reports every model (or 'all')."
 
 
 class HubEditsPoller:
@@ -45,9 +47,13 @@ class HubEditsPoller:
         initial_lookback: timedelta | None,
         page_limit: int = 500,
         budget: RequestBudget | None = None,
+        uploads_stream: bool = True,
     ) -> None:
+        """``uploads_stream``: the uploads stream runs with the same ``initial_lookback``,
+        so every model created since its horizon is its to report, not an edit."""
         self._client = client
         self._publisher = publisher
+        self._uploads_stream = uploads_stream
         self._tracker = tracker
         self._store = tracker.store
         self._overlap = overlap
@@ -55,8 +61,28 @@ class HubEditsPoller:
         self._page_limit = page_limit
         self._budget = budget
 
+    def _uploads_report(
+        self, created_at: datetime | None, watermark: datetime | None, horizon: str
+    ) -> bool:
+        """Whether a model this stream has never seen is the uploads stream's to report
+        (even if that stream has not got to it yet), rather than an edit seen first here."""
+        if self._uploads_stream:
+            if horizon == "all":
+                return True
+            return created_at is not None and created_at >= parse_datetime(horizon)
+        return watermark is None or (
+            created_at is not None and created_at >= watermark - self._overlap
+        )
+
     async def poll_once(self) -> int:
         observed_at = now_utc()
+        horizon = self._store.mark(_HORIZON)
+        if horizon is None:
+            # Fixed at the first poll, as the uploads stream's own starting floor is.
+            lookback = self._initial_lookback
+            horizon = "all" if lookback is None else format_datetime(observed_at - lookback)
+            with self._store.transaction():
+                self._store.set_mark(_HORIZON, horizon)
         mark = self._store.mark(_MARK)
         watermark = parse_datetime(mark) if mark else None
         if watermark is not None:
@@ -100,16 +126,9 @@ class HubEditsPoller:
                 if (
                     known is None
                     and self._store.get(created.repo_id) is None
-                    and (
-                        watermark is None
-                        or (
-                            created.created_at is not None
-                            and created.created_at >= watermark - self._overlap
-                        )
-                    )
+                    and self._uploads_report(created.created_at, watermark, horizon)
                 ):
-                    # A new upload: the uploads stream reports it as model.created.
-                    continue
+                    continue  # a new upload: the uploads stream reports it as model.created
                 updates.append(
                     (model_updated(created, changed_fields(known, fingerprint)), created)
                 )

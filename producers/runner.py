@@ -144,6 +144,7 @@ class Producers:
                             initial_lookback=lookback,
                             page_limit=s.page_limit,
                             budget=self.hub_budget,
+                            uploads_stream="uploads" in streams,
                         ),
                         s.edits_interval,
                     )

@@ -90,13 +90,15 @@ async def rig(fixture_items: list[dict[str, Any]], tmp_path: Path) -> AsyncItera
         await rig.client.aclose()
 
 
-def _edits(rig: Rig, store: StateStore, **policy: Any) -> HubEditsPoller:
+def _edits(
+    rig: Rig, store: StateStore, lookback: timedelta | None = None, **policy: Any
+) -> HubEditsPoller:
     return HubEditsPoller(
         rig.client,
         rig.publisher,
         rig.tracker(store, **policy),
         overlap=timedelta(minutes=10),
-        initial_lookback=None,
+        initial_lookback=lookback,
         page_limit=20,
     )
 
@@ -117,6 +119,21 @@ async def test_edits_report_relation_changes_once(rig: Rig) -> None:
 
     restarted = rig.store()  # a new process: state comes from the store alone
     assert await rig.poll(_edits(rig, restarted)) == []
+
+
+async def test_edits_leave_uploads_to_the_uploads_stream(rig: Rig) -> None:
+    """Edits polled before the uploads stream's first round (a slow start, faults) report
+    nothing the uploads stream will report: no model.updated for a model not yet created."""
+    store = rig.store()
+    assert await rig.poll(_edits(rig, store)) == []  # sets its marks
+    hub = rig.server.hub
+    item = hub.view(hub.find(CHILD))  # type: ignore[arg-type]
+    hub.edit(CHILD, {"tags": [*item["tags"], "license:mit"]})
+    assert await rig.poll(_edits(rig, store)) == []  # not known yet: the uploads stream's
+    assert len(await rig.uploads(rig.tracker(store))) == 67
+    hub.edit(CHILD, {"tags": [*item["tags"], "base_model:adapter:org/extra"]})
+    [update] = await rig.poll(_edits(rig, store))
+    assert isinstance(update, ModelUpdated) and update.repo_id == CHILD
 
 
 async def test_engagement_snapshots_follow_the_schedule(rig: Rig) -> None:
@@ -194,17 +211,19 @@ async def test_community_commits_and_discussions(rig: Rig) -> None:
 
 
 async def test_a_watched_family_is_followed_in_whatever_order_it_is_seen(rig: Rig) -> None:
-    """The edits stream can see models before the uploads stream does, and children can
-    arrive before their parents: the whole family is still followed."""
+    """The edits stream can see models first (ones older than the uploads stream's
+    lookback), and children can arrive before their parents: the whole family is still
+    followed."""
     family = {v["id"] for v in rig.server.hub.released_views()}
     watched = {"watched_base_models": frozenset({BASE}), "community_min_likes": 10**6}
     store = rig.store()
-    assert await rig.poll(_edits(rig, store, **watched)) == []  # the first round sets its mark
+    day = timedelta(days=1)  # the fixture's models are older: edits, not new uploads
+    assert await rig.poll(_edits(rig, store, day, **watched)) == []  # sets its marks
     hub = rig.server.hub
     for repo_id in (CHILD, BASE):  # edited before the uploads stream has reported them
         item = hub.view(hub.find(repo_id))  # type: ignore[arg-type]
         hub.edit(repo_id, {"tags": [*item["tags"], "license:mit"]})
-    edited = await rig.poll(_edits(rig, store, **watched))
+    edited = await rig.poll(_edits(rig, store, day, **watched))
     assert {CHILD, BASE} <= {e.repo_id for e in edited}  # and any in the overlap window
     assert len(await rig.uploads(rig.tracker(store, **watched))) == 67
     assert set(store.due_community(time.time(), 1000)) == family
