@@ -26,6 +26,7 @@ from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.leaderboard import import_leaderboard
 from processors.pipeline import plan_batch
+from processors.restore import load_engagement
 from processors.sinks import ClickHouseWriter
 from processors.sizes import model_size, params_from_name, quant_bits
 from producers.hub import model_created_from_api
@@ -258,7 +259,9 @@ EXPECTED_WINDOWS = {
 }
 
 
-def test_engagement_windows(ch: Any, writer: ClickHouseWriter) -> None:
+def test_engagement_windows(
+    ch: Any, writer: ClickHouseWriter, clickhouse_url: str, database: str
+) -> None:
     snaps = engagement_snapshots()
     live = RollingEngagement({})
     batch = plan_batch(snaps + snaps, engagement=live)  # delivered twice: counted once
@@ -283,6 +286,11 @@ def test_engagement_windows(ch: Any, writer: ClickHouseWriter) -> None:
         shuffled.observe(snap)
     final = shuffled.rolling("org/m", snaps[-1].observed_at.timestamp())
     assert {k: getattr(final, k) for k in EXPECTED_WINDOWS} == EXPECTED_WINDOWS
+
+    # An embedded restart: the windows come back from model_snapshots alone.
+    restored = load_engagement(clickhouse_url, database)
+    again = restored.rolling("org/m", snaps[-1].observed_at.timestamp())
+    assert {k: getattr(again, k) for k in EXPECTED_WINDOWS} == EXPECTED_WINDOWS
 
 
 def _model(repo_id: str, base: str | None = None, **fields: Any) -> ModelCreated:

@@ -84,6 +84,12 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
             ).result_rows
         ]
         assert depths_from_edges(edges, models) == {0: 1, 1: 22, 2: 36, 3: 8}
+        # The embedded processors keep the family tree too.
+        families = client.query(
+            "SELECT depth, count() FROM model_families FINAL WHERE model_id != 'big/card'"
+            " GROUP BY depth ORDER BY depth"
+        ).result_rows
+        assert dict(families) == {0: 1, 1: 22, 2: 36, 3: 8}
         wait_until(
             lambda: (
                 client.query(
@@ -105,6 +111,12 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
             lambda: client.query(snapshotted).result_rows == [(70,)],
             "engagement snapshots",
             show=lambda: client.query(snapshotted).result_rows,
+        )
+        live_windows = "SELECT count() FROM engagement_live FINAL"
+        wait_until(
+            lambda: client.query(live_windows).result_rows == [(70,)],
+            "live engagement windows",
+            show=lambda: client.query(live_windows).result_rows,
         )
         wait_until(
             lambda: (
