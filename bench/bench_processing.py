@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +57,14 @@ async def produce(bootstrap: str, prefix: str, count: int) -> None:
                 await publisher.flush()
 
 
-async def bare_consume(bootstrap: str, topic: str, count: int) -> float:
+async def consume(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    handle: Callable[[list[RawRecord]], Awaitable[None]] | None = None,
+) -> float:
+    """Seconds to read ``count`` records with a bare aiokafka consumer, handing each
+    fetched batch to ``handle`` (none: consume and discard)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -71,6 +79,10 @@ async def bare_consume(bootstrap: str, topic: str, count: int) -> float:
         while seen < count:
             batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
             seen += sum(len(records) for records in batches.values())
+            if handle is not None:  # the bare baseline builds nothing per record
+                await handle(
+                    [RawRecord(r.topic, r.key, r.value) for rs in batches.values() for r in rs]
+                )
     finally:
         await consumer.stop()
     return time.perf_counter() - start
@@ -79,28 +91,16 @@ async def bare_consume(bootstrap: str, topic: str, count: int) -> float:
 async def bare_pipeline(bootstrap: str, topic: str, count: int, clickhouse: str, db: str) -> float:
     """aiokafka consume + hubwatch's pipeline + ClickHouse insert, without faust: what the
     processing itself costs, to tell it apart from faust's per-event overhead."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
     writer = ClickHouseWriter(lambda: connect(clickhouse), db)
     forest = FamilyForest()
-    await consumer.start()
-    start = time.perf_counter()
-    seen = 0
+
+    async def write(records: list[RawRecord]) -> None:
+        await asyncio.to_thread(writer.write, plan_batch(records, forest=forest).plans())
+
     try:
-        while seen < count:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            records = [RawRecord(r.topic, r.key, r.value) for rs in batches.values() for r in rs]
-            seen += len(records)
-            await asyncio.to_thread(writer.write, plan_batch(records, forest=forest).plans())
+        return await consume(bootstrap, topic, count, write)
     finally:
-        await consumer.stop()
         writer.close()
-    return time.perf_counter() - start
 
 
 def e2e(args: argparse.Namespace) -> None:
@@ -108,7 +108,7 @@ def e2e(args: argparse.Namespace) -> None:
     database = f"bench_{uuid.uuid4().hex[:6]}"
     n = args.events
     asyncio.run(produce(args.kafka, prefix, n))
-    bare = asyncio.run(bare_consume(args.kafka, f"{prefix}model.created", n))
+    bare = asyncio.run(consume(args.kafka, f"{prefix}model.created", n))
     client = connect(args.clickhouse)
     apply_migrations(client, f"{database}_bare")
     processing = asyncio.run(

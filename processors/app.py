@@ -88,8 +88,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         topic_replication_factor=1,
-        # Room for several batches in flight: a take() of batch_size must not wait on a
-        # smaller prefetch buffer (faust's default, 4096, throttled us to ~3.6 k events/s).
+        # Room for several batches: a take() of batch_size must not wait on a prefetch
+        # buffer smaller than one batch (faust's default is 4096).
         stream_buffer_maxsize=max(4096, 8 * settings.batch_size),
     )
     specs = {spec.name: spec for spec in topics(settings.topic_prefix)}

@@ -4,7 +4,8 @@ was written is all a restart needs (rows are written before their events are ack
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import gc
 
 from hubwatch.clickhouse import connect
 from processors.engagement import HORIZON_HOURS, RollingEngagement
@@ -17,13 +18,15 @@ def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
     """The family trees as ``model_families`` holds them (empty on a fresh database)."""
     forest = FamilyForest()
     with (
-        _client(clickhouse_url, database) as client,
+        contextlib.closing(connect(clickhouse_url, database=database)) as client,
         client.query_row_block_stream(
             "SELECT model_id, parent_id, relation, created_at, cycle, as_of, parameters,"
             " size_bytes, architecture FROM model_families FINAL"
         ) as stream,
     ):
         forest.load(row for block in stream for row in block)
+    # It lives as long as the process: keep the cyclic collector from rescanning it.
+    gc.freeze()
     return forest
 
 
@@ -34,7 +37,7 @@ def load_engagement(
     the faust table recovers from its changelog instead)."""
     engagement = RollingEngagement({}, prune_every=prune_every)
     with (
-        _client(clickhouse_url, database) as client,
+        contextlib.closing(connect(clickhouse_url, database=database)) as client,
         client.query_row_block_stream(
             "SELECT repo_id, observed_at, downloads, downloads_all_time, likes"
             " FROM model_snapshots"
@@ -46,14 +49,3 @@ def load_engagement(
             for repo_id, at, downloads, all_time, likes in block:
                 engagement.fold(repo_id, at.timestamp(), all_time, downloads, likes)
     return engagement
-
-
-class _client:
-    def __init__(self, url: str, database: str) -> None:
-        self._client: Any = connect(url, database=database)
-
-    def __enter__(self) -> Any:
-        return self._client
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._client.close()

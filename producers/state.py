@@ -101,11 +101,10 @@ class StateStore:
         next_snapshot: float,
         community: bool,
         base_models: tuple[str, ...] = (),
-    ) -> bool:
-        """Start tracking a model; False if it was known already. Streams see a model in any
-        order (an edit can arrive before its upload), so a repeat only fills what is missing
-        and can turn community polling on, never off."""
-        known = self.get(repo_id) is not None
+    ) -> None:
+        """Start tracking a model. Streams see a model in any order (an edit can arrive
+        before its upload), so a repeat only fills what is missing and can turn community
+        polling on, never off."""
         self._db.execute(
             "INSERT INTO models (repo_id, author, created_at, fingerprint, downloads,"
             " likes, next_snapshot, community) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -128,7 +127,6 @@ class StateStore:
             "INSERT OR IGNORE INTO model_bases VALUES (?, ?)",
             [(repo_id, base) for base in base_models],
         )
-        return not known
 
     def fingerprint(self, repo_id: str) -> str | None:
         row = self._db.execute(
