@@ -2,11 +2,13 @@
 # Brings the real local stack up or down on loopback: Apache Kafka (KRaft, single node,
 # started with java) and ClickHouse (served by `hubwatch clickhouse serve` from chdb-core).
 #
-#   deploy/stack.sh up | down | status
+#   deploy/stack.sh up | down | status [kafka|clickhouse]
 #
 # Settings (environment): STACK_DIR (.stack), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT
 # (9093), CLICKHOUSE_HTTP_PORT (8123), CLICKHOUSE_TCP_PORT (9000), VENV (.venv).
-# `up` waits until each part really answers and is a no-op for parts already up.
+# `up` waits until each part really answers and is a no-op for parts already up. A part's
+# previous log is kept (kafka.log.1 … .5, likewise clickhouse.log): after a crash, the log
+# that says why survives the restart.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,6 +26,13 @@ secs() { printf '%d.%d' $(( $1 / 1000 )) $(( $1 % 1000 / 100 )); }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 kafka_ready() { kcat -b "127.0.0.1:$kafka_port" -L -m 2 >/dev/null 2>&1; }
 ch_ready() { [ "$(curl -fsS -m 2 "http://127.0.0.1:$ch_http/ping" 2>/dev/null)" = "Ok." ]; }
+
+rotate() {  # log: keep the last five runs' logs
+  local log=$1 i
+  [ -s "$log" ] || return 0
+  for i in 4 3 2 1; do [ -f "$log.$i" ] && mv -f "$log.$i" "$log.$((i + 1))"; done
+  mv -f "$log" "$log.1"
+}
 
 wait_for() {  # what, check, pidfile, log, seconds
   local what=$1 check=$2 pidfile=$3 log=$4 limit=$5 start; start=$(now)
@@ -54,6 +63,7 @@ kafka_up() {
       -c "$dir/server.properties" > "$dir/format.log" 2>&1
   fi
   say "starting Kafka $(basename "$libs"/kafka_2.13-*.jar .jar | sed 's/kafka_2.13-//') (KRaft) on 127.0.0.1:$kafka_port"
+  rotate "$dir/kafka.log"
   nohup java "${java_opts[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
     > "$dir/kafka.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
@@ -64,6 +74,7 @@ clickhouse_up() {
   if ch_ready; then say "ClickHouse already answers on 127.0.0.1:$ch_http"; return; fi
   local dir="$stack_dir/clickhouse"; mkdir -p "$dir"
   say "starting ClickHouse (chdb-core) on 127.0.0.1:$ch_http (tcp $ch_tcp)"
+  rotate "$dir/clickhouse.log"
   nohup "$venv/bin/hubwatch" clickhouse serve --data-dir "$dir/db" --http-port "$ch_http" \
     --tcp-port "$ch_tcp" > "$dir/clickhouse.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
@@ -83,20 +94,24 @@ stop_one() {  # name pidfile
   rm -f "$pidfile"
 }
 
+part=${2:-all}
+case "$part" in all|kafka|clickhouse) ;; *) echo "usage: $0 up|down|status [kafka|clickhouse]" >&2; exit 2 ;; esac
+want() { [ "$part" = all ] || [ "$part" = "$1" ]; }
+
 case "${1:-}" in
   up)
     start=$(now)
-    kafka_up
-    clickhouse_up
-    say "stack up in $(secs $(( $(now) - start )))s: kafka 127.0.0.1:$kafka_port, clickhouse http://127.0.0.1:$ch_http"
+    want kafka && kafka_up
+    want clickhouse && clickhouse_up
+    say "stack up in $(secs $(( $(now) - start )))s:$(want kafka && echo " kafka 127.0.0.1:$kafka_port")$(want clickhouse && echo " clickhouse http://127.0.0.1:$ch_http")"
     ;;
   down)
-    stop_one ClickHouse "$stack_dir/clickhouse/pid"
-    stop_one Kafka "$stack_dir/kafka/pid"
+    if want clickhouse; then stop_one ClickHouse "$stack_dir/clickhouse/pid"; fi
+    if want kafka; then stop_one Kafka "$stack_dir/kafka/pid"; fi
     ;;
   status)
-    kafka_ready && echo "kafka: up (127.0.0.1:$kafka_port)" || echo "kafka: down"
-    ch_ready && echo "clickhouse: up (http://127.0.0.1:$ch_http)" || echo "clickhouse: down"
+    if want kafka; then kafka_ready && echo "kafka: up (127.0.0.1:$kafka_port)" || echo "kafka: down"; fi
+    if want clickhouse; then ch_ready && echo "clickhouse: up (http://127.0.0.1:$ch_http)" || echo "clickhouse: down"; fi
     ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status [kafka|clickhouse]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ import abc
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -43,6 +44,8 @@ __all__ = [
     "ModelSnapshot",
     "ModelUpdated",
     "TopicSpec",
+    "check_github_repo",
+    "check_repo_id",
     "decode",
     "encode",
     "event_types",
@@ -448,6 +451,35 @@ class DeadLetter:
         body["at"] = format_datetime(self.at)
         body["truncated"] = self.truncated
         return json.dumps(body, ensure_ascii=False).encode()
+
+
+# --- identifiers ----------------------------------------------------------------------
+
+# The Hub's repo ids: optional namespace, then name; ASCII letters, digits, - _ . only.
+_HUB_REPO_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[\w.-]{1,96}", re.ASCII)
+# GitHub: a login (letters, digits, hyphens; 39 at most), then a repo name.
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[\w.-]{1,100}", re.ASCII)
+
+
+def _check_id(value: object, pattern: re.Pattern[str], where: str) -> str:
+    if value is None:
+        raise SchemaError("missing_field", where)
+    if not isinstance(value, str):
+        raise SchemaError("bad_type", f"{where}: expected str")
+    if not pattern.fullmatch(value) or ".." in value:
+        raise SchemaError("bad_repo_id", f"{where}: {value[:200]!r}")
+    return value
+
+
+def check_repo_id(value: object, where: str = "id") -> str:
+    """``value`` if it is a Hub repo id (``org/name`` or a legacy bare name), else SchemaError.
+    Producers, the webhook receiver and the processors apply the same rule."""
+    return _check_id(value, _HUB_REPO_ID, where)
+
+
+def check_github_repo(value: object, where: str = "repo") -> str:
+    """``value`` if it is a GitHub ``owner/name``, else SchemaError."""
+    return _check_id(value, _GITHUB_REPO, where)
 
 
 # --- wire format ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from hubwatch.events import (
     ModelDiscussion,
     ModelSnapshot,
     ModelUpdated,
+    check_repo_id,
     parse_datetime,
 )
 
@@ -64,9 +65,6 @@ EXPAND_FIELDS = (
 # Every repo created before the Hub stored creation dates carries this createdAt.
 CREATED_AT_PLACEHOLDER = "2022-03-02T23:29:04.000Z"
 _PLACEHOLDER = parse_datetime(CREATED_AT_PLACEHOLDER)
-
-# The Hub's repo ids: optional namespace, then name; letters, digits, - _ . only.
-_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[\w.-]{1,96}$")
 
 
 def now_utc() -> datetime:
@@ -360,11 +358,4 @@ def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
 
 
 def _repo_id(item: Mapping[str, Any]) -> str:
-    repo_id = item.get("id")
-    if repo_id is None:
-        raise SchemaError("missing_field", "id")
-    if not isinstance(repo_id, str):
-        raise SchemaError("bad_type", "id: expected str")
-    if not _REPO_ID.match(repo_id) or ".." in repo_id:
-        raise SchemaError("bad_repo_id", repr(repo_id)[:200])
-    return repo_id
+    return check_repo_id(item.get("id"))

@@ -222,3 +222,67 @@ def kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         check=True,
     ).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class StackPart:
+    """A Kafka or ClickHouse of one test's own, on free ports, started and stopped by
+    ``deploy/stack.sh`` as a user would: a fault test takes it down without touching the
+    shared stack."""
+
+    def __init__(self, part: str, stack_dir: Path) -> None:
+        self.part = part
+        self.stack_dir = stack_dir
+        self.env = {
+            "STACK_DIR": str(stack_dir),
+            "KAFKA_PORT": str(free_port()),
+            "KAFKA_CONTROLLER_PORT": str(free_port()),
+            "CLICKHOUSE_HTTP_PORT": str(free_port()),
+            "CLICKHOUSE_TCP_PORT": str(free_port()),
+            "VENV": str(Path(sys.executable).parents[1]),
+        }
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.env['KAFKA_PORT']}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['CLICKHOUSE_HTTP_PORT']}"
+
+    def _stack(self, action: str) -> None:
+        subprocess.run(
+            ["bash", str(ROOT / "deploy" / "stack.sh"), action, self.part],
+            env={**os.environ, **self.env},
+            check=True,
+            capture_output=True,
+            timeout=150,
+            cwd=ROOT,
+        )
+
+    def up(self) -> None:
+        self._stack("up")
+
+    def down(self) -> None:
+        self._stack("down")
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye: what a crash or the OOM killer does."""
+        pidfile = self.stack_dir / self.part / "pid"
+        os.kill(int(pidfile.read_text()), 9)
+        pidfile.unlink()
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[StackPart]:
+    part = StackPart("kafka", tmp_path / "stack")
+    part.up()
+    yield part
+    part.down()
+
+
+@pytest.fixture
+def own_clickhouse(tmp_path: Path) -> Iterator[StackPart]:
+    part = StackPart("clickhouse", tmp_path / "stack")
+    part.up()
+    yield part
+    part.down()
