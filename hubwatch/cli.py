@@ -420,28 +420,31 @@ def _schema(settings: Settings) -> int:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    import csv
-
     from hubwatch.clickhouse import connect
-    from processors.leaderboard import detect_board, import_leaderboard
+    from processors.leaderboard import import_leaderboard, read_leaderboard
+    from processors.partitions import replace_partition
     from processors.sinks import ClickHouseWriter
 
-    if not args.file.is_file():
-        print(f"hubwatch: no such file: {args.file}", file=sys.stderr)
-        return 1
-    with args.file.open(newline="", encoding="utf-8") as handle:
-        detect_board(next(csv.reader(handle), []))  # fail fast on a file of another kind
+    for _ in read_leaderboard(args.file):  # a damaged file fails here, before any server
+        pass
     _migrate(settings, quiet=True)
     writer = ClickHouseWriter(
         lambda: connect(settings.clickhouse_url), settings.clickhouse_database
     )
     try:
-        summary = import_leaderboard(args.file, writer.write)
+        summary = import_leaderboard(
+            args.file,
+            lambda board, plans: replace_partition(
+                lambda: connect(settings.clickhouse_url), settings.clickhouse_database, board, plans
+            ),
+            writer.write,
+        )
     finally:
         writer.close()
     print(
         f"{summary.board}: {summary.scores} scores for {summary.models} models, "
         f"{summary.edges} base-model edges; {len(summary.rejected)} lines rejected"
+        + (f"; {summary.repeated} repeated scores (the last one kept)" if summary.repeated else "")
     )
     for line, reason in summary.rejected[:20]:
         print(f"  line {line}: {reason}")
