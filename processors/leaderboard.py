@@ -238,7 +238,7 @@ def _text(path: Path) -> str:
     if text and not text.endswith("\n"):
         line = text.count("\n") + 1
         raise SchemaError(
-            "truncated", f"{path.name} was cut short: its last line ({line}) has no line break"
+            "truncated", f"{path.name} was cut short: its last line, line {line}, has no line break"
         )
     return text
 
