@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import re
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from hubwatch.errors import HubwatchError
+from hubwatch.errors import ConfigError, HubwatchError, SinkError
 from hubwatch.settings import Settings
 
 __all__ = ["main"]
@@ -22,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="hubwatch", description="Live monitor of how open models derive from each other."
     )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=os.environ.get("HUBWATCH_DEBUG", "") not in ("", "0"),
+        help="show the traceback of a failure (env HUBWATCH_DEBUG=1)",
+    )
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -137,6 +148,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. A failure is one line on stderr and a non-zero exit (1; argparse's
+    usage errors 2; Ctrl-C 130); ``--debug`` adds the traceback."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -145,20 +158,85 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # clickhouse-connect logs a traceback for every refused connection; we report our own.
     logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
+    # urllib3's retry warnings, likewise (clickhouse-connect resets "urllib3" on import).
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     try:
         return _dispatch(args)
-    except HubwatchError as exc:
-        print(f"hubwatch: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"hubwatch: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """What went wrong, in the user's terms, on one line."""
+    from aiokafka.errors import KafkaError
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    if isinstance(exc, HubwatchError):
+        text = str(exc)
+    elif isinstance(exc, ClickHouseError):
+        text = f"ClickHouse: {_server_message(exc)}"
+    elif isinstance(exc, KafkaError):
+        text = f"Kafka: {type(exc).__name__}: {exc}"
+    elif isinstance(exc, UnicodeError):
+        text = f"not UTF-8 text: {exc}"
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    text = " ".join(text.split())
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+_SERVER_MESSAGE = re.compile(
+    r"DB::Exception: (?P<message>.*?)(?: \(version [^)]*\))?(?: \(for url .*)?$"
+)
+
+
+def _server_message(exc: BaseException) -> str:
+    """The server's own message from a clickhouse-connect error, without the client's
+    wrapping (code, version, URL)."""
+    text = " ".join(str(exc).split())
+    match = _SERVER_MESSAGE.search(text)
+    return match.group("message") if match else text
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Silence libraries that log a failure we report ourselves in one line."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    """Every file a command names exists and is readable, before anything starts."""
+    for name in ("fixture", "replay_extra", "extra", "file"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"no such file: {path}")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"cannot read {path}")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     from hubwatch import metrics
 
     command = args.command
+    _check_files(args)
     if command == "clickhouse":
         from hubwatch.clickhouse import serve
 
@@ -239,7 +317,8 @@ async def _poll(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.replace(poll_interval=args.poll_interval)
     if args.since == "all":
         settings = settings.replace(initial_lookback_seconds=None)
-    await ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix))
+    with _quiet("aiokafka"):
+        await ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix))
     async with (
         KafkaPublisher(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as publisher,
         Producers(
@@ -275,7 +354,8 @@ def _process(settings: Settings) -> int:
     from producers.topics import ensure_topics
 
     _migrate(settings, quiet=True)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix)))
+    with _quiet("aiokafka"):
+        asyncio.run(ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix)))
     app = create_app(settings)
     worker = Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # runs until SIGINT/SIGTERM
@@ -340,28 +420,31 @@ def _schema(settings: Settings) -> int:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    import csv
-
     from hubwatch.clickhouse import connect
-    from processors.leaderboard import detect_board, import_leaderboard
+    from processors.leaderboard import import_leaderboard, read_leaderboard
+    from processors.partitions import replace_partition
     from processors.sinks import ClickHouseWriter
 
-    if not args.file.is_file():
-        print(f"hubwatch: no such file: {args.file}", file=sys.stderr)
-        return 1
-    with args.file.open(newline="", encoding="utf-8") as handle:
-        detect_board(next(csv.reader(handle), []))  # fail fast on a file of another kind
+    for _ in read_leaderboard(args.file):  # a damaged file fails here, before any server
+        pass
     _migrate(settings, quiet=True)
     writer = ClickHouseWriter(
         lambda: connect(settings.clickhouse_url), settings.clickhouse_database
     )
     try:
-        summary = import_leaderboard(args.file, writer.write)
+        summary = import_leaderboard(
+            args.file,
+            lambda board, plans: replace_partition(
+                lambda: connect(settings.clickhouse_url), settings.clickhouse_database, board, plans
+            ),
+            writer.write,
+        )
     finally:
         writer.close()
     print(
         f"{summary.board}: {summary.scores} scores for {summary.models} models, "
         f"{summary.edges} base-model edges; {len(summary.rejected)} lines rejected"
+        + (f"; {summary.repeated} repeated scores (the last one kept)" if summary.repeated else "")
     )
     for line, reason in summary.rejected[:20]:
         print(f"  line {line}: {reason}")
@@ -369,7 +452,6 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _query(args: argparse.Namespace, settings: Settings) -> int:
-    from hubwatch.clickhouse import connect
     from hubwatch.queries import canned_queries, load
 
     if args.list or not args.name:
@@ -380,34 +462,49 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
     try:
         query = load(args.name)
     except KeyError as exc:
-        print(f"hubwatch: {exc.args[0]}", file=sys.stderr)
-        return 1
-    given = dict(p.split("=", 1) for p in args.param if "=" in p)
+        raise ConfigError(exc.args[0]) from None
+    given: dict[str, str] = {}
+    for param in args.param:
+        name, eq, value = param.partition("=")
+        if not eq or not name:
+            raise ConfigError(f"bad --param {param!r}: expected NAME=VALUE")
+        if name not in query.params:
+            takes = " ".join(f"--param {k}=<{t}>" for k, t in query.params.items()) or "none"
+            raise ConfigError(f"{query.name} has no parameter {name!r}; it takes: {takes}")
+        given[name] = value
     missing = set(query.params) - set(given)
     if missing:
-        print(
-            f"hubwatch: {query.name} needs --param {' --param '.join(sorted(missing))}",
-            file=sys.stderr,
-        )
-        return 1
-    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
-    try:
-        output = client.raw_query(query.sql, parameters=given, fmt=args.format).decode()
-    finally:
-        client.close()
-    sys.stdout.write(output)
+        raise ConfigError(f"{query.name} needs --param {' --param '.join(sorted(missing))}")
+    sys.stdout.write(_server_query(settings, query.sql, args.format, parameters=given))
     return 0
 
 
+def _server_query(
+    settings: Settings, sql: str, fmt: str, parameters: dict[str, str] | None = None
+) -> str:
+    """``sql`` as the user wrote it, the format as a setting: a server error then points
+    into the user's SQL, not at a FORMAT clause appended to it."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from hubwatch.clickhouse import connect
+
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        kwargs: dict[str, Any] = {"settings": {"default_format": fmt}}
+        if parameters:
+            kwargs["parameters"] = parameters
+        return bytes(client.raw_query(sql, **kwargs)).decode()
+    except ClickHouseError as exc:
+        raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
+    finally:
+        client.close()
+
+
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
-    from hubwatch.clickhouse import connect, ping, query_local
+    from hubwatch.clickhouse import ping, query_local
 
     if ping(settings.clickhouse_url):
-        client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
-        try:
-            output = client.raw_query(args.query, fmt=args.format).decode()
-        finally:
-            client.close()
+        output = _server_query(settings, args.query, args.format)
     elif (settings.clickhouse_data_dir / "data").exists():
         # Nothing serves the embedded data directory right now: read it directly.
         output = query_local(
@@ -437,6 +534,7 @@ async def _topics(args: argparse.Namespace, settings: Settings) -> int:
             f"cleanup={spec.cleanup_policy} retention_ms={spec.retention_ms}"
         )
     if args.create:
-        created = await ensure_topics(settings.kafka_bootstrap, specs)
+        with _quiet("aiokafka"):
+            created = await ensure_topics(settings.kafka_bootstrap, specs)
         print("created: " + (", ".join(created) or "nothing (all exist)"))
     return 0

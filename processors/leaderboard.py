@@ -15,6 +15,7 @@ and ``metadata_generation`` give derivation edges (``Removed``, ``X (Merge)`` ha
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -215,24 +216,68 @@ class Rejected:
     error: SchemaError
 
 
+def _text(path: Path) -> str:
+    """The whole file as text, or SchemaError if it is not UTF-8 or was cut short.
+
+    The rule for a cut: a CSV line ends with a line break, and the real dumps' last lines
+    do too (the v1 dump ends in LF, the v2 sample in CRLF); a file whose last line has no
+    break was cut inside that line, whatever its fields look like (7.616 cut to 7 still
+    parses as a number). A cut exactly at a line break leaves a well-formed shorter file,
+    which no format check can tell from a smaller board.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SchemaError(
+            "bad_encoding", f"{path.name} is not UTF-8 text (line {line}, byte {exc.start})"
+        ) from exc
+    if "\x00" in text:
+        raise SchemaError("bad_csv", f"{path.name} is binary, not CSV (a NUL byte)")
+    if text and not text.endswith("\n"):
+        line = text.count("\n") + 1
+        raise SchemaError(
+            "truncated", f"{path.name} was cut short: its last line, line {line}, has no line break"
+        )
+    return text
+
+
 def read_leaderboard(
     path: Path,
 ) -> Iterator[tuple[list[ScoreRow], LeaderboardEdge | None] | Rejected]:
-    """Rows of a dump, one CSV line at a time; a bad line is yielded as :class:`Rejected`."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        board = detect_board(reader.fieldnames or ())
-        for line, row in enumerate(reader, start=2):
-            try:
-                if board == "open_llm_v1":
-                    yield v1_rows(row), None
-                else:
-                    yield v2_rows(row)
-            except (SchemaError, KeyError, TypeError) as exc:
-                error = (
-                    exc if isinstance(exc, SchemaError) else SchemaError("missing_field", str(exc))
+    """Rows of a dump, one CSV line at a time; a bad line is yielded as :class:`Rejected`.
+
+    The file as a whole must be sound first: UTF-8, ending in a line break, every line
+    with as many fields as the header; else SchemaError before any row is yielded.
+    """
+    csv.field_size_limit(1 << 24)
+    text = _text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, [])
+        board = detect_board(header)
+        lines: list[tuple[int, list[str]]] = []
+        for fields in reader:
+            if len(fields) != len(header):
+                raise SchemaError(
+                    "bad_row",
+                    f"{path.name} line {reader.line_num}: {len(fields)} fields, "
+                    f"the header has {len(header)}",
                 )
-                yield Rejected(line, error)
+            lines.append((reader.line_num, fields))
+    except csv.Error as exc:
+        raise SchemaError("bad_csv", f"{path.name} line {reader.line_num}: {exc}") from exc
+    for line, fields in lines:
+        row = dict(zip(header, fields, strict=True))
+        try:
+            if board == "open_llm_v1":
+                yield v1_rows(row), None
+            else:
+                yield v2_rows(row)
+        except (SchemaError, KeyError, TypeError) as exc:
+            error = exc if isinstance(exc, SchemaError) else SchemaError("missing_field", str(exc))
+            yield Rejected(line, error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,39 +287,29 @@ class ImportSummary:
     scores: int
     edges: int
     rejected: list[tuple[int, str]]
+    repeated: int = 0
+    "Scores the file gives more than once (the last one counts, as the board shows)."
 
 
 def import_leaderboard(
-    path: Path, write: Callable[[list[InsertPlan]], None], *, batch: int = 20_000
+    path: Path,
+    replace: Callable[[str, list[InsertPlan]], None],
+    write: Callable[[list[InsertPlan]], None],
 ) -> ImportSummary:
-    """Stream a dump into ClickHouse in bounded batches; bad lines become dead letters."""
+    """Read and check the whole dump, then publish it as the board's new contents at once.
+
+    ``replace(board, plans)`` makes the board's partition of each plan's table hold exactly
+    those rows (processors.partitions.replace_partition); a file that fails its checks
+    raises SchemaError before anything is written. Bad lines in a sound file become dead
+    letters through ``write``, after the board is published.
+    """
     from processors.sinks import plan_dead_letters, plan_rows
 
-    with path.open(newline="", encoding="utf-8") as handle:
-        board = detect_board(next(csv.reader(handle), []))
-    scores: list[ScoreRow] = []
-    edges: list[LeaderboardEdge] = []
+    scores: dict[tuple[str, str, str], ScoreRow] = {}
+    edges: dict[tuple[str, str], LeaderboardEdge] = {}
     letters: list[DeadLetter] = []
-    models: set[str] = set()
-    totals = [0, 0]
     rejected: list[tuple[int, str]] = []
-
-    def flush() -> None:
-        plans = [
-            plan_rows(t, rows)
-            for t, rows in (("leaderboard_scores", scores), ("leaderboard_edges", edges))
-            if rows
-        ]
-        if letters:
-            plans.append(plan_dead_letters(letters))
-        if plans:
-            write(plans)
-        totals[0] += len(scores)
-        totals[1] += len(edges)
-        scores.clear()
-        edges.clear()
-        letters.clear()
-
+    given = 0
     for item in read_leaderboard(path):
         if isinstance(item, Rejected):
             rejected.append((item.line, str(item.error)))
@@ -289,11 +324,21 @@ def import_leaderboard(
             )
             continue
         rows, edge = item
-        scores.extend(rows)
-        models.add(rows[0].model_id)
+        for row in rows:
+            scores[(row.model_id, row.precision, row.benchmark)] = row
+        given += len(rows)
         if edge is not None:
-            edges.append(edge)
-        if len(scores) >= batch:
-            flush()
-    flush()
-    return ImportSummary(board, len(models), totals[0], totals[1], rejected)
+            edges[(edge.derivative_id, edge.base_model_id)] = edge
+    with path.open(newline="", encoding="utf-8") as handle:  # sound: read_leaderboard said so
+        board = detect_board(next(csv.reader(handle), []))
+    score_rows, edge_rows = list(scores.values()), list(edges.values())
+    replace(
+        board,
+        [plan_rows("leaderboard_scores", score_rows), plan_rows("leaderboard_edges", edge_rows)],
+    )
+    if letters:
+        write([plan_dead_letters(letters)])
+    models = len({row.model_id for row in score_rows})
+    return ImportSummary(
+        board, models, len(score_rows), len(edge_rows), rejected, given - len(score_rows)
+    )

@@ -21,13 +21,40 @@ from hubwatch.errors import (
 )
 from producers._ratelimit import RequestBudget, parse_retry_after
 
-__all__ = ["Params", "Response", "backoff_delay", "make_client", "request"]
+__all__ = ["Params", "Response", "backoff_delay", "make_client", "origin", "request"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Response = httpx.Response
 Params = Mapping[str, Any] | list[tuple[str, str]] | None
 
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    url = httpx.URL(url)
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def _token_for(
+    api: tuple[str, str, int | None], token: str
+) -> Callable[[httpx.Request], Awaitable[None]]:
+    """A request hook: the bearer token on requests to ``api``'s origin, and on no other.
+
+    httpx runs request hooks on every request it sends, redirects included, so a
+    redirect or a link elsewhere never carries the token (httpx alone would keep it
+    on an http->https redirect to the same host, another origin).
+    """
+    bearer = f"Bearer {token}"
+
+    async def hook(request: httpx.Request) -> None:
+        if origin(request.url) == api:
+            request.headers["Authorization"] = bearer
+        else:
+            request.headers.pop("Authorization", None)
+
+    return hook
 
 
 def make_client(
@@ -39,14 +66,15 @@ def make_client(
     headers: Mapping[str, str] | None = None,
 ) -> httpx.AsyncClient:
     all_headers = {"User-Agent": f"hubwatch/{__version__}", **(headers or {})}
-    if token:
-        all_headers["Authorization"] = f"Bearer {token}"
+    all_headers.pop("Authorization", None)  # only the hook below sends a token
+    hooks = [_token_for(origin(base_url), token)] if token else []
     return httpx.AsyncClient(
         base_url=base_url,
         headers=all_headers,
         timeout=timeout,
         transport=transport,
         follow_redirects=True,
+        event_hooks={"request": hooks},
     )
 
 

@@ -26,6 +26,7 @@ from hubwatch.events import (
     parse_datetime,
 )
 from producers._http import request
+from producers._pagination import next_link
 from producers._ratelimit import RequestBudget
 from producers.hub import now_utc
 from producers.hub_uploads import reject
@@ -132,6 +133,10 @@ def repo_snapshot_from_api(repo: str, item: object, observed_at: datetime) -> Gi
     )
 
 
+def _etag_key(url: str, params: dict[str, str] | None) -> str:
+    return url + ("?" + json.dumps(params, sort_keys=True) if params else "")
+
+
 class GithubPoller:
     """One round polls every followed repo: counters, commits, issues, releases."""
 
@@ -167,7 +172,7 @@ class GithubPoller:
     ) -> tuple[Any, httpx.Response]:
         """Conditional GET; body is None when unchanged (304). The new ETag goes to
         ``etags``, stored only once the events it covers are published."""
-        key = url + ("?" + json.dumps(params, sort_keys=True) if params else "")
+        key = _etag_key(url, params)
         etag = self._store.etag(key)
         headers = {"If-None-Match": etag} if etag else None
         body, response = await request(
@@ -252,6 +257,7 @@ class GithubPoller:
         fresh: list[Any] = []
         url: str | None = f"/repos/{repo}/{what}"
         first = True
+        cut_short = False
         while url is not None:
             if first:
                 body, response = await self._get(url, etags, params)
@@ -275,9 +281,22 @@ class GithubPoller:
                     continue
                 if ident(event) not in at_mark:
                     fresh.append(event)
-            nxt = response.links.get("next")
-            url = nxt.get("url") if nxt else None
-        if fresh:
+            try:
+                url = next_link(self._client, response)
+            except SchemaError as error:
+                # Keep what the pages before it gave; neither the mark nor the first page's
+                # ETag moves, so the rest is read again next round (same event ids).
+                await reject(
+                    self._publisher,
+                    seen=self._store,
+                    stage=f"producer.github.{what}",
+                    source=f"/repos/{repo}/{what}",
+                    item={"link": error.detail},
+                    error=error,
+                )
+                etags.pop(_etag_key(f"/repos/{repo}/{what}", params), None)
+                url, cut_short = None, True
+        if fresh and not cut_short:
             newest = max((when(e) for e in fresh if when(e) is not None), default=None)
             if newest is not None:
                 at_newest = [ident(e) for e in fresh if when(e) == newest]

@@ -345,6 +345,8 @@ def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
     num = item.get("num")
     if isinstance(num, bool) or not isinstance(num, int):
         raise SchemaError("missing_field", "discussion num")
+    if not 0 <= num < 2**31:  # the Hub numbers discussions from 1; SQLite holds 64 bits
+        raise SchemaError("bad_value", f"discussion num out of range: {str(num)[:40]}")
     author = item.get("author")
     return ModelDiscussion(
         repo_id=repo_id,
@@ -353,7 +355,7 @@ def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
         status=_opt(item, "status", str) or "open",
         is_pull_request=bool(_opt(item, "isPullRequest", bool)),
         created_at=_opt_datetime(item, "createdAt"),
-        author=author.get("name") if isinstance(author, Mapping) else None,
+        author=_opt(author, "name", str) if isinstance(author, Mapping) else None,
     )
 
 

@@ -97,43 +97,59 @@ class HubEditsPoller:
         updates: list[tuple[ModelUpdated, ModelCreated]] = []
         newest = watermark
         source = f"{self._client.base_url}/api/models?sort=lastModified"
-        async for page in iter_pages(self._client, "/api/models", params, budget=self._budget):
-            done = False
-            for item in page:
-                try:
-                    created = model_created_from_api(item, observed_at)
-                    if created.last_modified is None:
-                        raise SchemaError("missing_field", "lastModified")
-                except SchemaError as error:
-                    await reject(
-                        self._publisher,
-                        seen=self._store,
-                        stage="producer.hub.edits",
-                        source=source,
-                        item=item,
-                        error=error,
+        try:
+            async for page in iter_pages(self._client, "/api/models", params, budget=self._budget):
+                done = False
+                for item in page:
+                    try:
+                        created = model_created_from_api(item, observed_at)
+                        if created.last_modified is None:
+                            raise SchemaError("missing_field", "lastModified")
+                    except SchemaError as error:
+                        await reject(
+                            self._publisher,
+                            seen=self._store,
+                            stage="producer.hub.edits",
+                            source=source,
+                            item=item,
+                            error=error,
+                        )
+                        continue
+                    if floor is not None and created.last_modified < floor:
+                        done = True
+                        break
+                    if newest is None or created.last_modified > newest:
+                        newest = created.last_modified
+                    fingerprint = relation_fingerprint(created)
+                    known = self._store.fingerprint(created.repo_id)
+                    if known == fingerprint:
+                        continue  # nothing derivation-relevant changed (or already reported)
+                    if (
+                        known is None
+                        and self._store.get(created.repo_id) is None
+                        and self._uploads_report(created.created_at, watermark, horizon)
+                    ):
+                        continue  # a new upload: the uploads stream reports it as model.created
+                    updates.append(
+                        (model_updated(created, changed_fields(known, fingerprint)), created)
                     )
-                    continue
-                if floor is not None and created.last_modified < floor:
-                    done = True
+                if done:
                     break
-                if newest is None or created.last_modified > newest:
-                    newest = created.last_modified
-                fingerprint = relation_fingerprint(created)
-                known = self._store.fingerprint(created.repo_id)
-                if known == fingerprint:
-                    continue  # nothing derivation-relevant changed (or already reported)
-                if (
-                    known is None
-                    and self._store.get(created.repo_id) is None
-                    and self._uploads_report(created.created_at, watermark, horizon)
-                ):
-                    continue  # a new upload: the uploads stream reports it as model.created
-                updates.append(
-                    (model_updated(created, changed_fields(known, fingerprint)), created)
-                )
-            if done:
-                break
+
+        except SchemaError as error:
+            if error.reason != "cross_origin_link":
+                raise
+            # Keep what the pages before it gave; the mark stays, so the rest is read
+            # again next round (the fingerprints stored below keep those edits once).
+            await reject(
+                self._publisher,
+                seen=self._store,
+                stage="producer.hub.edits",
+                source=source,
+                item={"link": error.detail},
+                error=error,
+            )
+            newest = watermark
 
         updates.reverse()  # oldest edit first
         for event, _ in updates:

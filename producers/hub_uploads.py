@@ -146,34 +146,47 @@ class HubUploadsPoller:
         fresh: list[ModelCreated] = []
         rejected = set(state.rejected)
         source = f"{self._client.base_url}/api/models"
-        async for page in iter_pages(
-            self._client, "/api/models", self._params(), budget=self._budget, urgent=True
-        ):
-            reached_floor = False
-            for item in page:
-                try:
-                    event = model_created_from_api(item, observed_at)
-                except SchemaError as error:
-                    before = len(rejected)
-                    fingerprint = await reject(
-                        self._publisher,
-                        stage="producer.hub",
-                        source=source,
-                        item=item,
-                        error=error,
-                        seen=rejected,
-                    )
-                    if len(rejected) > before:
-                        state.rejected.append(fingerprint)
-                    continue
-                if floor is not None and (event.created_at is None or event.created_at < floor):
-                    # Descending order: everything after this is older still.
-                    reached_floor = True
+
+        async def rejected_item(item: object, error: SchemaError) -> None:
+            before = len(rejected)
+            fingerprint = await reject(
+                self._publisher,
+                stage="producer.hub",
+                source=source,
+                item=item,
+                error=error,
+                seen=rejected,
+            )
+            if len(rejected) > before:
+                state.rejected.append(fingerprint)
+
+        cut_short = False
+        try:
+            async for page in iter_pages(
+                self._client, "/api/models", self._params(), budget=self._budget, urgent=True
+            ):
+                reached_floor = False
+                for item in page:
+                    try:
+                        event = model_created_from_api(item, observed_at)
+                    except SchemaError as error:
+                        await rejected_item(item, error)
+                        continue
+                    if floor is not None and (event.created_at is None or event.created_at < floor):
+                        # Descending order: everything after this is older still.
+                        reached_floor = True
+                        break
+                    if event.repo_id not in state.recent:
+                        fresh.append(event)
+                if reached_floor:
                     break
-                if event.repo_id not in state.recent:
-                    fresh.append(event)
-            if reached_floor:
-                break
+        except SchemaError as error:
+            if error.reason != "cross_origin_link":
+                raise
+            # Keep what the pages before it gave; the watermark stays, so the pages not
+            # read are read again next round (what was published is in ``recent``).
+            await rejected_item({"link": error.detail}, error)
+            cut_short = True
 
         fresh.reverse()  # oldest first, as they were uploaded
         for event in fresh:
@@ -182,7 +195,7 @@ class HubUploadsPoller:
         if self._tracker is not None:
             self._tracker.track_all(fresh)
 
-        self._advance(state, fresh)
+        self._advance(state, fresh, move_watermark=not cut_short)
         self._checkpoints.save(state.to_json())
         if state.watermark is not None:
             metrics.WATERMARK.labels(self.name).set(state.watermark.timestamp())
@@ -194,10 +207,14 @@ class HubUploadsPoller:
             )
         return len(fresh)
 
-    def _advance(self, state: UploadsCheckpoint, fresh: list[ModelCreated]) -> None:
+    def _advance(
+        self, state: UploadsCheckpoint, fresh: list[ModelCreated], *, move_watermark: bool = True
+    ) -> None:
         for event in fresh:
             if event.created_at is not None:
                 state.recent[event.repo_id] = format_datetime(event.created_at)
+                if not move_watermark:
+                    continue
                 if state.watermark is None or event.created_at > state.watermark:
                     state.watermark = event.created_at
         if state.watermark is not None:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from hubwatch._server import LocalServer
 from hubwatch.errors import SchemaError
-from hubwatch.events import DeadLetter
+from hubwatch.events import DeadLetter, ModelDiscussion, check_repo_id
 from producers.hub import model_discussion_from_api
 from producers.publish import EventPublisher
 from producers.state import StateStore
 
-__all__ = ["WebhookReceiver"]
+__all__ = ["WebhookReceiver", "parse_webhook"]
 
 log = logging.getLogger(__name__)
 
@@ -54,29 +55,18 @@ class WebhookReceiver(LocalServer):
             return web.json_response({"error": "bad secret"}, status=401)
         raw = await request.read()
         try:
-            payload = json.loads(raw)
-            if not isinstance(payload, dict):
-                raise SchemaError("bad_type", "webhook payload is not an object")
-            scope = str((payload.get("event") or {}).get("scope", ""))
-            repo = payload.get("repo") or {}
-            repo_id = repo.get("name")
-            if repo.get("type") != "model" or not isinstance(repo_id, str):
-                return web.json_response({"ignored": "not a model repo"})
-            if scope.startswith("discussion"):
-                discussion = model_discussion_from_api(repo_id, payload.get("discussion"))
-            elif scope.startswith("repo.content"):
-                discussion = None
-            else:
-                return web.json_response({"ignored": scope})
-        except (ValueError, SchemaError) as exc:
-            error = exc if isinstance(exc, SchemaError) else SchemaError("bad_json", str(exc))
+            parsed = parse_webhook(raw)
+        except SchemaError as error:
             await self._publisher.dead_letter(
                 DeadLetter.of(
                     stage="producer.webhooks", error=error, source=self.path, key=None, payload=raw
                 )
             )
             await self._publisher.flush()
-            return web.json_response({"error": str(error)}, status=400)
+            return web.json_response({"error": str(error)[:300]}, status=400)
+        if isinstance(parsed, str):
+            return web.json_response({"ignored": parsed})
+        repo_id, discussion = parsed
 
         self.received += 1
         if discussion is None:
@@ -91,3 +81,63 @@ class WebhookReceiver(LocalServer):
         with self._store.transaction():
             self._store.set_discussion_status(repo_id, discussion.num, discussion.status)
         return web.json_response({"published": 1})
+
+
+def parse_webhook(raw: bytes) -> tuple[str, ModelDiscussion | None] | str:
+    """(repo id, discussion or None for a content change), or why it is ignored.
+
+    Raises SchemaError on anything that is not a well-formed Hub webhook: bytes that are
+    not UTF-8, text that is not JSON or holds a lone surrogate (it cannot be encoded
+    again for Kafka), a field of the wrong type or past its bound, a repo name the
+    poller would refuse too.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SchemaError("bad_encoding", f"not UTF-8 at byte {exc.start}") from exc
+    try:
+        payload = json.loads(text)
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SchemaError("bad_unicode", "a lone surrogate in a string") from exc
+    except (ValueError, RecursionError) as exc:
+        raise SchemaError("bad_json", str(exc)[:200]) from exc
+    payload = _object(payload, "payload")
+    event = _object(payload.get("event") or {}, "event")
+    scope = _text(event.get("scope"), "event.scope", 100)
+    repo = _object(payload.get("repo") or {}, "repo")
+    if repo.get("type") != "model":
+        return "not a model repo"
+    repo_id = check_repo_id(repo.get("name"), "repo.name")
+    if scope.startswith("discussion"):
+        item = _object(payload.get("discussion"), "discussion")
+        for key, bound in _DISCUSSION_TEXT.items():
+            _text(item.get(key), f"discussion.{key}", bound)
+        author = item.get("author")
+        if author is not None:
+            _text(_object(author, "discussion.author").get("name"), "discussion.author.name", 200)
+        return repo_id, model_discussion_from_api(repo_id, item)
+    if scope.startswith("repo.content"):
+        return repo_id, None
+    return scope
+
+
+# Bounds on the strings a discussion event carries (the Hub's own are smaller still).
+_DISCUSSION_TEXT = {"title": 1_000, "status": 32, "createdAt": 64}
+
+
+def _object(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SchemaError("bad_type", f"{where}: expected an object")
+    return value
+
+
+def _text(value: object, where: str, bound: int) -> str:
+    """A str of at most ``bound`` characters, or "" when absent."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SchemaError("bad_type", f"{where}: expected str")
+    if len(value) > bound:
+        raise SchemaError("too_long", f"{where}: {len(value):,} characters, at most {bound:,}")
+    return value

@@ -76,6 +76,26 @@ def ch(clickhouse_url: str, database: str) -> Iterator[Any]:
     client.close()
 
 
+ImportBoard = Callable[[Path], Any]
+
+
+@pytest.fixture
+def import_board(clickhouse_url: str, database: str) -> Iterator[ImportBoard]:
+    """Import a leaderboard dump into the test's database as `hubwatch import` does."""
+    from processors.leaderboard import import_leaderboard
+    from processors.partitions import replace_partition
+    from processors.sinks import ClickHouseWriter
+
+    def make() -> Any:
+        return connect(clickhouse_url)
+
+    writer = ClickHouseWriter(make, database)
+    yield lambda path: import_leaderboard(
+        path, lambda board, plans: replace_partition(make, database, board, plans), writer.write
+    )
+    writer.close()
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     return f"hwtest{uuid.uuid4().hex[:8]}."

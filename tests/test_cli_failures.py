@@ -1,0 +1,153 @@
+"""Every user-facing command fails with one clear line and a non-zero exit, never a
+traceback; a leaderboard import is all or nothing. Each runs the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port, hubwatch
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+V1 = DATA / "open_llm_leaderboard_v1_final_2024-07-07.csv"
+V2 = DATA / "open_llm_leaderboard_v2_sample1000_2025-03-21.csv"
+
+
+def _one_line_failure(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hubwatch: "), done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def env(clickhouse_url: str, database: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "HUBWATCH_CLICKHOUSE_URL": clickhouse_url,
+        "HUBWATCH_CLICKHOUSE_DATABASE": database,
+        "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+    }
+
+
+def test_bad_sql_shows_the_servers_message_about_it(env: dict[str, str]) -> None:
+    line = _one_line_failure(hubwatch("sql", "SELEC 1", env=env), "Syntax error")
+    assert "FORMAT" not in line and "DB::Exception" not in line and "version" not in line
+    done = hubwatch("sql", "SELECT 41 + 1 AS answer", env=env)
+    assert done.returncode == 0 and "42" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["query", "nosuch"], "no canned query 'nosuch'"),
+        (["query", "tree", "--param", "model"], "bad --param 'model'"),
+        (["query", "tree", "--param", "x=1"], "tree has no parameter 'x'"),
+        (["query", "tree"], "tree needs --param model"),
+        (["query", "engagement", "--param", "at=yesterday"], "Cannot parse datetime"),
+    ],
+)
+def test_bad_query_use(env: dict[str, str], args: list[str], needle: str) -> None:
+    _one_line_failure(hubwatch(*args, env=env), needle)
+
+
+def test_missing_fixture_is_refused_before_anything_starts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "nope.csv")
+    port = str(free_port())
+    done = hubwatch(
+        "run", "--replay", "--fixture", missing, "--http-port", port, "--tcp-port", port, env=env
+    )
+    _one_line_failure(done, "no such file", missing)
+    assert not (tmp_path / "state").exists()  # no ClickHouse started, nothing migrated
+    _one_line_failure(
+        hubwatch("replay", "--fixture", missing, "--port", port, env=env), "no such file"
+    )
+
+
+def test_unreachable_services(env: dict[str, str]) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    _one_line_failure(
+        hubwatch("--clickhouse-url", f"http://{nowhere}", "migrate", env=env),
+        "cannot reach ClickHouse",
+    )
+    _one_line_failure(hubwatch("--kafka", nowhere, "topics", "--create", env=env), "Kafka")
+    _one_line_failure(hubwatch("--kafka", nowhere, "poll", "hub", "--once", env=env), "Kafka")
+
+
+def _scores(ch: Any, final: bool = False) -> int:
+    return int(
+        ch.query(f"SELECT count() FROM leaderboard_scores {'FINAL' if final else ''}").result_rows[
+            0
+        ][0]
+    )
+
+
+def _import(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return hubwatch("import", "leaderboard", str(path), env=env)
+
+
+def test_import_twice_replaces(env: dict[str, str], ch: Any) -> None:
+    for _ in range(2):
+        assert _import(V1, env).returncode == 0
+        assert _import(V2, env).returncode == 0
+    distinct = ch.query(
+        "SELECT uniqExact(board, model_id, precision, benchmark) FROM leaderboard_scores"
+    ).result_rows[0][0]
+    assert _scores(ch) == _scores(ch, final=True) == distinct == 7169 * 7 + 1000 * 7
+    edges = "SELECT count(), uniqExact(derivative_id, base_model_id) FROM leaderboard_edges"
+    assert ch.query(edges).result_rows == [(157, 157)]
+
+
+def test_truncated_file_imports_nothing(env: dict[str, str], ch: Any, tmp_path: Path) -> None:
+    cut = tmp_path / "v1_cut.csv"
+    data = V1.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # in the middle of a line, as a killed copy does
+    _one_line_failure(_import(cut, env), "cut short")
+    assert _scores(ch) == 0
+
+
+def test_file_cut_inside_its_last_column(env: dict[str, str], ch: Any, tmp_path: Path) -> None:
+    data = V2.read_bytes()
+    assert data.endswith(b"\r\n")
+    cut = tmp_path / "v2_cut.csv"
+    cut.write_bytes(data[:-6])  # the last field, metadata_co2_cost, loses its last digits
+    _one_line_failure(_import(cut, env), "cut short", "line 1001")
+    assert _scores(ch) == 0
+
+
+def test_a_failed_import_keeps_the_board_it_had(
+    env: dict[str, str], ch: Any, tmp_path: Path
+) -> None:
+    assert _import(V2, env).returncode == 0
+    lines = V2.read_bytes().split(b"\r\n")
+    short = tmp_path / "v2_short_row.csv"
+    short.write_bytes(b"\r\n".join([*lines[:500], b"a,b,c", *lines[500:]]))
+    _one_line_failure(_import(short, env), "line 501", "3 fields")
+    assert _scores(ch) == 7000
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (bytes(range(256)) * 40, "not UTF-8"),
+        (b"\x00\x01PK\x03\x04" + b"\x00" * 64 + b"\n", "binary"),
+        ("fullname,average,arc,gsm8k\nmodèle,1,2,3\n".encode("latin-1"), "not UTF-8"),
+        (V2.read_text(encoding="utf-8").encode("utf-16"), "not UTF-8"),
+        (b"", "neither the v1 nor the v2"),
+    ],
+    ids=["random", "binary", "latin1", "utf16", "empty"],
+)
+def test_unreadable_files(
+    env: dict[str, str], ch: Any, tmp_path: Path, content: bytes, needle: str
+) -> None:
+    path = tmp_path / "board.csv"
+    path.write_bytes(content)
+    _one_line_failure(_import(path, env), needle)
+    assert _scores(ch) == 0
