@@ -466,15 +466,18 @@ class DeadLetter:
     def of(
         cls, *, stage: str, error: SchemaError, source: str, key: str | None, payload: bytes | str
     ) -> DeadLetter:
-        raw = payload if isinstance(payload, bytes) else payload.encode("utf-8", "backslashreplace")
+        if isinstance(payload, bytes):
+            text, size = payload.decode("utf-8", "backslashreplace"), len(payload)
+        else:  # already text; lone surrogates are escaped when the letter is built
+            text, size = payload, len(payload.encode("utf-8", "surrogatepass"))
         return cls(
             stage=stage,
             reason=error.reason,
             detail=error.detail,
             source=source,
             key=key,
-            payload=raw.decode("utf-8", "backslashreplace"),
-            payload_bytes=len(raw),
+            payload=text,
+            payload_bytes=size,
             at=datetime.now(UTC),
         )
 
