@@ -141,7 +141,11 @@ def _identity_part(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ModelCreated(Event):
-    """A model repository seen for the first time on the Hub, with what derivation needs."""
+    """A model repository seen for the first time on the Hub, with what derivation needs.
+
+    Its topic is compacted; a tombstone there (a null value for a repo id) is not an event
+    (:func:`decode` refuses it) and the processors skip it, counted: see README, Topics.
+    """
 
     KIND: ClassVar[str] = "model.created"
     # One record per repo is all a consumer ever needs again: compact, keep for ever.
