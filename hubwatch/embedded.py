@@ -21,9 +21,10 @@ from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
-from processors.pipeline import plan_batch
+from processors.pipeline import count_delivered, plan_batch
 from processors.restore import load_engagement, load_forest
 from processors.sinks import ClickHouseWriter
+from processors.validate import RowValidator
 from producers._http import make_client, request
 from producers.publish import QueuePublisher
 from producers.runner import Producers
@@ -41,6 +42,7 @@ async def consume_queue(
     *,
     forest: FamilyForest | None = None,
     engagement: RollingEngagement | None = None,
+    validator: RowValidator | None = None,
 ) -> None:
     """Take bounded batches off the queue and write them; ``task_done`` only after the write."""
     loop = asyncio.get_running_loop()
@@ -54,8 +56,10 @@ async def consume_queue(
                 items.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
             except TimeoutError:
                 break
-        batch = plan_batch(items, forest=forest, engagement=engagement)
+        batch = plan_batch(items, forest=forest, engagement=engagement, validator=validator)
+        # Rows ClickHouse refused go to dead_letters by the writer itself.
         await asyncio.to_thread(writer.write, batch.plans())
+        count_delivered(batch.rejected)
         for _ in items:
             queue.task_done()
 
@@ -137,6 +141,7 @@ async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
     url, database = settings.clickhouse_url, settings.clickhouse_database
     forest = await asyncio.to_thread(load_forest, url, database)
     engagement = await asyncio.to_thread(load_engagement, url, database)
+    validator = RowValidator(await asyncio.to_thread(writer.column_types))
     consumer = asyncio.create_task(
         consume_queue(
             queue,
@@ -145,6 +150,7 @@ async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
             settings.batch_seconds,
             forest=forest,
             engagement=engagement,
+            validator=validator,
         ),
         name="processors",
     )

@@ -31,6 +31,7 @@ from hubwatch.errors import SchemaError
 
 __all__ = [
     "DEAD_LETTER",
+    "DEAD_LETTER_MAX_BYTES",
     "DEFAULT_TOPIC_PREFIX",
     "DeadLetter",
     "Event",
@@ -140,7 +141,11 @@ def _identity_part(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ModelCreated(Event):
-    """A model repository seen for the first time on the Hub, with what derivation needs."""
+    """A model repository seen for the first time on the Hub, with what derivation needs.
+
+    Its topic is compacted; a tombstone there (a null value for a repo id) is not an event
+    (:func:`decode` refuses it) and the processors skip it, counted: see README, Topics.
+    """
 
     KIND: ClassVar[str] = "model.created"
     # One record per repo is all a consumer ever needs again: compact, keep for ever.
@@ -392,15 +397,36 @@ _KEY_DOC = {
 
 # --- dead letters -----------------------------------------------------------------------
 
-_DEAD_LETTER_PAYLOAD_LIMIT = 256 * 1024
+DEAD_LETTER_MAX_BYTES = 256 * 1024
+"""The most one encoded dead letter (``DeadLetter.to_json()``) takes, whatever it carries:
+well inside Kafka's 1 MB record limit, and the bound of a ``dead_letters`` row too."""
+
+# Every field but the payload is cut to a size of its own; the payload gets what is left.
+_FIELD_LIMITS = {"stage": 200, "reason": 200, "detail": 2000, "source": 1000, "key": 1000}
+
+
+def _clean(text: str) -> str:
+    """``text`` encodable as UTF-8: a lone surrogate (valid in a JSON string, not in UTF-8)
+    is kept as its escape, ``\\udc80``, rather than making the letter unsendable."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encoded_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """Input that could not become (or be read as) an event, kept with the reason.
 
-    The payload is kept verbatim up to 256 KiB so that it fits a Kafka record; its full
-    size is recorded so a truncation is visible.
+    Bounded whatever it carries: its JSON (:meth:`to_json`) never exceeds
+    :data:`DEAD_LETTER_MAX_BYTES`. The payload is cut so that the *encoded* letter fits (JSON
+    writes a control byte as six, ``\\u0001``), ``truncated`` says so and ``payload_bytes``
+    keeps the original size. The payload is text: bytes that are not UTF-8 are kept as
+    ``\\xNN`` escapes (readable in SQL, unlike base64; a literal backslash followed by
+    ``xNN`` in the input reads the same, which a dead letter can live with).
     """
 
     stage: str
@@ -413,43 +439,76 @@ class DeadLetter:
     key: str | None
     payload: str
     payload_bytes: int
+    "Size of the input as received, before any cut."
     at: datetime
+    truncated: bool = False
+    "The payload holds only the first part of the input."
+
+    def __post_init__(self) -> None:
+        # Frozen: the cut values are set once, here, so no letter can exceed the bound.
+        for name, limit in _FIELD_LIMITS.items():
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _clean(value[:limit]))
+        payload = _clean(self.payload)
+        budget = DEAD_LETTER_MAX_BYTES - len(self._encode(payload="", truncated=False))
+        if _encoded_size(payload) - 2 > budget:
+            # The longest prefix whose JSON string fits (binary search: each character
+            # takes one to six bytes once encoded).
+            low, high = 0, len(payload)
+            while low < high:
+                mid = (low + high + 1) // 2
+                if _encoded_size(payload[:mid]) - 2 <= budget:
+                    low = mid
+                else:
+                    high = mid - 1
+            payload = payload[:low]
+            object.__setattr__(self, "truncated", True)
+        object.__setattr__(self, "payload", payload)
 
     @classmethod
     def of(
         cls, *, stage: str, error: SchemaError, source: str, key: str | None, payload: bytes | str
     ) -> DeadLetter:
-        raw = payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")
+        if isinstance(payload, bytes):
+            text, size = payload.decode("utf-8", "backslashreplace"), len(payload)
+        else:  # already text; lone surrogates are escaped when the letter is built
+            text, size = payload, len(payload.encode("utf-8", "surrogatepass"))
         return cls(
             stage=stage,
             reason=error.reason,
-            detail=error.detail[:2000],
+            detail=error.detail,
             source=source,
             key=key,
-            payload=raw[:_DEAD_LETTER_PAYLOAD_LIMIT].decode("utf-8", "replace"),
-            payload_bytes=len(raw),
+            payload=text,
+            payload_bytes=size,
             at=datetime.now(UTC),
         )
-
-    @property
-    def truncated(self) -> bool:
-        return self.payload_bytes > _DEAD_LETTER_PAYLOAD_LIMIT
 
     @classmethod
     def from_json(cls, raw: bytes) -> DeadLetter:
         try:
             body = json.loads(raw)
             return cls(
-                **{f.name: body[f.name] for f in dataclasses.fields(cls) if f.name != "at"},
+                **{
+                    f.name: body[f.name]
+                    for f in dataclasses.fields(cls)
+                    if f.name not in ("at", "truncated")
+                },
                 at=parse_datetime(body["at"]),
+                truncated=bool(body.get("truncated", False)),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SchemaError("bad_dead_letter", str(exc)[:200]) from exc
 
     def to_json(self) -> bytes:
+        return self._encode(payload=self.payload, truncated=self.truncated)
+
+    def _encode(self, *, payload: str, truncated: bool) -> bytes:
         body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         body["at"] = format_datetime(self.at)
-        body["truncated"] = self.truncated
+        body["payload"] = payload
+        body["truncated"] = truncated
         return json.dumps(body, ensure_ascii=False).encode()
 
 
@@ -535,8 +594,17 @@ def encode(event: Event) -> bytes:
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode(raw: bytes | str) -> Event:
-    """Bytes from the wire to an event; anything off raises :class:`SchemaError`."""
+def decode(raw: bytes | str | None) -> Event:
+    """Bytes from the wire to an event; anything off raises :class:`SchemaError`.
+
+    ``None`` is a tombstone (a null value: "this key is deleted" on a compacted topic), not
+    an event (``tombstone``). An envelope whose ``key`` is not the event's own key is
+    refused (``key_mismatch``): the key decides the partition, and so the order.
+    """
+    if raw is None:
+        raise SchemaError("tombstone", "a null value (a deleted key), not an event")
+    if not isinstance(raw, bytes | bytearray | memoryview | str):
+        raise SchemaError("bad_envelope", f"a {type(raw).__name__}, not bytes")
     try:
         envelope = loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -555,7 +623,11 @@ def decode(raw: bytes | str) -> Event:
     data = envelope.get("data")
     if not isinstance(data, dict):
         raise SchemaError("bad_envelope", "data is not an object")
-    return from_fields(cls, data)
+    event = from_fields(cls, data)
+    key = envelope.get("key")
+    if key is not None and key != event.key:
+        raise SchemaError("key_mismatch", f"envelope key {key!r:.200} is not {event.key!r:.200}")
+    return event
 
 
 def from_fields(cls: type[_E], data: dict[str, Any]) -> _E:

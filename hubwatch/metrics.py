@@ -10,6 +10,7 @@ __all__ = [
     "HTTP_REQUESTS",
     "LINEAGE_CYCLES",
     "ROWS_WRITTEN",
+    "TOMBSTONES",
     "serve",
 ]
 
@@ -17,6 +18,11 @@ EVENTS_PUBLISHED = Counter("hubwatch_events_published_total", "Events published"
 EVENTS_PROCESSED = Counter("hubwatch_events_processed_total", "Events processed", ["kind"])
 DEAD_LETTERS = Counter(
     "hubwatch_dead_letters_total", "Inputs sent to dead letters", ["stage", "reason"]
+)
+TOMBSTONES = Counter(
+    "hubwatch_tombstones_total",
+    "Null-value records (deleted keys of compacted topics) the processors skipped",
+    ["topic"],
 )
 ROWS_WRITTEN = Counter("hubwatch_clickhouse_rows_written_total", "Rows inserted", ["table"])
 HTTP_REQUESTS = Counter(

@@ -1,8 +1,15 @@
 """The faust app: topics and agents only; the logic is processors.pipeline's.
 
-An agent that cannot write (a non-retriable ClickHouse error) crashes the whole worker
-(``CrashingSupervisor``) rather than sit idle holding unacknowledged events: whatever
-supervises the process restarts it and Kafka redelivers from the last committed offset.
+No record stops the agent: the pipeline turns whatever one record holds (a tombstone, bad
+JSON, a kind on the wrong topic, a value the table would refuse, a bug met on it) into a
+skip or a dead letter, and the writer isolates a row ClickHouse still refuses and hands
+back its dead letter; the agent publishes every dead letter to the dead-letter topic
+(counted once Kafka has it) and only then acknowledges the batch.
+
+``CrashingSupervisor`` is kept for what is left: a real outage (ClickHouse unreachable for
+longer than the writer's retry window, Kafka refusing the dead letters). Crashing then,
+rather than sitting idle holding unacknowledged events, lets whatever supervises the
+process restart it, and Kafka redelivers from the last committed offset.
 
 Live rolling engagement is kept in a faust table of 1-hour tumbling windows
 (``engagement-hours``), recovered from its changelog on restart; :class:`WindowedBuckets`
@@ -29,9 +36,10 @@ from hubwatch.errors import SchemaError
 from hubwatch.events import DEAD_LETTER, DeadLetter, ModelSnapshot, topic_for, topics
 from hubwatch.settings import Settings
 from processors.engagement import HORIZON_HOURS, HOUR, RollingEngagement
-from processors.pipeline import RawRecord, plan_batch
+from processors.pipeline import RawRecord, count_delivered, plan_batch
 from processors.restore import load_forest
 from processors.sinks import ClickHouseWriter, plan_dead_letters
+from processors.validate import RowValidator
 
 __all__ = ["WindowedBuckets", "create_app"]
 
@@ -114,31 +122,39 @@ def create_app(settings: Settings) -> faust.App:
         use_partitioner=True,  # keys and values go to the changelog as JSON
     ).tumbling(HOUR, expires=timedelta(hours=HORIZON_HOURS))
 
-    def writer() -> ClickHouseWriter:
+    def writer(*, letters_to_table: bool = True) -> ClickHouseWriter:
         return ClickHouseWriter(
-            lambda: connect(settings.clickhouse_url), settings.clickhouse_database
+            lambda: connect(settings.clickhouse_url),
+            settings.clickhouse_database,
+            letters_to_table=letters_to_table,
         )
 
     @app.agent(event_topics, supervisor_strategy=CrashingSupervisor)
     async def events(stream: Any) -> None:
-        rows = writer()
+        # Refused rows come back as dead letters: this agent publishes them with the rest.
+        rows = writer(letters_to_table=False)
         # Lineage crosses partitions: the family trees need every event in this one agent.
         forest = await asyncio.to_thread(
             load_forest, settings.clickhouse_url, settings.clickhouse_database
         )
+        validator = RowValidator(await asyncio.to_thread(rows.column_types))
         engagement = RollingEngagement(WindowedBuckets(hours.table))
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             batch = plan_batch(
                 (RawRecord(e.message.topic, e.message.key, e.message.value) for e in events),
                 forest=forest,
                 engagement=engagement,
+                validator=validator,
+                topic_prefix=settings.topic_prefix,
             )
-            await asyncio.to_thread(rows.write, batch.plans(with_dead_letters=False))
+            refused = await asyncio.to_thread(rows.write, batch.plans(with_dead_letters=False))
+            letters = [*batch.dead_letters, *refused]
             sent = [
                 await dead_letter_topic.send(key=(d.key or "").encode() or None, value=d.to_json())
-                for d in batch.dead_letters
+                for d in letters
             ]
             await asyncio.gather(*sent)
+            count_delivered(letters)
             for event in events:
                 await stream.ack(event)
 

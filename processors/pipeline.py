@@ -1,10 +1,23 @@
 """From a batch of records (Kafka messages or in-process events) to ClickHouse insert plans.
 
-Shared by the faust agents and the embedded runner, so both do exactly the same thing.
+Shared by the faust agents and the embedded runner, so both do exactly the same thing. Every
+record either becomes rows or a dead letter with its stage and reason; nothing one record
+holds stops the batch:
+
+- a tombstone (null value: a key deleted from the compacted ``model.created``) is skipped,
+  counted in ``hubwatch_tombstones_total``: hubwatch keeps what it saw of a model, and a
+  compaction delete is not an error to alarm on;
+- a record on another kind's topic (``kind_mismatch``) or whose Kafka key is not its
+  envelope's and event's key (``key_mismatch``) is dead-lettered, not stored;
+- an event whose rows the tables would not accept (:mod:`processors.validate`) is
+  dead-lettered whole (``out_of_range``, ``too_long``, ``bad_repo_id``, …);
+- anything else raised while planning one record (a bug) dead-letters that record
+  (``processing_error``), logged with its traceback.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +26,7 @@ from typing import Any
 from hubwatch import metrics
 from hubwatch.errors import SchemaError
 from hubwatch.events import (
+    DEFAULT_TOPIC_PREFIX,
     DeadLetter,
     Event,
     GithubCommit,
@@ -25,6 +39,7 @@ from hubwatch.events import (
     ModelSnapshot,
     ModelUpdated,
     decode,
+    encode,
 )
 from processors.activity import community_row, repo_snapshot_row, snapshot_row
 from processors.engagement import RollingEngagement
@@ -37,9 +52,12 @@ from processors.lineage import (
     lineage_edges,
     model_row,
 )
-from processors.sinks import TABLES, InsertPlan, plan_dead_letters, plan_rows
+from processors.sinks import TABLES, InsertPlan, Origin, plan_dead_letters, plan_rows
+from processors.validate import RowValidator
 
-__all__ = ["Batch", "RawRecord", "plan_batch", "rows_for"]
+__all__ = ["Batch", "RawRecord", "count_delivered", "plan_batch", "rows_for"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +66,14 @@ class RawRecord:
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    "None: a tombstone."
+
+
+def count_delivered(letters: Iterable[DeadLetter]) -> None:
+    """Count dead letters once they are delivered (on their topic, or in ClickHouse)."""
+    for letter in letters:
+        metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
 
 
 def rows_for(event: Event) -> list[Any]:
@@ -73,47 +98,102 @@ def rows_for(event: Event) -> list[Any]:
 @dataclass(slots=True)
 class Batch:
     rows: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    origins: dict[str, list[Origin | None]] = field(default_factory=lambda: defaultdict(list))
+    "Per table, parallel to ``rows``: the input each row came from."
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    "Every dead letter of the batch: those handed in (already counted) and ``rejected``."
+    rejected: list[DeadLetter] = field(default_factory=list)
+    "The dead letters this batch made; count them (:func:`count_delivered`) once delivered."
     forest: FamilyForest | None = None
     "The family trees to keep up to date; their changed rows join the batch at the end."
     engagement: RollingEngagement | None = None
     "Live rolling windows, recomputed per snapshot."
+    validator: RowValidator | None = None
+    "What the tables accept; rows are not checked before the insert without it."
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    "Records of a kind must come from ``topic_prefix + kind``."
+    tombstones: int = 0
     _seen: set[str] = field(default_factory=set)
     kinds: Counter[str] = field(default_factory=Counter)
     "Events processed per kind (counted into the metric once per batch, not per event)."
 
     def add(self, item: Event | DeadLetter) -> None:
+        """An in-process event (embedded mode, backfill), or a producer's dead letter."""
         if isinstance(item, DeadLetter):
             self.dead_letters.append(item)
             return
-        if item.event_id in self._seen:  # a redelivery inside one batch
-            return
-        self._seen.add(item.event_id)
-        self.kinds[item.KIND] += 1
-        rows = rows_for(item)
-        for row in rows:
-            self.rows[TABLES[type(row)]].append(row)
-        if self.forest is not None and isinstance(item, ModelCreated | ModelUpdated):
-            edges = [r for r in rows if isinstance(r, LineageEdge)]
-            model = next((r for r in rows if isinstance(r, ModelRow)), None)
-            self.forest.observe_event(item, edges, model)
-        elif self.engagement is not None and isinstance(item, ModelSnapshot):
-            self.rows["engagement_live"].append(self.engagement.observe(item))
+        self._add_event(item, f"processor.{item.KIND}", Origin(item.KIND, item.key, item))
 
     def add_raw(self, record: RawRecord) -> None:
+        """A record as read from Kafka."""
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        origin = Origin(record.topic, key, record.value or b"")
+        stage = f"processor.{record.topic}"
+        if record.value is None:
+            self.tombstones += 1
+            metrics.TOMBSTONES.labels(record.topic).inc()
+            return
         try:
-            self.add(decode(record.value))
+            event = decode(record.value)
+            expected = self.topic_prefix + event.KIND
+            if record.topic != expected:
+                raise SchemaError("kind_mismatch", f"a {event.KIND} on {record.topic}")
+            if key != event.key:
+                raise SchemaError(
+                    "key_mismatch", f"Kafka key {key!r:.200} is not {event.key!r:.200}"
+                )
         except SchemaError as error:
-            key = record.key.decode("utf-8", "replace") if record.key is not None else None
-            letter = DeadLetter.of(
-                stage=f"processor.{record.topic}",
-                error=error,
-                source=record.topic,
-                key=key,
-                payload=record.value,
-            )
-            metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
-            self.dead_letters.append(letter)
+            self._reject(stage, origin, error)
+            return
+        except Exception as exc:  # a bug on one record must not stop the stream
+            log.exception("cannot read a record of %s (key %r)", record.topic, key)
+            self._reject(stage, origin, SchemaError("processing_error", repr(exc)))
+            return
+        self._add_event(event, stage, origin)
+
+    def _add_event(self, event: Event, stage: str, origin: Origin) -> None:
+        if event.event_id in self._seen:  # a redelivery inside one batch
+            return
+        try:
+            rows = [(TABLES[type(row)], row) for row in rows_for(event)]
+            if self.validator is not None:
+                self.validator.check_event(event, rows)
+            rows += self._observe(event, [row for _, row in rows])
+        except SchemaError as error:
+            self._reject(stage, origin, error)
+            return
+        except Exception as exc:  # a bug on one record must not stop the stream
+            log.exception("cannot process %s %s", event.KIND, event.key)
+            self._reject(stage, origin, SchemaError("processing_error", repr(exc)))
+            return
+        self._seen.add(event.event_id)
+        self.kinds[event.KIND] += 1
+        for table, row in rows:
+            self.rows[table].append(row)
+            self.origins[table].append(origin)
+
+    def _observe(self, event: Event, rows: list[Any]) -> list[tuple[str, Any]]:
+        """The stateful parts: the family trees (their rows come at the end of the batch)
+        and the live windows of a snapshot."""
+        if self.forest is not None and isinstance(event, ModelCreated | ModelUpdated):
+            edges = [r for r in rows if isinstance(r, LineageEdge)]
+            model = next((r for r in rows if isinstance(r, ModelRow)), None)
+            self.forest.observe_event(event, edges, model)
+        elif self.engagement is not None and isinstance(event, ModelSnapshot):
+            return [("engagement_live", self.engagement.observe(event))]
+        return []
+
+    def _reject(self, stage: str, origin: Origin, error: SchemaError) -> None:
+        payload = origin.payload
+        letter = DeadLetter.of(
+            stage=stage,
+            error=error,
+            source=origin.source,
+            key=origin.key,
+            payload=payload if isinstance(payload, bytes) else encode(payload),
+        )
+        self.dead_letters.append(letter)
+        self.rejected.append(letter)
 
     @property
     def edges(self) -> list[Any]:
@@ -122,7 +202,11 @@ class Batch:
     def plans(self, *, with_dead_letters: bool = True) -> list[InsertPlan]:
         """Insert plans; on Kafka dead letters go to their topic instead, and from there to
         ClickHouse by their own agent (``with_dead_letters=False``)."""
-        plans = [plan_rows(table, rows) for table, rows in self.rows.items() if rows]
+        plans = [
+            plan_rows(table, rows, self.origins.get(table, ()))
+            for table, rows in self.rows.items()
+            if rows
+        ]
         if with_dead_letters and self.dead_letters:
             plans.append(plan_dead_letters(self.dead_letters))
         return plans
@@ -133,11 +217,16 @@ def plan_batch(
     *,
     forest: FamilyForest | None = None,
     engagement: RollingEngagement | None = None,
+    validator: RowValidator | None = None,
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX,
 ) -> Batch:
     """A batch's rows. The stateful parts are optional: with ``forest`` also the
     ``model_families`` rows its lineage changed, with ``engagement`` the live windows of its
-    snapshots (written with the rest, so they are acknowledged together)."""
-    batch = Batch(forest=forest, engagement=engagement)
+    snapshots (written with the rest, so they are acknowledged together); with
+    ``validator`` every event's rows are checked against the tables before any is kept."""
+    batch = Batch(
+        forest=forest, engagement=engagement, validator=validator, topic_prefix=topic_prefix
+    )
     for item in items:
         if isinstance(item, RawRecord):
             batch.add_raw(item)

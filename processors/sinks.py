@@ -1,17 +1,23 @@
-"""ClickHouse writes: pure insert plans, then a writer that only hands them to the client."""
+"""ClickHouse writes: pure insert plans, then a writer that only hands them to the client.
+
+A plan the server refuses for its content (not for an outage) is split in halves until the
+refused rows are found; they become dead letters (stage ``processor.clickhouse.<table>``,
+reason the server's error name, ``violated_constraint``, …) and the rest is written.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hubwatch import metrics
-from hubwatch.errors import SinkError
-from hubwatch.events import DeadLetter
+from hubwatch.errors import SchemaError, SinkError
+from hubwatch.events import DeadLetter, Event, encode
 from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
 from processors.engagement import EngagementRow
 from processors.families import FamilyRow
@@ -22,6 +28,7 @@ __all__ = [
     "TABLES",
     "ClickHouseWriter",
     "InsertPlan",
+    "Origin",
     "plan_dead_letters",
     "plan_rows",
 ]
@@ -30,10 +37,28 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """The input a row came from, so that a row the server refuses is dead-lettered as the
+    record that made it."""
+
+    source: str
+    "The topic it was read from, or the event kind in process."
+    key: str | None
+    payload: bytes | Event
+    "The record's value as read, or the event itself (encoded only if it is refused)."
+
+
+@dataclass(frozen=True, slots=True)
 class InsertPlan:
     table: str
     columns: tuple[str, ...]
     rows: list[list[Any]]
+    origins: Sequence[Origin | None] = field(default=())
+    "Per row, where it came from; empty when nobody asked (imports, family rows)."
+
+    def part(self, start: int, stop: int) -> InsertPlan:
+        origins = self.origins[start:stop] if self.origins else ()
+        return InsertPlan(self.table, self.columns, self.rows[start:stop], origins)
 
 
 TABLES: dict[type, str] = {
@@ -51,9 +76,9 @@ TABLES: dict[type, str] = {
 "Which table each row type goes to (the columns are its dataclass fields)."
 
 
-def plan_rows(table: str, rows: Sequence[Any]) -> InsertPlan:
+def plan_rows(table: str, rows: Sequence[Any], origins: Sequence[Origin | None] = ()) -> InsertPlan:
     columns = tuple(f.name for f in dataclasses.fields(rows[0])) if rows else ()
-    return InsertPlan(table, columns, [[getattr(r, c) for c in columns] for r in rows])
+    return InsertPlan(table, columns, [[getattr(r, c) for c in columns] for r in rows], origins)
 
 
 _DEAD_LETTER_COLUMNS = (
@@ -65,6 +90,7 @@ _DEAD_LETTER_COLUMNS = (
     "key",
     "payload",
     "payload_bytes",
+    "truncated",
 )
 
 
@@ -78,7 +104,13 @@ def plan_dead_letters(letters: Sequence[DeadLetter]) -> InsertPlan:
 
 class ClickHouseWriter:
     """Runs insert plans; retries while ClickHouse is unreachable, so nothing acknowledged
-    upstream is dropped. Inserts are idempotent: tables replace on their natural keys."""
+    upstream is dropped. Inserts are idempotent: tables replace on their natural keys.
+
+    Rows the server refuses for what they hold are isolated (bisecting the plan) and
+    returned by :meth:`write` as dead letters; with ``letters_to_table`` (the default: the
+    embedded mode, backfill, imports) the writer also writes them to ``dead_letters``, and
+    counts them; on Kafka the agent publishes them to the dead-letter topic instead.
+    """
 
     def __init__(
         self,
@@ -87,28 +119,66 @@ class ClickHouseWriter:
         *,
         retry_for: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
+        letters_to_table: bool = True,
     ) -> None:
         self._connect = connect
         self._database = database
         self._client: Any = None
         self._retry_for = retry_for
         self._sleep = sleep
+        self._letters_to_table = letters_to_table
+        self._dropped: list[list[Any]] = []
 
-    def write(self, plans: Sequence[InsertPlan]) -> None:
+    def write(self, plans: Sequence[InsertPlan]) -> list[DeadLetter]:
+        """Write every plan; the dead letters of the rows the server refused.
+
+        Raises :class:`SinkError` (retriable) only when ClickHouse stays unreachable for
+        ``retry_for`` seconds."""
         deadline = time.monotonic() + self._retry_for
-        attempt = 0
+        refused: list[DeadLetter] = []
         for plan in plans:
-            while True:
-                try:
-                    self._insert(plan)
-                    break
-                except SinkError as exc:
-                    attempt += 1
-                    self._client = None
-                    if not exc.retriable or time.monotonic() > deadline:
-                        raise
-                    log.warning("ClickHouse write failed (attempt %d), retrying: %s", attempt, exc)
-                    self._sleep(min(10.0, 0.2 * 2 ** min(attempt, 6)))
+            refused += self._write_isolating(plan, deadline)
+        if refused and self._letters_to_table:
+            letters = plan_dead_letters(refused)
+            self._dropped = []
+            self._write_isolating(letters, deadline)
+            dropped = {id(row) for row in self._dropped}
+            for letter, row in zip(refused, letters.rows, strict=True):
+                if id(row) not in dropped:  # counted once delivered, not before
+                    metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
+        return refused
+
+    def _write_isolating(self, plan: InsertPlan, deadline: float) -> list[DeadLetter]:
+        try:
+            self._insert_retrying(plan, deadline)
+            return []
+        except SinkError as exc:
+            if exc.retriable:
+                raise
+            if len(plan.rows) > 1:
+                half = len(plan.rows) // 2
+                return self._write_isolating(plan.part(0, half), deadline) + self._write_isolating(
+                    plan.part(half, len(plan.rows)), deadline
+                )
+            if plan.table == "dead_letters":  # nowhere left to put it: say so, loudly
+                log.error("ClickHouse refused a dead letter, dropped: %s (%s)", exc, plan.rows)
+                self._dropped += plan.rows
+                return []
+            return [_refused_letter(plan, exc)]
+
+    def _insert_retrying(self, plan: InsertPlan, deadline: float) -> None:
+        attempt = 0
+        while True:
+            try:
+                self._insert(plan)
+                return
+            except SinkError as exc:
+                attempt += 1
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                self._client = None
+                log.warning("ClickHouse write failed (attempt %d), retrying: %s", attempt, exc)
+                self._sleep(min(10.0, 0.2 * 2 ** min(attempt, 6)))
 
     def _insert(self, plan: InsertPlan) -> None:
         from clickhouse_connect.driver.exceptions import (
@@ -134,9 +204,69 @@ class ClickHouseWriter:
             raise SinkError(f"ClickHouse insert into {plan.table} failed: {exc}") from exc
         except OSError as exc:
             raise SinkError(f"ClickHouse unreachable: {exc}", retriable=True) from exc
+        except (ValueError, TypeError, OverflowError) as exc:
+            # The client could not serialise a value (a lone surrogate in a str, …): the
+            # row is at fault, not the server.
+            raise SinkError(f"cannot serialise a row of {plan.table}: {exc!r}") from exc
         metrics.ROWS_WRITTEN.labels(plan.table).inc(len(plan.rows))
+
+    def column_types(self) -> dict[str, dict[str, str]]:
+        """``{table: {column: type}}`` of the database, as the server declares them (what
+        :class:`processors.validate.RowValidator` checks rows against)."""
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        deadline = time.monotonic() + self._retry_for
+        while True:
+            try:
+                if self._client is None:
+                    self._client = self._connect()
+                result = self._client.query(
+                    "SELECT table, name, type FROM system.columns WHERE database = {db:String}",
+                    parameters={"db": self._database},
+                )
+                break
+            except (SinkError, OperationalError) as exc:  # connect() maps an unreachable one
+                if getattr(exc, "retriable", True) is False or time.monotonic() > deadline:
+                    raise
+                self._client = None
+                log.warning("ClickHouse unreachable, retrying: %s", exc)
+                self._sleep(2.0)
+        types: dict[str, dict[str, str]] = {}
+        for table, name, type_ in result.result_rows:
+            types.setdefault(table, {})[name] = type_
+        return types
 
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+_ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+
+
+def _refusal_reason(exc: SinkError) -> str:
+    """The server's name for its error (``VIOLATED_CONSTRAINT`` -> ``violated_constraint``),
+    else its code; ``unserializable`` when the client could not even encode the row."""
+    if exc.code is not None:
+        match = _ERROR_NAME.search(str(exc))
+        return match[1].lower() if match else f"clickhouse_error_{exc.code}"
+    return "unserializable"
+
+
+def _refused_letter(plan: InsertPlan, exc: SinkError) -> DeadLetter:
+    origin = plan.origins[0] if plan.origins else None
+    row = dict(zip(plan.columns, plan.rows[0], strict=True))
+    if origin is None:
+        source, key, payload = plan.table, None, repr(row).encode("utf-8", "backslashreplace")
+    else:
+        source, key = origin.source, origin.key
+        payload = origin.payload if isinstance(origin.payload, bytes) else encode(origin.payload)
+    log.warning("ClickHouse refused a row of %s (%s): %s", plan.table, source, exc)
+    return DeadLetter.of(
+        stage=f"processor.clickhouse.{plan.table}",
+        error=SchemaError(_refusal_reason(exc), f"{exc}; row {row!r}"),
+        source=source,
+        key=key,
+        payload=payload,
+    )

@@ -84,12 +84,20 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
             ).result_rows
         ]
         assert depths_from_edges(edges, models) == {0: 1, 1: 22, 2: 36, 3: 8}
-        # The embedded processors keep the family tree too.
-        families = client.query(
-            "SELECT depth, count() FROM model_families FINAL WHERE model_id != 'big/card'"
-            " GROUP BY depth ORDER BY depth"
-        ).result_rows
-        assert dict(families) == {0: 1, 1: 22, 2: 36, 3: 8}
+
+        # The embedded processors keep the family tree too (written after the models of
+        # the same batch: wait for them rather than race the last insert).
+        def families() -> dict[int, int]:
+            return dict(
+                client.query(
+                    "SELECT depth, count() FROM model_families FINAL WHERE model_id != 'big/card'"
+                    " GROUP BY depth ORDER BY depth"
+                ).result_rows
+            )
+
+        wait_until(
+            lambda: families() == {0: 1, 1: 22, 2: 36, 3: 8}, "the family tree", show=families
+        )
         wait_until(
             lambda: (
                 client.query(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -126,6 +127,57 @@ def test_dead_letter_keeps_payload_and_reason() -> None:
     back = events.DeadLetter.from_json(letter.to_json())
     assert back.reason == "bad_type" and back.payload == letter.payload
     assert back.at == letter.at.replace(microsecond=letter.at.microsecond // 1000 * 1000)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        bytes(range(1, 32)) * 10_000,  # ~300 KB of control bytes: six bytes each in JSON
+        b"\xff\xfe" * 200_000,  # not UTF-8 at all
+        "\ud800" * 100_000,  # lone surrogates, which UTF-8 cannot carry
+        'é"\\' * 200_000,
+        b"",
+    ],
+    ids=["control-bytes", "binary", "surrogates", "escapes", "empty"],
+)
+def test_dead_letter_is_bounded_after_encoding(payload: bytes | str) -> None:
+    letter = events.DeadLetter.of(
+        stage="processor.model.created",
+        error=SchemaError("bad_json", "x" * 10_000),
+        source="t" * 5_000,
+        key="k" * 200_000,  # a hostile key is cut too
+        payload=payload,
+    )
+    encoded = letter.to_json()
+    assert len(encoded) <= events.DEAD_LETTER_MAX_BYTES
+    size = len(payload if isinstance(payload, bytes) else payload.encode("utf-8", "surrogatepass"))
+    assert letter.payload_bytes == size
+    assert letter.truncated == (size > 0)
+    back = events.DeadLetter.from_json(encoded)
+    # The cut letter is stable: reading it back cuts nothing more.
+    assert back == dataclasses.replace(letter, at=back.at) and back.to_json() == encoded
+    if size:
+        # It keeps as much as fits: within one escape of the bound.
+        assert len(encoded) > events.DEAD_LETTER_MAX_BYTES - 16
+
+
+def test_dead_letter_keeps_non_utf8_bytes_as_escapes() -> None:
+    letter = events.DeadLetter.of(
+        stage="s", error=SchemaError("bad_json"), source="t", key=None, payload=b"ok\xff\x00"
+    )
+    assert letter.payload == "ok\\xff\x00" and not letter.truncated
+    assert letter.payload_bytes == 4
+
+
+def test_decode_refuses_tombstones_and_mismatched_keys() -> None:
+    with pytest.raises(SchemaError) as tombstone:
+        events.decode(None)
+    assert tombstone.value.reason == "tombstone"
+    envelope = json.loads(events.encode(SAMPLES["model.created"]))
+    envelope["key"] = "someone/else"
+    with pytest.raises(SchemaError) as mismatch:
+        events.decode(json.dumps(envelope).encode())
+    assert mismatch.value.reason == "key_mismatch"
 
 
 def test_public_surface_is_complete_and_importable() -> None:
