@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["OutageLogFilter"]
 
@@ -50,8 +51,15 @@ class OutageLogFilter(logging.Filter):
     long one is reported again every ``remind`` seconds.
     """
 
-    def __init__(self, quiet: float = 30.0, remind: float = 300.0, settle: float = 10.0) -> None:
+    def __init__(
+        self,
+        quiet: float = 30.0,
+        remind: float = 300.0,
+        settle: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
+        self._clock = clock
         self._quiet = quiet
         self._remind = remind
         self._settle = settle
@@ -67,7 +75,7 @@ class OutageLogFilter(logging.Filter):
             return True
         message = record.getMessage()
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             if self._since is not None and now - self._last > self._quiet:
                 self._since = None  # over, silently: the next error starts a new outage
             if record.levelno >= logging.WARNING and _SYMPTOMS.search(message):
