@@ -5,7 +5,8 @@
 #   deploy/stack.sh up | down | status [kafka|clickhouse]
 #
 # Settings (environment): STACK_DIR (.stack), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT
-# (9093), CLICKHOUSE_HTTP_PORT (8123), CLICKHOUSE_TCP_PORT (9000), VENV (.venv).
+# (9093), CLICKHOUSE_HTTP_PORT (8123), CLICKHOUSE_TCP_PORT (9000), VENV (.venv),
+# CLICKHOUSE_TZ (the server's time zone; default: this shell's).
 # `up` waits until each part really answers and is a no-op for parts already up. A part's
 # previous log is kept (kafka.log.1 … .5, likewise clickhouse.log): after a crash, the log
 # that says why survives the restart.
@@ -75,8 +76,9 @@ clickhouse_up() {
   local dir="$stack_dir/clickhouse"; mkdir -p "$dir"
   say "starting ClickHouse (chdb-core) on 127.0.0.1:$ch_http (tcp $ch_tcp)"
   rotate "$dir/clickhouse.log"
-  nohup "$venv/bin/hubwatch" clickhouse serve --data-dir "$dir/db" --http-port "$ch_http" \
-    --tcp-port "$ch_tcp" > "$dir/clickhouse.log" 2>&1 < /dev/null &
+  # chdb's server takes its zone (timezone(), bare DateTime) from TZ.
+  env ${CLICKHOUSE_TZ:+TZ="$CLICKHOUSE_TZ"} nohup "$venv/bin/hubwatch" clickhouse serve \
+    --data-dir "$dir/db" --http-port "$ch_http" --tcp-port "$ch_tcp" > "$dir/clickhouse.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
   wait_for ClickHouse ch_ready "$dir/pid" "$dir/clickhouse.log" 90
 }

@@ -7,6 +7,9 @@ export STACK_DIR=${STACK_DIR:-.stack-test}
 export KAFKA_PORT=${KAFKA_PORT:-19092} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 export CLICKHOUSE_HTTP_PORT=${CLICKHOUSE_HTTP_PORT:-18123} CLICKHOUSE_TCP_PORT=${CLICKHOUSE_TCP_PORT:-19000}
 venv=${VENV:-.venv}
+# Neither the tests nor the server run in UTC, and not in the same zone: a datetime read or
+# written naive anywhere fails loudly (New York has DST; Kolkata is +05:30).
+export TZ=${TEST_TZ:-America/New_York} CLICKHOUSE_TZ=${CLICKHOUSE_TZ:-Asia/Kolkata}
 
 trap 'deploy/stack.sh down' EXIT
 deploy/stack.sh up
@@ -15,7 +18,8 @@ echo "==> ruff"
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 
-echo "==> pytest (Kafka 127.0.0.1:$KAFKA_PORT, ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT)"
+server_tz=$(curl -fsS "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/" --data-binary 'SELECT timezone()')
+echo "==> pytest (Kafka 127.0.0.1:$KAFKA_PORT, ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT in $server_tz; tests in $TZ)"
 export HUBWATCH_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 export HUBWATCH_TEST_CLICKHOUSE_URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
 "$venv/bin/pytest" "$@"

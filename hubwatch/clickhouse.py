@@ -19,13 +19,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 from hubwatch.errors import ConfigError, SinkError
 
-__all__ = ["ClickHouseProcess", "connect", "ping", "query_local", "serve"]
+__all__ = ["ClickHouseProcess", "as_utc", "connect", "ping", "query_local", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +214,22 @@ class ClickHouseProcess:
 
 
 def connect(url: str, database: str | None = None, **kwargs: Any) -> Any:
-    """A clickhouse-connect client for ``url`` (``http://host:port``)."""
+    """A clickhouse-connect client for ``url`` (``http://host:port``).
+
+    Every datetime crosses the boundary in UTC, whatever zone the server or this host runs
+    in: the session's zone is UTC (bare ``DateTime`` values and ``{at:DateTime}`` parameters
+    mean UTC), values come back timezone-aware (``tz_mode="aware"``, not the library's naive
+    default), and a naive datetime that reaches an insert is read in its column's zone (all
+    ours are ``'UTC'``), never in the host's local zone.
+    """
     import clickhouse_connect
+    from clickhouse_connect import common
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
     from clickhouse_connect.driver.exceptions import OperationalError
 
+    common.set_setting("naive_datetime_insert", "server")
+    settings = {"session_timezone": "UTC", **kwargs.pop("settings", {})}
+    kwargs.setdefault("tz_mode", "aware")
     parts = urlsplit(url)
     try:
         return clickhouse_connect.get_client(
@@ -229,6 +241,7 @@ def connect(url: str, database: str | None = None, **kwargs: Any) -> Any:
             database=database or "",
             # No server-side session: writers on other threads never collide in one.
             autogenerate_session_id=False,
+            settings=settings,
             **kwargs,
         )
     except OperationalError as exc:
@@ -237,13 +250,26 @@ def connect(url: str, database: str | None = None, **kwargs: Any) -> Any:
         raise SinkError(f"ClickHouse at {url} refused the connection: {exc}") from exc
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """An aware UTC datetime; a naive one is taken as UTC, the zone every column here has
+    (state reloaded from ClickHouse must compare with the aware datetimes events carry)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def query_local(data_dir: Path, sql: str, fmt: str = "PrettyCompactMonoBlock") -> str:
     """Run one query on a data directory no server holds (``hubwatch sql`` after a run)."""
     from chdb import session
 
     local = session.Session(str(data_dir.resolve() / "data"))
     try:
-        return str(local.query(sql, fmt))
+        # UTC, as connect() has it: bare DateTime values mean the same with or without a server.
+        return str(local.query(f"SET session_timezone = 'UTC'; {sql}", fmt))
     except Exception as exc:  # chdb raises its own ChdbError, a plain Exception subclass
         raise SinkError(str(exc).strip()) from exc
     finally:

@@ -29,7 +29,7 @@ from producers._http import make_client, request
 from producers.publish import QueuePublisher
 from producers.runner import Producers
 
-__all__ = ["consume_queue", "run_embedded"]
+__all__ = ["consume_queue", "run_embedded", "run_processors"]
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +133,18 @@ async def run_embedded(
     return 0
 
 
-async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
-    queue: asyncio.Queue[Event | DeadLetter] = asyncio.Queue(maxsize=10_000)
+async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLetter]) -> None:
+    """The embedded processors: their state restored from ClickHouse (what a previous run
+    wrote), then the queue consumed until cancelled."""
     writer = ClickHouseWriter(
         lambda: connect(settings.clickhouse_url), settings.clickhouse_database
     )
     url, database = settings.clickhouse_url, settings.clickhouse_database
-    forest = await asyncio.to_thread(load_forest, url, database)
-    engagement = await asyncio.to_thread(load_engagement, url, database)
-    validator = RowValidator(await asyncio.to_thread(writer.column_types))
-    consumer = asyncio.create_task(
-        consume_queue(
+    try:
+        forest = await asyncio.to_thread(load_forest, url, database)
+        engagement = await asyncio.to_thread(load_engagement, url, database)
+        validator = RowValidator(await asyncio.to_thread(writer.column_types))
+        await consume_queue(
             queue,
             writer,
             settings.batch_size,
@@ -151,9 +152,14 @@ async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
             forest=forest,
             engagement=engagement,
             validator=validator,
-        ),
-        name="processors",
-    )
+        )
+    finally:
+        writer.close()
+
+
+async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
+    queue: asyncio.Queue[Event | DeadLetter] = asyncio.Queue(maxsize=10_000)
+    consumer = asyncio.create_task(run_processors(settings, queue), name="processors")
     async with Producers(settings, QueuePublisher(queue)) as producers:
         polling = asyncio.create_task(producers.run(stop), name="producers")
         done, _ = await asyncio.wait({polling, consumer}, return_when=asyncio.FIRST_COMPLETED)
@@ -168,4 +174,3 @@ async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
     consumer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await consumer
-    writer.close()

@@ -34,6 +34,7 @@ from mode import CrashingSupervisor
 from hubwatch.clickhouse import connect
 from hubwatch.errors import SchemaError
 from hubwatch.events import DEAD_LETTER, DeadLetter, ModelSnapshot, topic_for, topics
+from hubwatch.quiet_logs import OutageLogFilter
 from hubwatch.settings import Settings
 from processors.engagement import HORIZON_HOURS, HOUR, RollingEngagement
 from processors.pipeline import RawRecord, count_delivered, plan_batch
@@ -85,6 +86,21 @@ class WindowedBuckets(MutableMapping[tuple[str, int], Any]):
         return self._table.get(full, default)
 
 
+_LOGGING = {
+    # Merged into the worker's own logging setup: its console handler, as mode defines it,
+    # with the filter that turns a Kafka outage's reconnect errors into one line.
+    "merge": True,
+    "filters": {"kafka_outages": {"()": OutageLogFilter}},
+    "handlers": {
+        "default": {
+            "class": "colorlog.StreamHandler",
+            "formatter": "colored",
+            "filters": ["kafka_outages"],
+        }
+    },
+}
+
+
 def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.processor_app_id,
@@ -99,6 +115,13 @@ def create_app(settings: Settings) -> faust.App:
         # Room for several batches: a take() of batch_size must not wait on a prefetch
         # buffer smaller than one batch (faust's default is 4096).
         stream_buffer_maxsize=max(4096, 8 * settings.batch_size),
+        # A killed worker's replacement with the same instance id takes its partitions back
+        # at once; any other waits the session timeout (faust's default of 60 s kept them
+        # idle for a minute), with heartbeats well inside it.
+        broker_session_timeout=settings.processor_session_timeout,
+        broker_heartbeat_interval=settings.processor_session_timeout / 5,
+        consumer_group_instance_id=settings.processor_instance_id,
+        logging_config=_LOGGING,
     )
     specs = {spec.name: spec for spec in topics(settings.topic_prefix)}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hubwatch.clickhouse import as_utc
 from hubwatch.events import ModelSnapshot
 
 __all__ = ["HORIZON_HOURS", "HOUR", "EngagementRow", "RollingEngagement", "fold"]
@@ -71,7 +72,7 @@ class RollingEngagement:
         self._latest_hour = 0
 
     def observe(self, snapshot: ModelSnapshot) -> EngagementRow:
-        at = snapshot.observed_at.timestamp()
+        at = as_utc(snapshot.observed_at).timestamp()  # naive would read as the host's zone
         self.fold(
             snapshot.repo_id, at, snapshot.downloads_all_time, snapshot.downloads, snapshot.likes
         )

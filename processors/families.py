@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from hubwatch import metrics
+from hubwatch.clickhouse import as_utc
 from hubwatch.events import ModelCreated, ModelUpdated
 from processors.lineage import RELATIONS, LineageEdge, ModelRow
 
@@ -145,6 +146,8 @@ class FamilyForest:
         known = self._index.get(model_id)
         if known is None and not bases:
             return  # a model outside any family: nothing to keep
+        # Times are compared with what was loaded: both sides aware UTC, whatever the caller.
+        created_at, as_of = as_utc(created_at), as_utc(as_of)
         node = self._node(model_id) if known is None else known
         if created_at is not None and self._created[node] != created_at:
             self._mark(node)
@@ -181,7 +184,7 @@ class FamilyForest:
             node = self._index.get(model_id)
             if node is None:
                 node = self._add(model_id)
-            self._created[node], self._as_of[node] = created_at, as_of
+            self._created[node], self._as_of[node] = as_utc(created_at), as_utc(as_of)
             if size[0] is not None or size[1] is not None or size[2]:
                 self._size[node] = Size(*size)
             if cycle:

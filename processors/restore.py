@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import gc
 
-from hubwatch.clickhouse import connect
+from hubwatch.clickhouse import as_utc, connect
 from processors.engagement import HORIZON_HOURS, RollingEngagement
 from processors.families import FamilyForest
 
@@ -47,5 +47,6 @@ def load_engagement(
     ):
         for block in stream:
             for repo_id, at, downloads, all_time, likes in block:
-                engagement.fold(repo_id, at.timestamp(), all_time, downloads, likes)
+                # A naive value would be read in the host's zone by timestamp().
+                engagement.fold(repo_id, as_utc(at).timestamp(), all_time, downloads, likes)
     return engagement

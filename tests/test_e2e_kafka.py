@@ -231,7 +231,7 @@ async def test_families_and_live_engagement_through_faust_across_a_restart(
         await _wait_rows(
             ch,
             "SELECT max(at) FROM engagement_live FINAL",
-            snaps[-1].observed_at.replace(tzinfo=None),
+            snaps[-1].observed_at,
             "the last snapshot's windows",
         )
     finally:
