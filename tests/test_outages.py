@@ -323,7 +323,7 @@ async def test_odd_optional_fields_drop_the_field_not_the_model(
     ):
         poller = HubUploadsPoller(
             client,
-            publisher.session(),
+            publisher,
             CheckpointStore(tmp_path / "c.json"),
             overlap=timedelta(minutes=2),
             initial_lookback=None,
@@ -422,7 +422,7 @@ async def test_a_huge_file_list_is_trimmed_and_detection_goes_on(
     ):
         poller = HubUploadsPoller(
             client,
-            publisher.session(),
+            publisher,
             CheckpointStore(tmp_path / "c.json"),
             overlap=timedelta(minutes=2),
             initial_lookback=None,
