@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
 
@@ -38,7 +39,7 @@ from producers.hub import (
 )
 from producers.hub_engagement import EngagementPoller
 from producers.hub_uploads import HubUploadsPoller
-from producers.publish import KafkaPublisher, QueuePublisher
+from producers.publish import KafkaPublisher, QueuePublisher, sink_error
 from producers.state import StateStore
 from producers.topics import ensure_topics
 from producers.tracking import SnapshotSchedule, Tracker
@@ -453,3 +454,27 @@ def test_the_broker_the_topics_and_the_producer_share_one_record_limit() -> None
     compose = (ROOT / "docker-compose.yml").read_text()
     assert f"KAFKA_MESSAGE_MAX_BYTES: {MAX_RECORD_BYTES}" in compose
     assert all(s.config()["max.message.bytes"] == str(MAX_RECORD_BYTES) for s in topics())
+
+
+@pytest.mark.parametrize(
+    ("error", "retriable"),
+    [
+        (kafka_errors.KafkaTimeoutError(), True),
+        (kafka_errors.KafkaConnectionError(), True),
+        (kafka_errors.NodeNotReadyError(), True),
+        (kafka_errors.RequestTimedOutError(), True),
+        (kafka_errors.NotLeaderForPartitionError(), True),
+        (kafka_errors.OutOfOrderSequenceNumber(), True),  # a fresh producer gets past it
+        (kafka_errors.ProducerClosed(), True),
+        (asyncio.CancelledError(), True),
+        (kafka_errors.MessageSizeTooLargeError(), False),
+        (kafka_errors.TopicAuthorizationFailedError(), False),
+        (kafka_errors.InvalidTopicError(), False),
+    ],
+)
+def test_every_kafka_error_on_the_send_path_is_a_sink_error(
+    error: BaseException, retriable: bool
+) -> None:
+    mapped = sink_error(error)
+    assert isinstance(mapped, SinkError) and mapped.retriable is retriable
+    assert type(error).__name__ in str(mapped) or isinstance(error, asyncio.CancelledError)
