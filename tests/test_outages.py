@@ -478,3 +478,34 @@ def test_every_kafka_error_on_the_send_path_is_a_sink_error(
     mapped = sink_error(error)
     assert isinstance(mapped, SinkError) and mapped.retriable is retriable
     assert type(error).__name__ in str(mapped) or isinstance(error, asyncio.CancelledError)
+
+
+async def test_an_event_that_cannot_be_trimmed_to_fit_is_dead_lettered(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # 40,000 card base models: derivation needs them, so nothing may cut them.
+    bases = [f"org/base-model-number-{n:06d}" for n in range(40_000)]
+    event = model_created_from_api(
+        {
+            "id": "too/big",
+            "createdAt": "2025-06-01T00:00:00.000Z",
+            "cardData": {"base_model": bases},
+        },
+        NOW,
+    )
+    fine = ModelSnapshot(repo_id="fine/model", observed_at=NOW, likes=1)
+    await ensure_topics(kafka_bootstrap, topics(topic_prefix))
+    async with KafkaPublisher(kafka_bootstrap, topic_prefix=topic_prefix) as publisher:
+        session = publisher.session()
+        await session.publish(event)
+        await session.publish(fine)
+        await session.flush()  # the round goes on
+    (letter,) = kcat(kafka_bootstrap, f"{topic_prefix}deadletter")
+    assert (letter["stage"], letter["reason"], letter["key"]) == (
+        "producer.publish",
+        "record_too_large",
+        "too/big",
+    )
+    assert letter["payload_bytes"] > MAX_RECORD_BYTES
+    assert _on_topic(kafka_bootstrap, f"{topic_prefix}model.snapshot").keys() == {"fine/model"}
+    assert _on_topic(kafka_bootstrap, f"{topic_prefix}model.created") == {}
