@@ -323,6 +323,8 @@ def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
     num = item.get("num")
     if isinstance(num, bool) or not isinstance(num, int):
         raise SchemaError("missing_field", "discussion num")
+    if not 0 <= num < 2**31:  # the Hub numbers discussions from 1; SQLite holds 64 bits
+        raise SchemaError("bad_value", f"discussion num out of range: {str(num)[:40]}")
     f = Fields(ModelDiscussion.KIND)
     author = f.mapping(item, "author")
     return ModelDiscussion(
