@@ -28,7 +28,7 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_request_timeout: float = 40.0
     "Seconds one Kafka request may take (the producer's request_timeout_ms)."
-    kafka_delivery_timeout: float = 60.0
+    kafka_delivery_timeout: float = 30.0
     "Seconds a poller waits for Kafka to acknowledge a round before it waits Kafka out."
     sink_retry_max: float = 60.0
     "Longest pause between a poller's retries while Kafka is unavailable (doubling from 1 s)."

@@ -128,7 +128,7 @@ class KafkaPublisher:
         topic_prefix: str = DEFAULT_TOPIC_PREFIX,
         client_id: str = "hubwatch-producer",
         request_timeout: float = 40.0,
-        delivery_timeout: float = 60.0,
+        delivery_timeout: float = 30.0,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self.prefix = topic_prefix

@@ -91,7 +91,7 @@ async def test_poller_waits_out_a_kafka_outage(
         "HUBWATCH_HUB_STREAMS": "uploads",
         "HUBWATCH_POLL_INTERVAL": "1",
         "HUBWATCH_PAGE_LIMIT": "20",
-        # Shorter than the defaults (40 s, 60 s) so the test is shorter; the outage below
+        # Shorter than the defaults (40 s, 30 s) so the test is shorter; the outage below
         # still lasts several times longer than both.
         "HUBWATCH_KAFKA_REQUEST_TIMEOUT": "5",
         "HUBWATCH_KAFKA_DELIVERY_TIMEOUT": "5",
