@@ -54,8 +54,12 @@ kafka_up() {
   port_open "$kafka_port" && { echo "port $kafka_port is taken by something else" >&2; exit 1; }
   compgen -G "$libs/kafka_2.13-*.jar" >/dev/null || { echo "no Kafka jars: run deploy/install.sh" >&2; exit 1; }
   local dir="$stack_dir/kafka"; mkdir -p "$dir/data"
+  local max_record  # one number for broker, topics and producer: hubwatch.events.MAX_RECORD_BYTES
+  max_record=$("$venv/bin/python" -c 'from hubwatch.events import MAX_RECORD_BYTES; print(MAX_RECORD_BYTES)') \
+    || { echo "cannot read MAX_RECORD_BYTES from hubwatch (is $venv installed?)" >&2; exit 1; }
   sed -e "s#@KAFKA_PORT@#$kafka_port#g" -e "s#@CONTROLLER_PORT@#$controller_port#g" \
-      -e "s#@DATA_DIR@#$dir/data#g" deploy/kafka/server.properties.in > "$dir/server.properties"
+      -e "s#@DATA_DIR@#$dir/data#g" -e "s#@MAX_RECORD_BYTES@#$max_record#g" \
+      deploy/kafka/server.properties.in > "$dir/server.properties"
   local java_opts=(-Xms256m -Xmx768m -Dlog4j.configuration="file:$root/deploy/kafka/log4j.properties")
   if [ ! -f "$dir/data/meta.properties" ]; then
     say "formatting Kafka storage in $dir/data"

@@ -320,7 +320,7 @@ async def _poll(args: argparse.Namespace, settings: Settings) -> int:
     with _quiet("aiokafka"):
         await ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix))
     async with (
-        KafkaPublisher(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as publisher,
+        KafkaPublisher.from_settings(settings) as publisher,
         Producers(
             settings,
             publisher,

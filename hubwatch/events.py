@@ -33,6 +33,7 @@ __all__ = [
     "DEAD_LETTER",
     "DEAD_LETTER_MAX_BYTES",
     "DEFAULT_TOPIC_PREFIX",
+    "MAX_RECORD_BYTES",
     "DeadLetter",
     "Event",
     "GithubCommit",
@@ -60,6 +61,11 @@ DEFAULT_TOPIC_PREFIX = "hubwatch."
 DEAD_LETTER = "deadletter"
 "Suffix of the dead-letter topic (``hubwatch.deadletter`` by default)."
 
+MAX_RECORD_BYTES = 1024 * 1024
+"""The largest Kafka record hubwatch writes: the broker's ``message.max.bytes``
+(deploy/stack.sh fills it into server.properties), every topic's ``max.message.bytes`` and
+the producer's ``max_request_size`` all come from this one number."""
+
 _REGISTRY: dict[str, type[Event]] = {}
 
 
@@ -75,7 +81,11 @@ class TopicSpec:
     "-1 keeps records for ever (compacted topics keep the latest per key)."
 
     def config(self) -> dict[str, str]:
-        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            "max.message.bytes": str(MAX_RECORD_BYTES),
+        }
 
 
 _DAY_MS = 24 * 3600 * 1000
@@ -190,6 +200,9 @@ class ModelCreated(Event):
     "``gguf.total``: the parameter count a GGUF file declares."
     card_scores: tuple[tuple[str, str, float], ...] = ()
     "(benchmark, metric, value) the card reports in ``model-index`` or ``evalResults``."
+    dropped: tuple[str, ...] = ()
+    """Fields the producer left out or cut short: an optional field of an odd shape upstream
+    (``cardData.base_model`` as an object…) or trimmed to fit a Kafka record (``siblings``…)."""
 
     @property
     def key(self) -> str:

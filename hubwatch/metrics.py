@@ -7,9 +7,13 @@ from prometheus_client import Counter, Gauge, start_http_server
 __all__ = [
     "DEAD_LETTERS",
     "EVENTS_PUBLISHED",
+    "FIELDS_DROPPED",
     "HTTP_REQUESTS",
     "LINEAGE_CYCLES",
+    "RECORDS_TRIMMED",
     "ROWS_WRITTEN",
+    "SINK_OUTAGES",
+    "SOURCE_GONE",
     "TOMBSTONES",
     "serve",
 ]
@@ -30,6 +34,24 @@ HTTP_REQUESTS = Counter(
 )
 LINEAGE_CYCLES = Counter(
     "hubwatch_lineage_cycles_total", "Base models refused because they would close a cycle"
+)
+FIELDS_DROPPED = Counter(
+    "hubwatch_fields_dropped_total",
+    "Optional upstream fields of an odd shape left out of an event that was kept",
+    ["kind", "field"],
+)
+RECORDS_TRIMMED = Counter(
+    "hubwatch_records_trimmed_total",
+    "Events cut down to fit a Kafka record, by the field that was cut",
+    ["kind", "field"],
+)
+SOURCE_GONE = Counter(
+    "hubwatch_source_gone_total",
+    "Repos answering as gone (404, or 401 for a deleted, private or gated repo)",
+    ["stream", "status"],
+)
+SINK_OUTAGES = Counter(
+    "hubwatch_sink_outages_total", "Times the producers lost Kafka and waited for it", ["sink"]
 )
 WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",

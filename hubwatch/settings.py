@@ -26,6 +26,12 @@ class Settings:
     github_repos: str = ""
     "Comma-separated owner/name repos to follow (repos linked from model cards come too)."
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_request_timeout: float = 40.0
+    "Seconds one Kafka request may take (the producer's request_timeout_ms)."
+    kafka_delivery_timeout: float = 30.0
+    "Seconds a poller waits for Kafka to acknowledge a round before it waits Kafka out."
+    sink_retry_max: float = 60.0
+    "Longest pause between a poller's retries while Kafka is unavailable (doubling from 1 s)."
     topic_prefix: str = "hubwatch."
     "Prefix of every topic name; lets several hubwatch deployments share one cluster."
     clickhouse_url: str = "http://127.0.0.1:8123"
@@ -102,6 +108,8 @@ class Settings:
             raise ConfigError("processor_session_timeout must be between 6 and 300 seconds")
         if self.poll_interval <= 0 or self.batch_seconds <= 0:
             raise ConfigError("poll_interval and batch_seconds must be positive")
+        if min(self.kafka_request_timeout, self.kafka_delivery_timeout, self.sink_retry_max) <= 0:
+            raise ConfigError("Kafka timeouts and sink_retry_max must be positive")
         if not 0 < self.rate_share <= 1:
             raise ConfigError("rate_share must be in (0, 1]")
         if self.webhook_port is not None and not self.webhook_secret:

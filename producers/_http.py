@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -100,11 +101,25 @@ def _raise_for_status(response: httpx.Response, budget: RequestBudget | None) ->
     if status == 429 or github_limited:
         wait = retry_after if retry_after is not None else (limit.reset_after if limit else None)
         raise RateLimited(f"rate limited by {url}", status=status, url=url, retry_after=wait)
-    if status == 404:
+    if status == 404 or _gone_401(response):
         raise NotFound(f"not found: {url}", status=status, url=url)
     error = SourceStatusError(f"HTTP {status} from {url}", status=status, url=url)
     error.retriable = status in _RETRY_STATUSES  # type: ignore[misc]
     raise error
+
+
+_REPO_API = re.compile(r"/api/(?:models|datasets|spaces)/[^/]+(?:/[^/]+)?(?:/|$)")
+_BAD_TOKEN = "Invalid credentials in Authorization header"
+
+
+def _gone_401(response: httpx.Response) -> bool:
+    """The Hub answers an anonymous request for a deleted, private or gated repo (and for
+    one that never existed) with 401, not 404: a repo gone from where hubwatch can see it.
+    A 401 for a bad token is not that; it is reported as what it is."""
+    if response.status_code == 401 and response.headers.get("X-Error-Message") != _BAD_TOKEN:
+        return _REPO_API.search(response.url.path) is not None
+    # With a token but no access to a gated repo, the Hub says 403 GatedRepo.
+    return response.status_code == 403 and response.headers.get("X-Error-Code") == "GatedRepo"
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:

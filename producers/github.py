@@ -23,9 +23,9 @@ from hubwatch.events import (
     GithubRelease,
     GithubRepoSnapshot,
     format_datetime,
-    parse_datetime,
 )
 from producers._http import request
+from producers._lenient import Fields
 from producers._pagination import next_link
 from producers._ratelimit import RequestBudget
 from producers.hub import now_utc
@@ -54,14 +54,6 @@ def _obj(item: object, what: str) -> Mapping[str, Any]:
     return item
 
 
-def _when(value: object, where: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise SchemaError("bad_type", f"{where}: expected a timestamp")
-    return parse_datetime(value)
-
-
 def _int(item: Mapping[str, Any], key: str) -> int:
     value = item.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -70,66 +62,72 @@ def _int(item: Mapping[str, Any], key: str) -> int:
 
 
 def commit_from_api(repo: str, item: object) -> GithubCommit:
+    """Required: ``sha``; date, message and author are optional."""
     data = _obj(item, "commit")
     sha = data.get("sha")
     if not isinstance(sha, str) or not sha:
         raise SchemaError("missing_field", "sha")
-    commit = _obj(data.get("commit") or {}, "commit.commit")
-    author = _obj(commit.get("author") or {}, "commit.author")
-    login = (
-        (data.get("author") or {}).get("login") if isinstance(data.get("author"), Mapping) else None
-    )
-    message = commit.get("message")
+    f = Fields(GithubCommit.KIND)
+    commit = f.mapping(data, "commit")
+    author = f.mapping(commit, "author", "commit.author")
+    login = f.text(f.mapping(data, "author"), "login", "author.login")
     return GithubCommit(
         repo=repo,
         sha=sha,
-        committed_at=_when(author.get("date"), "date"),
-        message=message if isinstance(message, str) else "",
-        author=login if isinstance(login, str) else author.get("name"),
+        committed_at=f.when(author, "date", "commit.author.date"),
+        message=f.text(commit, "message", "commit.message") or "",
+        author=login or f.text(author, "name", "commit.author.name"),
     )
 
 
 def issue_from_api(repo: str, item: object) -> GithubIssue:
+    """Required: ``number``; the rest is optional."""
     data = _obj(item, "issue")
-    title = data.get("title")
-    user = data.get("user")
+    number = _int(data, "number")
+    f = Fields(GithubIssue.KIND)
     return GithubIssue(
         repo=repo,
-        number=_int(data, "number"),
-        title=title if isinstance(title, str) else "",
-        state=str(data.get("state") or "open"),
+        number=number,
+        title=f.text(data, "title") or "",
+        state=f.text(data, "state") or "open",
         is_pull_request="pull_request" in data,  # pull requests come in the issues list too
-        created_at=_when(data.get("created_at"), "created_at"),
-        updated_at=_when(data.get("updated_at"), "updated_at"),
-        author=user.get("login") if isinstance(user, Mapping) else None,
+        created_at=f.when(data, "created_at"),
+        updated_at=f.when(data, "updated_at"),
+        author=f.text(f.mapping(data, "user"), "login", "user.login"),
     )
 
 
 def release_from_api(repo: str, item: object) -> GithubRelease:
+    """Required: ``id`` and ``tag_name``; the rest is optional."""
     data = _obj(item, "release")
     tag = data.get("tag_name")
     if not isinstance(tag, str):
         raise SchemaError("missing_field", "tag_name")
-    name = data.get("name")
+    release_id = _int(data, "id")
+    f = Fields(GithubRelease.KIND)
     return GithubRelease(
         repo=repo,
-        release_id=_int(data, "id"),
+        release_id=release_id,
         tag_name=tag,
-        published_at=_when(data.get("published_at"), "published_at"),
-        name=name if isinstance(name, str) else "",
-        prerelease=bool(data.get("prerelease")),
+        published_at=f.when(data, "published_at"),
+        name=f.text(data, "name") or "",
+        prerelease=bool(f.flag(data, "prerelease")),
     )
 
 
 def repo_snapshot_from_api(repo: str, item: object, observed_at: datetime) -> GithubRepoSnapshot:
+    """Required: the three counters (they are the snapshot); ``pushed_at`` is optional."""
     data = _obj(item, "repository")
+    stars, forks = _int(data, "stargazers_count"), _int(data, "forks_count")
+    open_issues = _int(data, "open_issues_count")
+    f = Fields(GithubRepoSnapshot.KIND)
     return GithubRepoSnapshot(
         repo=repo,
         observed_at=observed_at,
-        stars=_int(data, "stargazers_count"),
-        forks=_int(data, "forks_count"),
-        open_issues=_int(data, "open_issues_count"),
-        pushed_at=_when(data.get("pushed_at"), "pushed_at"),
+        stars=stars,
+        forks=forks,
+        open_issues=open_issues,
+        pushed_at=f.when(data, "pushed_at"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ from hubwatch.events import (
     check_repo_id,
     parse_datetime,
 )
+from producers._lenient import Fields
 
 __all__ = [
     "CREATED_AT_PLACEHOLDER",
@@ -73,54 +75,57 @@ def now_utc() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+_RELATIONS = frozenset({"adapter", "merge", "quantized", "finetune"})
+
+
 def model_created_from_api(item: object, observed_at: datetime) -> ModelCreated:
     """One ``GET /api/models`` item to a :class:`ModelCreated`.
 
-    Required: ``id``. Optional fields missing become None or empty; unknown keys are
-    ignored; a field of the wrong type raises :class:`SchemaError` naming it.
+    Required: ``id``, and ``createdAt`` when present must be an ISO timestamp (it is the
+    event's identity); an item without them raises :class:`SchemaError`. Every other field
+    is optional: missing becomes None or empty, and one of an odd shape (a card's
+    ``base_model`` as an object, an unknown relation, a list with a number in it) is left out
+    and named in ``dropped``, so the model still arrives. Unknown keys are ignored.
     """
     if not isinstance(item, Mapping):
         raise SchemaError("bad_type", "model item is not an object")
     repo_id = _repo_id(item)
-    card = _opt(item, "cardData", Mapping) or {}
-    config = _opt(item, "config", Mapping) or {}
-    safetensors = _opt(item, "safetensors", Mapping) or {}
-    base_models = _opt(item, "baseModels", Mapping) or {}
-    gated = item.get("gated")
-    if gated is not None and not isinstance(gated, (bool, str)):
-        raise SchemaError("bad_type", "gated: expected bool or str")
-
-    return ModelCreated(
+    created_at = _created_at(item.get("createdAt"))
+    f = Fields(ModelCreated.KIND)
+    card = f.mapping(item, "cardData")
+    config = f.mapping(item, "config")
+    safetensors = f.mapping(item, "safetensors")
+    base_models = f.mapping(item, "baseModels")
+    gated = f.get(item, "gated", (bool, str), "gated")
+    event = ModelCreated(
         repo_id=repo_id,
-        created_at=_created_at(item.get("createdAt")),
+        created_at=created_at,
         observed_at=observed_at,
-        author=_opt(item, "author", str),
-        sha=_opt(item, "sha", str),
-        last_modified=_opt_datetime(item, "lastModified"),
-        private=_opt(item, "private", bool),
+        author=f.text(item, "author"),
+        sha=f.text(item, "sha"),
+        last_modified=f.when(item, "lastModified"),
+        private=f.flag(item, "private"),
         gated=None if gated is None else str(gated).lower(),
-        pipeline_tag=_opt(item, "pipeline_tag", str),
-        library_name=_opt(item, "library_name", str),
-        tags=_str_tuple(item.get("tags"), "tags"),
-        card_base_models=_base_model_ids(card.get("base_model"), "cardData.base_model"),
-        card_base_model_relation=_opt(card, "base_model_relation", str),
-        base_models=tuple(
-            _str_field(m, "id", "baseModels.models")
-            for m in _list(base_models.get("models"), "baseModels.models")
-        ),
-        base_models_relation=_opt(base_models, "relation", str),
-        architectures=_str_tuple(config.get("architectures"), "config.architectures"),
-        model_type=_opt(config, "model_type", str),
-        parameters=_opt_int(safetensors, "total", "safetensors.total"),
-        downloads=_opt_int(item, "downloads", "downloads"),
-        likes=_opt_int(item, "likes", "likes"),
-        siblings=tuple(
-            _str_field(s, "rfilename", "siblings") for s in _list(item.get("siblings"), "siblings")
-        ),
+        pipeline_tag=f.text(item, "pipeline_tag"),
+        library_name=f.text(item, "library_name"),
+        tags=f.strings(item.get("tags"), "tags"),
+        card_base_models=_base_model_ids(f, card.get("base_model"), "cardData.base_model"),
+        card_base_model_relation=_relation(f, card, "base_model_relation", "cardData"),
+        base_models=f.keyed(base_models.get("models"), "id", "baseModels.models"),
+        base_models_relation=_relation(f, base_models, "relation", "baseModels"),
+        architectures=f.strings(config.get("architectures"), "config.architectures"),
+        model_type=f.text(config, "model_type", "config.model_type"),
+        parameters=f.count(safetensors, "total", "safetensors.total"),
+        downloads=f.count(item, "downloads"),
+        likes=f.count(item, "likes"),
+        siblings=f.keyed(item.get("siblings"), "rfilename", "siblings"),
         github_repos=github_repos_in(card),
-        gguf_parameters=_opt_int(_opt(item, "gguf", Mapping) or {}, "total", "gguf.total"),
+        gguf_parameters=f.count(f.mapping(item, "gguf"), "total", "gguf.total"),
         card_scores=card_scores_in(card.get("model-index"), item.get("evalResults")),
     )
+    if f.dropped:
+        event = dataclasses.replace(event, dropped=tuple(f.dropped))
+    return event
 
 
 def _created_at(value: object) -> datetime | None:
@@ -132,54 +137,24 @@ def _created_at(value: object) -> datetime | None:
     return None if parsed == _PLACEHOLDER else parsed
 
 
-def _opt(data: Mapping[str, Any], key: str, kind: type) -> Any:
-    value = data.get(key)
-    if value is not None and not isinstance(value, kind):
-        raise SchemaError("bad_type", f"{key}: expected {kind.__name__}")
-    return value
-
-
-def _opt_int(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = data.get(key)
+def _relation(f: Fields, data: Mapping[str, Any], key: str, where: str) -> str | None:
+    """One of the Hub's four relations; any other value is dropped."""
+    value = f.text(data, key, f"{where}.{key}")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SchemaError("bad_type", f"{where}: expected a non-negative int")
-    return value
+    relation = value.strip().lower()
+    if relation not in _RELATIONS:
+        f.drop(f"{where}.{key}")
+        return None
+    return relation
 
 
-def _opt_datetime(data: Mapping[str, Any], key: str) -> datetime | None:
-    value = _opt(data, key, str)
-    return None if value is None else parse_datetime(value)
-
-
-def _list(value: object, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise SchemaError("bad_type", f"{where}: expected a list")
-    return value
-
-
-def _str_tuple(value: object, where: str) -> tuple[str, ...]:
-    items = _list(value, where)
-    if not all(isinstance(v, str) for v in items):
-        raise SchemaError("bad_type", f"{where}: expected a list of str")
-    return tuple(items)
-
-
-def _str_field(item: object, key: str, where: str) -> str:
-    if not isinstance(item, Mapping) or not isinstance(item.get(key), str):
-        raise SchemaError("bad_type", f"{where}: expected objects with a str {key!r}")
-    return str(item[key])
-
-
-def _base_model_ids(value: object, where: str) -> tuple[str, ...]:
+def _base_model_ids(f: Fields, value: object, where: str) -> tuple[str, ...]:
     """``cardData.base_model``: a string or a list of strings (2+ means a merge)."""
     if value is None:
         return ()
     values = [value] if isinstance(value, str) else value
-    return tuple(v.strip() for v in _str_tuple(values, where) if v.strip())
+    return tuple(v.strip() for v in f.strings(values, where) if v.strip())
 
 
 ENGAGEMENT_FIELDS = ("downloads", "downloadsAllTime", "likes", "trendingScore")
@@ -305,41 +280,44 @@ def model_updated(created: ModelCreated, changed: tuple[str, ...]) -> ModelUpdat
 
 
 def model_snapshot_from_api(item: object, observed_at: datetime) -> ModelSnapshot:
+    """Required: ``id``; a counter of an odd shape is left out (None), not the snapshot."""
     if not isinstance(item, Mapping):
         raise SchemaError("bad_type", "model item is not an object")
     repo_id = _repo_id(item)
-    score = item.get("trendingScore")
-    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-        raise SchemaError("bad_type", "trendingScore: expected a number")
+    f = Fields(ModelSnapshot.KIND)
     return ModelSnapshot(
         repo_id=repo_id,
         observed_at=observed_at,
-        downloads=_opt_int(item, "downloads", "downloads"),
-        downloads_all_time=_opt_int(item, "downloadsAllTime", "downloadsAllTime"),
-        likes=_opt_int(item, "likes", "likes"),
-        trending_score=None if score is None else float(score),
+        downloads=f.count(item, "downloads"),
+        downloads_all_time=f.count(item, "downloadsAllTime"),
+        likes=f.count(item, "likes"),
+        trending_score=f.number(item, "trendingScore"),
     )
 
 
 def model_commit_from_api(repo_id: str, item: object) -> ModelCommit:
+    """Required: the commit ``id``; date, title and authors are optional."""
     if not isinstance(item, Mapping):
         raise SchemaError("bad_type", "commit is not an object")
     commit_id = item.get("id")
     if not isinstance(commit_id, str) or not commit_id:
         raise SchemaError("missing_field", "commit id")
-    authors = [
-        a.get("user") for a in _list(item.get("authors"), "authors") if isinstance(a, Mapping)
-    ]
+    f = Fields(ModelCommit.KIND)
+    authors = f.items(item.get("authors"), "authors")
+    users = [a.get("user") if isinstance(a, Mapping) else None for a in authors]
+    if not all(isinstance(u, str) for u in users):
+        f.drop("authors")
     return ModelCommit(
         repo_id=repo_id,
         commit_id=commit_id,
-        committed_at=_opt_datetime(item, "date"),
-        title=_opt(item, "title", str) or "",
-        authors=tuple(a for a in authors if isinstance(a, str)),
+        committed_at=f.when(item, "date"),
+        title=f.text(item, "title") or "",
+        authors=tuple(u for u in users if isinstance(u, str)),
     )
 
 
 def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
+    """Required: ``num``; title, status, kind, date and author are optional."""
     if not isinstance(item, Mapping):
         raise SchemaError("bad_type", "discussion is not an object")
     num = item.get("num")
@@ -347,15 +325,16 @@ def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
         raise SchemaError("missing_field", "discussion num")
     if not 0 <= num < 2**31:  # the Hub numbers discussions from 1; SQLite holds 64 bits
         raise SchemaError("bad_value", f"discussion num out of range: {str(num)[:40]}")
-    author = item.get("author")
+    f = Fields(ModelDiscussion.KIND)
+    author = f.mapping(item, "author")
     return ModelDiscussion(
         repo_id=repo_id,
         num=num,
-        title=_opt(item, "title", str) or "",
-        status=_opt(item, "status", str) or "open",
-        is_pull_request=bool(_opt(item, "isPullRequest", bool)),
-        created_at=_opt_datetime(item, "createdAt"),
-        author=_opt(author, "name", str) if isinstance(author, Mapping) else None,
+        title=f.text(item, "title") or "",
+        status=f.text(item, "status") or "open",
+        is_pull_request=bool(f.flag(item, "isPullRequest")),
+        created_at=f.when(item, "createdAt"),
+        author=f.text(author, "name", "author.name"),
     )
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from hubwatch import metrics
 from hubwatch.errors import NotFound, SchemaError
 from hubwatch.events import ModelCommit, ModelDiscussion
 from producers._http import request
@@ -20,7 +21,7 @@ from producers._ratelimit import RequestBudget
 from producers.hub import model_commit_from_api, model_discussion_from_api
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
-from producers.tracking import Tracker
+from producers.tracking import Tracker, gone_recheck
 
 __all__ = ["CommunityPoller"]
 
@@ -70,8 +71,11 @@ class CommunityPoller:
         with store.transaction():
             for repo in news:
                 if repo.gone:
-                    store.set_community(repo.repo_id, False)
+                    # Kept followed: a gated or private repo can reopen. Asked rarely.
+                    strikes = store.strike_gone(repo.repo_id)
+                    store.schedule_community(repo.repo_id, now + gone_recheck(strikes))
                     continue
+                store.clear_gone(repo.repo_id)
                 if repo.commits:
                     store.set_commit_head(repo.repo_id, repo.commits[-1].commit_id)
                 for d in repo.discussions:
@@ -86,7 +90,8 @@ class CommunityPoller:
         try:
             news.commits = await self._commits(repo_id)
             news.discussions = await self._discussions(repo_id)
-        except NotFound:
+        except NotFound as exc:
+            metrics.SOURCE_GONE.labels(self.name, str(exc.status)).inc()
             news.gone = True
         return news
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
+from hubwatch import metrics
 from hubwatch.errors import NotFound, SchemaError
 from hubwatch.events import ModelSnapshot
 from producers._http import request
@@ -18,12 +19,11 @@ from producers._ratelimit import RequestBudget
 from producers.hub import ENGAGEMENT_FIELDS, model_snapshot_from_api, now_utc
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
-from producers.tracking import Tracker
+from producers.tracking import Tracker, gone_recheck
 
 __all__ = ["EngagementPoller"]
 
 log = logging.getLogger(__name__)
-_GONE_RECHECK = 7 * 24 * 3600.0
 
 
 class EngagementPoller:
@@ -57,11 +57,11 @@ class EngagementPoller:
         snapshots: dict[str, ModelSnapshot] = {}
         gone: list[str] = []
         used = 0
-        if now >= self._next_bulk:
+        bulk = now >= self._next_bulk
+        if bulk:
             used += 1
             for snap in await self._bulk():
                 snapshots[snap.repo_id] = snap
-            self._next_bulk = now + self._bulk_every
         store = self._tracker.store
         for model in store.due_snapshots(now, self._requests - used):
             if model.repo_id in snapshots:
@@ -74,7 +74,8 @@ class EngagementPoller:
                     budget=self._budget,
                 )
                 snap = model_snapshot_from_api(body, now_utc())
-            except NotFound:
+            except NotFound as exc:
+                metrics.SOURCE_GONE.labels(self.name, str(exc.status)).inc()
                 gone.append(model.repo_id)
                 continue
             except SchemaError as error:
@@ -93,18 +94,13 @@ class EngagementPoller:
         for snap in snapshots.values():
             await self._publisher.publish(snap)
         await self._publisher.flush()
+        if bulk:  # only once delivered: a round that failed retries its bulk call too
+            self._next_bulk = now + self._bulk_every
         with store.transaction():
             for snap in snapshots.values():
                 self._record(snap, now)
             for repo_id in gone:
-                store.record_snapshot(
-                    repo_id,
-                    at=now,
-                    downloads=None,
-                    likes=None,
-                    velocity=0.0,
-                    next_snapshot=now + _GONE_RECHECK,
-                )
+                store.schedule_snapshot(repo_id, now + gone_recheck(store.strike_gone(repo_id)))
         return len(snapshots)
 
     async def _bulk(self) -> list[ModelSnapshot]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol, Self
 
 import httpx
 
-from hubwatch.errors import SchemaError, SourceError
+from hubwatch import metrics
+from hubwatch.errors import SchemaError, SinkError, SourceError
 from hubwatch.settings import Settings, split_list
 from producers._http import make_client
 from producers._ratelimit import RequestBudget
@@ -21,12 +24,12 @@ from producers.hub_community import CommunityPoller
 from producers.hub_edits import HubEditsPoller
 from producers.hub_engagement import EngagementPoller
 from producers.hub_uploads import HubUploadsPoller
-from producers.publish import EventPublisher
+from producers.publish import Publisher
 from producers.state import StateStore
 from producers.tracking import Tracker, TrackingPolicy
 from producers.webhooks import WebhookReceiver
 
-__all__ = ["Poller", "Producers", "run_every"]
+__all__ = ["Outage", "Poller", "Producers", "run_every"]
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +40,61 @@ class Poller(Protocol):
     async def poll_once(self) -> int: ...
 
 
+class Outage:
+    """One line when Kafka goes and one when it is back, however many pollers notice and
+    however often they retry in between."""
+
+    def __init__(self, sink: str = "Kafka", clock: Callable[[], float] = time.monotonic) -> None:
+        self.sink = sink
+        self._clock = clock
+        self._since: float | None = None
+        self._waiting: set[str] = set()
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, poller: str, error: SinkError) -> None:
+        self._waiting.add(poller)
+        if self._since is None:
+            self._since = self._clock()
+            metrics.SINK_OUTAGES.labels(self.sink.lower()).inc()
+            log.warning(
+                "%s unavailable (%s); pollers keep their state and retry until it is back",
+                self.sink,
+                error,
+            )
+
+    def recovered(self, poller: str) -> None:
+        self._waiting.discard(poller)
+        if self._since is not None and not self._waiting:
+            log.warning(
+                "%s is back after %.0fs; publishing resumed", self.sink, self._clock() - self._since
+            )
+            self._since = None
+
+
 async def run_every(
-    poller: Poller, interval: float, stop: asyncio.Event, grace: float = 5.0
+    poller: Poller,
+    interval: float,
+    stop: asyncio.Event,
+    grace: float = 5.0,
+    *,
+    outage: Outage | None = None,
+    retry_max: float = 60.0,
 ) -> None:
     """Poll until ``stop``; an upstream failure is logged and retried next round, so a
     poller never loses its place (its state moves only after a successful round).
 
+    A sink that cannot take the round's events (Kafka down, a delivery that failed) is
+    waited out: the round is retried from the saved state after a backoff that doubles up
+    to ``retry_max`` seconds, and ``outage`` reports it once for all pollers.
+
     On ``stop`` a round in flight gets ``grace`` seconds to finish, then is cancelled:
     safe, because nothing it did counts until its events are flushed and its state saved.
     """
+    outage = outage or Outage()
+    failures = 0
     while not stop.is_set():
         round_ = asyncio.ensure_future(poller.poll_once())
         stopping = asyncio.ensure_future(stop.wait())
@@ -54,6 +103,7 @@ async def run_every(
             await asyncio.wait({round_}, timeout=grace)
             round_.cancel()
         stopping.cancel()
+        wait = interval
         try:
             await round_
         except asyncio.CancelledError:
@@ -61,8 +111,19 @@ async def run_every(
             return
         except (SourceError, SchemaError) as exc:
             log.warning("%s: poll failed, will retry: %s", poller.name, exc)
+        except SinkError as exc:
+            if not exc.retriable:
+                log.warning("%s: Kafka refused the round, will retry: %s", poller.name, exc)
+            else:
+                failures += 1
+                outage.failed(poller.name, exc)
+                wait = min(retry_max, interval, 2.0 ** (failures - 1))
+        else:
+            if failures:
+                failures = 0
+                outage.recovered(poller.name)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await asyncio.wait_for(stop.wait(), timeout=wait)
 
 
 class Producers:
@@ -71,7 +132,7 @@ class Producers:
     def __init__(
         self,
         settings: Settings,
-        publisher: EventPublisher,
+        publisher: Publisher,
         *,
         hub: bool = True,
         github: bool = True,
@@ -122,7 +183,7 @@ class Producers:
                     (
                         HubUploadsPoller(
                             hub,
-                            self.publisher,
+                            self.publisher.session(),
                             CheckpointStore(s.checkpoint_dir / "hub_uploads.json"),
                             overlap=overlap,
                             initial_lookback=lookback,
@@ -138,7 +199,7 @@ class Producers:
                     (
                         HubEditsPoller(
                             hub,
-                            self.publisher,
+                            self.publisher.session(),
                             tracker,
                             overlap=overlap,
                             initial_lookback=lookback,
@@ -155,7 +216,7 @@ class Producers:
                     (
                         EngagementPoller(
                             hub,
-                            self.publisher,
+                            self.publisher.session(),
                             tracker,
                             requests_per_round=per_round,
                             bulk_every=s.engagement_bulk_every,
@@ -167,13 +228,15 @@ class Producers:
             if "community" in streams:
                 self.pollers.append(
                     (
-                        CommunityPoller(hub, self.publisher, tracker, budget=self.hub_budget),
+                        CommunityPoller(
+                            hub, self.publisher.session(), tracker, budget=self.hub_budget
+                        ),
                         s.community_interval,
                     )
                 )
             if s.webhook_port is not None and s.webhook_secret:
                 self.webhooks = WebhookReceiver(
-                    self.publisher, store, s.webhook_secret, port=s.webhook_port
+                    self.publisher.session(), store, s.webhook_secret, port=s.webhook_port
                 )
                 await self.webhooks.start()
                 log.info("receiving Hub webhooks at %s%s", self.webhooks.url, WebhookReceiver.path)
@@ -186,7 +249,7 @@ class Producers:
                 (
                     GithubPoller(
                         github,
-                        self.publisher,
+                        self.publisher.session(),
                         store,
                         repos=split_list(s.github_repos),
                         budget=self.github_budget,
@@ -219,4 +282,11 @@ class Producers:
         return {poller.name: await poller.poll_once() for poller, _ in self.pollers}
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(run_every(p, interval, stop) for p, interval in self.pollers))
+        outage = Outage()
+        retry_max = self.settings.sink_retry_max
+        await asyncio.gather(
+            *(
+                run_every(p, interval, stop, outage=outage, retry_max=retry_max)
+                for p, interval in self.pollers
+            )
+        )

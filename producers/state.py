@@ -65,6 +65,11 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(models)")}
+        if "gone_strikes" not in columns:  # added later: stores made before lack it
+            # Answers in a row saying the repo is gone (404, or 401 when deleted, private or
+            # gated): each one puts its next check further off.
+            self._db.execute("ALTER TABLE models ADD COLUMN gone_strikes INTEGER DEFAULT 0")
         self._depth = 0
 
     def close(self) -> None:
@@ -167,9 +172,25 @@ class StateStore:
     ) -> None:
         self._db.execute(
             "UPDATE models SET downloads = ?, likes = ?, velocity = ?, last_snapshot = ?,"
-            " next_snapshot = ? WHERE repo_id = ?",
+            " next_snapshot = ?, gone_strikes = 0 WHERE repo_id = ?",
             (downloads, likes, velocity, at, next_snapshot, repo_id),
         )
+
+    def strike_gone(self, repo_id: str) -> int:
+        """One more answer in a row saying ``repo_id`` is gone; returns how many."""
+        self._db.execute(
+            "UPDATE models SET gone_strikes = gone_strikes + 1 WHERE repo_id = ?", (repo_id,)
+        )
+        row = self._db.execute(
+            "SELECT gone_strikes FROM models WHERE repo_id = ?", (repo_id,)
+        ).fetchone()
+        return 1 if row is None else int(row[0])
+
+    def clear_gone(self, repo_id: str) -> None:
+        self._db.execute("UPDATE models SET gone_strikes = 0 WHERE repo_id = ?", (repo_id,))
+
+    def schedule_snapshot(self, repo_id: str, at: float) -> None:
+        self._db.execute("UPDATE models SET next_snapshot = ? WHERE repo_id = ?", (at, repo_id))
 
     def set_community(self, repo_id: str, community: bool) -> None:
         self._db.execute(

@@ -11,10 +11,16 @@ from hubwatch.events import ModelCreated
 from producers.hub import relation_fingerprint
 from producers.state import StateStore
 
-__all__ = ["SnapshotSchedule", "Tracker", "TrackingPolicy"]
+__all__ = ["SnapshotSchedule", "Tracker", "TrackingPolicy", "gone_recheck"]
 
 _HOUR = 3600.0
 _DAY = 24 * _HOUR
+
+
+def gone_recheck(strikes: int) -> float:
+    """Seconds until a repo that answered "gone" ``strikes`` times in a row is asked again:
+    a day, doubling to a month. Rarely, not never: a gated or private repo can reopen."""
+    return min(30 * _DAY, _DAY * 2.0 ** max(0, strikes - 1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,11 @@ def test_topics_are_documented_and_prefixed() -> None:
     assert names[-1] == "team.deadletter"
     assert "team.model.created" in names and len(names) == len(SAMPLES) + 1
     created = next(s for s in specs if s.name == "team.model.created")
-    assert created.config() == {"cleanup.policy": "compact", "retention.ms": "-1"}
+    assert created.config() == {
+        "cleanup.policy": "compact",
+        "retention.ms": "-1",
+        "max.message.bytes": str(events.MAX_RECORD_BYTES),
+    }
     readme = (__import__("pathlib").Path(__file__).parents[1] / "README.md").read_text()
     for spec in events.topics():
         assert f"`{spec.name}`" in readme, f"{spec.name} is not documented in README.md"

@@ -141,4 +141,6 @@ async def test_expand_fields_are_all_served(replay: ReplayServer) -> None:
     assert {"createdAt", "tags", "baseModels", "cardData", "safetensors", "config"} <= set(item)
     assert item["baseModels"]["relation"] == "finetune"
     assert info.json()["id"] == item["id"]
-    assert missing.status_code == 404
+    # As on the Hub: anonymous requests for a repo not shown get 401, not 404.
+    assert missing.status_code == 401
+    assert missing.headers["X-Error-Code"] == "RepoNotFound"

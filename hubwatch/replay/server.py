@@ -10,7 +10,10 @@ GitHub: ``/repos/{o}/{r}``, ``/commits`` (``since``), ``/issues`` (``state``, ``
 ``direction``, ``since``), ``/releases``; ``page``/``per_page`` with ``Link``; ETags with
 304 (free); hourly ``x-ratelimit-*`` with 403 once spent.
 
-Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``edit``,
+A model's own endpoints answer as the Hub does for a repo it does not show (deleted,
+private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a token.
+
+Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``restrict``, ``edit``,
 ``engage``, ``commit``, ``discussion``, ``github/{repo,commit,issue,release,star}`` and
 ``faults`` (scripted 429s, 5xx, slow and truncated answers, reset connections). With a
 webhook URL and secret it POSTs Hub-style webhooks for content and discussion changes.
@@ -132,6 +135,8 @@ class ReplayServer(LocalServer):
         self.throttled = 0
         self.authorized = 0
         "Requests that carried an Authorization header (tokens are used, never shown)."
+        self.refused: Counter[str] = Counter()
+        "Requests for a repo's own endpoints answered 401/403/404, by repo id."
         self.by_endpoint: Counter[str] = Counter()
         "Requests per endpoint (``list:createdAt``, ``info``, ``commits``, ``github``, …)."
         self._hub_window = (0, 0)
@@ -155,6 +160,7 @@ class ReplayServer(LocalServer):
         get("/_replay/status", self._status)
         post("/_replay/release", self._release)
         post("/_replay/faults", self._set_faults)
+        post("/_replay/restrict", self._restrict)
         return app
 
     # -- faults --
@@ -363,15 +369,49 @@ class ReplayServer(LocalServer):
         headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
-        index = self.hub.find(request.match_info["repo_id"])
-        if index is None:
-            return web.json_response(
-                {"error": "Repository not found"},
-                status=404,
-                headers={"X-Error-Code": "RepoNotFound", **headers},
-            )
+        repo_id = request.match_info["repo_id"]
+        refused = self._refuse(request, repo_id, headers)
+        if refused is not None:
+            return refused
+        index = self.hub.find(repo_id)
+        assert index is not None  # _refuse answered for every repo not shown
         expand = request.query.getall("expand", [])
         return web.json_response(_project(self.hub.view(index), expand), headers=headers)
+
+    def _refuse(
+        self, request: web.Request, repo_id: str, headers: dict[str, str]
+    ) -> web.Response | None:
+        """The Hub's answer for a repo it does not show, or None to serve it.
+
+        Anonymous requests get 401 whether the repo was deleted, is private, gated or never
+        existed: the Hub does not say which (huggingface_hub's ``hf_raise_for_status`` reads
+        such a 401 as "repository not found"). With a token, a repo not there is a 404 and a
+        gated one the token may not read a 403. (The real Hub shows a gated repo's metadata
+        and refuses its files; the replay refuses both, the case a poller must survive.)
+        """
+        why = self.hub.restricted.get(repo_id)
+        if why is None and self.hub.find(repo_id) is not None:
+            return None
+        self.refused[repo_id] += 1
+        token = request.headers.get("Authorization", "").startswith("Bearer ")
+        if why == "gated" and token:
+            code, status = "GatedRepo", 403
+            message = (
+                f"Access to model {repo_id} is restricted and you are not in the authorized list."
+            )
+        elif why == "gated":
+            code, status = "GatedRepo", 401
+            message = (
+                f"Access to model {repo_id} is restricted. You must have access to it and be"
+                " authenticated to access it. Please log in."
+            )
+        else:
+            code, message, status = "RepoNotFound", "Repository not found", 404 if token else 401
+        return web.json_response(
+            {"error": message},
+            status=status,
+            headers={**headers, "X-Error-Code": code, "X-Error-Message": message},
+        )
 
     _PER_PAGE = 50
 
@@ -383,8 +423,9 @@ class ReplayServer(LocalServer):
         if isinstance(headers, web.Response):
             return headers
         repo_id = request.match_info["repo_id"]
-        if self.hub.find(repo_id) is None:
-            return web.json_response({"error": "Repository not found"}, status=404, headers=headers)
+        refused = self._refuse(request, repo_id, headers)
+        if refused is not None:
+            return refused
         every = listing(repo_id)
         start = int(request.query.get("p", "0")) * self._PER_PAGE
         return headers, every[start : start + self._PER_PAGE], start, len(every)
@@ -488,6 +529,14 @@ class ReplayServer(LocalServer):
                 self.hub.release(int(request.query.get("n", "1")))
             except ValueError:
                 return web.json_response({"error": "n must be an integer"}, status=400)
+        return await self._status(request)
+
+    async def _restrict(self, request: web.Request) -> web.Response:
+        """``?repo=org/name&why=gated`` (or ``private``, ``deleted``)."""
+        try:
+            self.hub.restrict(request.query["repo"], request.query.get("why", "gated"))
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"error": f"bad restriction: {exc}"}, status=400)
         return await self._status(request)
 
     async def _set_faults(self, request: web.Request) -> web.Response:

@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-__all__ = ["GithubWorld", "HubWorld", "ListSource", "ModelSource", "iso_now"]
+__all__ = [
+    "RESTRICTIONS",
+    "GithubWorld",
+    "HubWorld",
+    "ListSource",
+    "ModelSource",
+    "iso_now",
+]
+
+RESTRICTIONS = ("deleted", "private", "gated")
 
 
 def iso(ts: float) -> str:
@@ -115,6 +124,8 @@ class HubWorld:
         self.released_at: dict[int, float] = {}
         "Wall-clock time each model was due, for those released by the clock."
         self._engaged: set[str] = set()
+        self.restricted: dict[str, str] = {}
+        "repo id -> ``deleted``, ``private`` or ``gated``: what its own endpoints refuse."
 
     def __len__(self) -> int:
         return len(self.source)
@@ -319,6 +330,13 @@ class HubWorld:
             overlay.discussions.append(discussion)
         self._notify("discussion", repo_id, {"discussion": dict(discussion)})
         return discussion
+
+    def restrict(self, repo_id: str, why: str) -> None:
+        """Make a model's own endpoints (info, commits, discussions) refuse requests as the
+        Hub does for a ``deleted``, ``private`` or ``gated`` repo; listings keep it."""
+        if why not in RESTRICTIONS:
+            raise ValueError(f"why must be one of {', '.join(RESTRICTIONS)}")
+        self.restricted[repo_id] = why
 
     def _notify(self, scope: str, repo_id: str, payload: dict[str, Any]) -> None:
         if self.on_change is not None:
