@@ -26,10 +26,11 @@ class Settings:
     github_repos: str = ""
     "Comma-separated owner/name repos to follow (repos linked from model cards come too)."
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_request_timeout: float = 40.0
+    kafka_request_timeout: float = 20.0
     "Seconds one Kafka request may take (the producer's request_timeout_ms)."
     kafka_delivery_timeout: float = 30.0
-    "Seconds a poller waits for Kafka to acknowledge a round before it waits Kafka out."
+    """Seconds a poller waits for Kafka to acknowledge a round before it waits Kafka out; at
+    least the request timeout, or a slow but healthy request would count as an outage."""
     sink_retry_max: float = 60.0
     "Longest pause between a poller's retries while Kafka is unavailable (doubling from 1 s)."
     topic_prefix: str = "hubwatch."
@@ -73,10 +74,11 @@ class Settings:
     batch_seconds: float = 1.0
     "Longest wait before a partial batch is written."
     processor_app_id: str = "hubwatch-processors"
-    processor_instance_id: str | None = "processor-1"
-    """Static group membership (``group.instance.id``): a processor started again with the
-    same id takes its partitions back at once (a killed one's replacement works in ~3 s).
-    Unique per running processor; empty: dynamic membership."""
+    processor_instance_id: str | None = None
+    """Static group membership (``group.instance.id``), off by default: a processor started
+    again with the same id takes its partitions back at once (~3 s instead of a session
+    timeout). Must be unique per running processor: Kafka does not fence a second member
+    with the same id under aiokafka, and both would then consume every partition."""
     processor_session_timeout: float = 10.0
     """Seconds Kafka waits for a silent processor (killed, hung) before its partitions go
     to another member; heartbeats go every fifth of it. Kafka accepts 6 to 300."""
@@ -110,6 +112,9 @@ class Settings:
             raise ConfigError("poll_interval and batch_seconds must be positive")
         if min(self.kafka_request_timeout, self.kafka_delivery_timeout, self.sink_retry_max) <= 0:
             raise ConfigError("Kafka timeouts and sink_retry_max must be positive")
+        if self.kafka_delivery_timeout < self.kafka_request_timeout:
+            # Kafka's own rule (delivery.timeout.ms >= request.timeout.ms + linger.ms).
+            raise ConfigError("kafka_delivery_timeout must be at least kafka_request_timeout")
         if not 0 < self.rate_share <= 1:
             raise ConfigError("rate_share must be in (0, 1]")
         if self.webhook_port is not None and not self.webhook_secret:

@@ -236,7 +236,7 @@ class Producers:
                 )
             if s.webhook_port is not None and s.webhook_secret:
                 self.webhooks = WebhookReceiver(
-                    self.publisher.session(), store, s.webhook_secret, port=s.webhook_port
+                    self.publisher, store, s.webhook_secret, port=s.webhook_port
                 )
                 await self.webhooks.start()
                 log.info("receiving Hub webhooks at %s%s", self.webhooks.url, WebhookReceiver.path)

@@ -18,7 +18,7 @@ from hubwatch._server import LocalServer
 from hubwatch.errors import SchemaError
 from hubwatch.events import DeadLetter, ModelDiscussion, check_repo_id
 from producers.hub import model_discussion_from_api
-from producers.publish import EventPublisher
+from producers.publish import Publisher
 from producers.state import StateStore
 
 __all__ = ["WebhookReceiver", "parse_webhook"]
@@ -31,7 +31,7 @@ class WebhookReceiver(LocalServer):
 
     def __init__(
         self,
-        publisher: EventPublisher,
+        publisher: Publisher,
         store: StateStore,
         secret: str,
         *,
@@ -54,15 +54,18 @@ class WebhookReceiver(LocalServer):
         if not hmac.compare_digest(given, self._secret):
             return web.json_response({"error": "bad secret"}, status=401)
         raw = await request.read()
+        # A delivery scope per request: requests run concurrently, and one request's flush
+        # must not take another's events and leave it answering before they are durable.
+        publisher = self._publisher.session()
         try:
             parsed = parse_webhook(raw)
         except SchemaError as error:
-            await self._publisher.dead_letter(
+            await publisher.dead_letter(
                 DeadLetter.of(
                     stage="producer.webhooks", error=error, source=self.path, key=None, payload=raw
                 )
             )
-            await self._publisher.flush()
+            await publisher.flush()
             return web.json_response({"error": str(error)[:300]}, status=400)
         if isinstance(parsed, str):
             return web.json_response({"ignored": parsed})
@@ -76,8 +79,8 @@ class WebhookReceiver(LocalServer):
             return web.json_response({"scheduled": repo_id}, status=202)
         if self._store.discussion_status(repo_id, discussion.num) == discussion.status:
             return web.json_response({"duplicate": True})
-        await self._publisher.publish(discussion)
-        await self._publisher.flush()
+        await publisher.publish(discussion)
+        await publisher.flush()
         with self._store.transaction():
             self._store.set_discussion_status(repo_id, discussion.num, discussion.status)
         return web.json_response({"published": 1})

@@ -151,3 +151,27 @@ def test_unreadable_files(
     path.write_bytes(content)
     _one_line_failure(_import(path, env), needle)
     assert _scores(ch) == 0
+
+
+def test_an_import_drops_staging_tables_left_by_a_dead_one(
+    clickhouse_url: str, database: str, ch: Any
+) -> None:
+    """An import killed mid-way leaves its staging table; the next import drops it once it
+    is old enough not to be another import's at work."""
+    from hubwatch.clickhouse import connect
+    from processors.partitions import replace_partition
+    from processors.sinks import InsertPlan
+
+    left = "leaderboard_scores_import_0123456789ab"
+    ch.command(f"CREATE TABLE {left} AS leaderboard_scores")
+    empty = [InsertPlan("leaderboard_scores", (), [])]
+
+    def tables() -> set[str]:
+        return {name for (name,) in ch.query("SHOW TABLES").result_rows}
+
+    replace_partition(lambda: connect(clickhouse_url), database, "open_llm_v1", empty)
+    assert left in tables()  # young: perhaps another import's
+    replace_partition(
+        lambda: connect(clickhouse_url), database, "open_llm_v1", empty, stale_after=0
+    )
+    assert not {t for t in tables() if "_import_" in t}
