@@ -85,9 +85,11 @@ class GeneratedSource:
         return ((index * 0x9E3779B1) >> 7) % 1000
 
     def ranked(self) -> array:
-        """Indices by trendingScore, highest first; built once, on first use."""
+        """Indices by trendingScore, highest first, ties by ``_id`` (the index) highest
+        first, the replay's listing order; built once, on first use."""
         if self._ranked is None:
-            self._ranked = array("i", sorted(range(self.n), key=self.trending, reverse=True))
+            order = sorted(range(self.n), key=lambda i: (self.trending(i), i), reverse=True)
+            self._ranked = array("i", order)
         return self._ranked
 
     def repo_id(self, index: int) -> str:
