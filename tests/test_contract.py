@@ -62,11 +62,19 @@ async def test_list_models_pages_by_trending_score_without_loss_or_repeat() -> N
     assert scores == sorted(scores, reverse=True)
 
 
-async def test_list_models_pages_by_creation_with_expand(replay: ReplayServer) -> None:
+async def test_list_models_by_creation_with_expand_and_a_filter(replay: ReplayServer) -> None:
     replay.hub.release(len(replay.hub))
-    fields = ["createdAt", "author", "tags", "safetensors", "cardData", "siblings"]
-    models = await call(lambda: list(hub(replay).list_models(sort="created_at", expand=fields)))
-    assert len({m.id for m in models}) == len(models) == replay.hub.released
+    fields = ["createdAt", "author", "tags", "pipeline_tag", "cardData", "siblings"]
+    api = hub(replay)
+    models = await call(
+        lambda: list(
+            api.list_models(sort="created_at", pipeline_tag="text-generation", expand=fields)
+        )
+    )
+    views = [replay.hub.view(i) for i in range(replay.hub.released)]
+    expected = {v["id"] for v in views if v.get("pipeline_tag") == "text-generation"}
+    assert 0 < len(expected) < len(views)
+    assert len(models) == len({m.id for m in models}) and {m.id for m in models} == expected
     created = [m.created_at for m in models]
     assert created == sorted(created, reverse=True)
     assert all(m.likes is None and m.downloads is None for m in models)  # not asked for
