@@ -1,14 +1,24 @@
 """The replay server: the Hub's and GitHub's HTTP APIs, as ``shared/reference/`` describes
 them, over a :mod:`~hubwatch.replay.world`.
 
-Hub: ``GET /api/models`` (``sort`` always descending, repeated ``expand=``, ``limit``,
-``filter``/``author``/``search``, ``Link`` cursor pagination), ``/api/models/{id}``,
-``/commits/{rev}`` (``Link`` pagination), ``/discussions`` (page numbers, no Link), and the
-5-minute fixed-window ``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
+Hub: ``GET /api/models`` (``sort`` always descending with ties in one fixed order, repeated
+``expand=`` checked against what the listing accepts, the default field set without it,
+``full``/``config``/``cardData``, the filters ``filter``/``author``/``search``/
+``pipeline_tag``/``gated``/``num_parameters``, ``limit``, ``Link`` cursor pagination),
+``/api/models/{id}`` and ``/revision/{rev}`` (``expand``), ``/commits/{rev}`` (``Link``
+pagination, ``expand[]=formatted``), ``/discussions`` (page numbers, no Link; ``type``,
+``status``, ``author``), and the 5-minute fixed-window ``RateLimit`` / ``RateLimit-Policy``
+headers with 429 past the quota.
 
-GitHub: ``/repos/{o}/{r}``, ``/commits`` (``since``), ``/issues`` (``state``, ``sort``,
-``direction``, ``since``), ``/releases``; ``page``/``per_page`` with ``Link``; ETags with
-304 (free); hourly ``x-ratelimit-*`` with 403 once spent.
+GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``),
+``/issues`` (``state``, ``labels``, ``creator``, ``sort``, ``direction``, ``since``),
+``/releases``; ``page``/``per_page`` with ``Link``; timestamps in whole seconds; ETags with
+304 (free only with a token); hourly ``x-ratelimit-*`` with 403 once spent.
+
+What the real services refuse, the replay refuses too (:mod:`~hubwatch.replay.contract`): an
+unknown ``expand`` or parameter, or one the replay cannot answer truthfully, is a 400 (422 on
+GitHub), never silently ignored. ``tests/test_contract.py`` holds it to that with
+``huggingface_hub`` and PyGithub.
 
 A model's own endpoints answer as the Hub does for a repo it does not show (deleted,
 private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a token.
