@@ -88,7 +88,8 @@ class GeneratedSource:
         """Indices by trendingScore, highest first, ties by ``_id`` (the index) highest
         first, the replay's listing order; built once, on first use."""
         if self._ranked is None:
-            order = sorted(range(self.n), key=lambda i: (self.trending(i), i), reverse=True)
+            # Stable even reversed: ties keep their input order, highest index first.
+            order = sorted(range(self.n - 1, -1, -1), key=self.trending, reverse=True)
             self._ranked = array("i", order)
         return self._ranked
 
