@@ -37,6 +37,11 @@ def iso_now() -> str:
     return iso(time.time())
 
 
+def github_iso(ts: float) -> str:
+    """GitHub's timestamps: whole seconds, ``Z`` (``2025-01-01T00:00:00Z``)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _sha(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
 
@@ -236,9 +241,12 @@ class HubWorld:
                     "date": modified,
                 }
             )
+        only = not (isinstance(modified, str) and modified != created)
+        sha = item.get("sha") if only and isinstance(item.get("sha"), str) else None
         history.append(
             {
-                "id": _sha(repo_id, "initial"),
+                # A repo never changed since it was made shows that commit as its sha.
+                "id": sha or _sha(repo_id, "initial"),
                 "title": "initial commit",
                 "message": "",
                 "authors": [{"user": author}],
@@ -386,7 +394,7 @@ class GithubWorld:
                 "stargazers_count": 10,
                 "forks_count": 2,
                 "open_issues_count": 0,
-                "pushed_at": iso_now(),
+                "pushed_at": github_iso(time.time()),
                 "default_branch": "main",
             }
         )
@@ -419,7 +427,7 @@ class GithubWorld:
 
     def commit(self, name: str, message: str, *, at: float | None = None) -> str:
         repo = self.repos[name]
-        when = iso(at if at is not None else time.time())
+        when = github_iso(at if at is not None else time.time())
         sha = _sha(name, when, len(repo.commits), message)
         owner = name.partition("/")[0]
         repo.commits.insert(
@@ -450,15 +458,24 @@ class GithubWorld:
         number: int | None = None,
         state: str = "open",
         pull_request: bool = False,
+        labels: Sequence[str] | None = None,
         at: float | None = None,
     ) -> dict[str, Any]:
+        """Open an issue (or PR), or with the ``number`` of one, change its state (and
+        ``labels``, when given)."""
         repo = self.repos[name]
-        when = iso(at if at is not None else time.time())
+        when = github_iso(at if at is not None else time.time())
+        shown_labels = [
+            {"id": self._next_id(), "name": label, "color": "ededed", "default": False}
+            for label in labels or ()
+        ]
         if number is not None and number in repo.issues:
             issue = repo.issues[number]
             issue.update(
                 state=state, updated_at=when, closed_at=when if state == "closed" else None
             )
+            if labels is not None:
+                issue["labels"] = shown_labels
         else:
             number = max(repo.issues, default=0) + 1
             issue = {
@@ -467,7 +484,7 @@ class GithubWorld:
                 "title": title,
                 "state": state,
                 "user": {"login": "someuser", "id": 2},
-                "labels": [],
+                "labels": shown_labels,
                 "comments": 0,
                 "created_at": when,
                 "updated_at": when,
@@ -486,7 +503,7 @@ class GithubWorld:
 
     def release(self, name: str, tag: str, *, at: float | None = None) -> None:
         repo = self.repos[name]
-        when = iso(at if at is not None else time.time())
+        when = github_iso(at if at is not None else time.time())
         repo.releases.insert(
             0,
             {
