@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import signal
+import sqlite3
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from hubwatch.clickhouse import connect, ping
 from hubwatch.events import ModelCreated, ModelSnapshot, format_datetime, parse_datetime
 from hubwatch.replay import HubWorld, ListSource, ReplayServer
 from producers._http import make_client
@@ -26,7 +31,7 @@ from producers.hub_uploads import HubUploadsPoller
 from producers.publish import QueuePublisher
 from producers.state import StateStore
 from producers.tracking import Tracker
-from tests.conftest import poll_draining
+from tests.conftest import free_port, kcat, poll_draining, spawn, wait_until
 
 CHILD = "allura-org/Mistral-Small-24b-Sertraline-0304"
 FRESH = "newlab/Fresh-7B"
@@ -201,3 +206,144 @@ async def test_a_repo_named_by_a_webhook_is_looked_up_by_the_sweep(streams: Stre
     [event] = await streams.poll(streams.sweep)
     assert event.repo_id == LATE and streams.store.heard(10) == []
     assert _late_seen("hub.webhooks") >= 1
+
+
+async def test_killed_and_restarted_poller_reports_a_late_model_once(
+    fixture_items: list[dict[str, Any]], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """`hubwatch poll hub` on Kafka, SIGKILLed before and after the late model is listed:
+    one model.created for it on the topic, with first_seen_at."""
+    server = ReplayServer(
+        HubWorld(ListSource(fixture_items), start=len(fixture_items)), api_quota=60_000
+    )
+    async with server:
+        env = {
+            "HUBWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "HUBWATCH_TOPIC_PREFIX": topic_prefix,
+            "HUBWATCH_HUB_URL": server.url,
+            "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+            "HUBWATCH_INITIAL_LOOKBACK_SECONDS": "",
+            "HUBWATCH_HUB_STREAMS": "uploads,edits,engagement,reconcile",
+            "HUBWATCH_ENGAGEMENT_BULK_EVERY": "1",
+        }
+        for name in ("POLL", "EDITS", "ENGAGEMENT", "RECONCILE"):
+            env[f"HUBWATCH_{name}_INTERVAL"] = "0.5"
+
+        def created(repo_id: str | None = None) -> list[dict[str, Any]]:
+            try:
+                messages = kcat(kafka_bootstrap, f"{topic_prefix}model.created")
+            except subprocess.CalledProcessError:
+                return []  # no topic yet
+            return [m for m in messages if repo_id is None or m["key"] == repo_id]
+
+        def rounds(count: int) -> None:
+            """Wait for ``count`` more createdAt listings (uploads and sweeps)."""
+            start = server.by_endpoint["list:createdAt"]
+            wait_until(
+                lambda: server.by_endpoint["list:createdAt"] >= start + count, f"{count} rounds"
+            )
+
+        template = server.hub.view(server.hub.find(CHILD))  # type: ignore[arg-type]
+        logs = iter(tmp_path / f"poll-{n}.log" for n in range(1, 10))
+        poller = spawn("poll", "hub", env=env, log=next(logs))
+        try:
+            await asyncio.to_thread(wait_until, lambda: len(created()) >= 67, "67 uploads")
+            server.hub.list_now(model_item(template, FRESH, datetime.now(UTC)))
+            await asyncio.to_thread(wait_until, lambda: created(FRESH), "the fresh upload")
+            poller.send_signal(signal.SIGKILL)
+            poller.wait(10)
+            server.hub.list_now(model_item(template, LATE, datetime.now(UTC) - timedelta(days=3)))
+            poller = spawn("poll", "hub", env=env, log=next(logs))
+            await asyncio.to_thread(wait_until, lambda: created(LATE), "the late model")
+            poller.send_signal(signal.SIGKILL)
+            poller.wait(10)
+            hub = server.hub
+            hub.edit(LATE, {"tags": [*hub.view(hub.find(LATE))["tags"], "license:mit"]})  # type: ignore[arg-type]
+            poller = spawn("poll", "hub", env=env, log=next(logs))
+            await asyncio.to_thread(rounds, 20)
+        finally:
+            poller.send_signal(signal.SIGTERM)
+            assert poller.wait(30) == 0
+    [late] = created(LATE)
+    assert late["data"]["first_seen_at"] is not None
+    first_seen = parse_datetime(late["data"]["first_seen_at"])
+    assert first_seen - parse_datetime(late["data"]["created_at"]) >= timedelta(days=3)
+    assert len({m["event_id"] for m in created()}) == 69
+
+
+def test_embedded_late_model_gets_a_row_tracking_and_snapshots(tmp_path: Path) -> None:
+    """`hubwatch run --replay`: a model listed three days late gets its `models` row with
+    first_seen_at, is tracked by the producers, and is snapshotted."""
+    http_port, tcp_port = free_port(), free_port()
+    state = tmp_path / "state"
+    env = {
+        "HUBWATCH_STATE_DIR": str(state),
+        "HUBWATCH_ENGAGEMENT_INTERVAL": "1",
+        "HUBWATCH_ENGAGEMENT_BULK_EVERY": "2",
+        "HUBWATCH_RECONCILE_INTERVAL": "1",
+        "HUBWATCH_EDITS_INTERVAL": "1",
+    }
+    log = tmp_path / "run.log"
+    run = spawn(
+        "run",
+        "--replay",
+        "--replay-rate",
+        "100",
+        "--poll-interval",
+        "1",
+        "--http-port",
+        str(http_port),
+        "--tcp-port",
+        str(tcp_port),
+        env=env,
+        log=log,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until(lambda: "replaying" in log.read_text(), "the replay")
+        replay = log.read_text().split(" models at ", 1)[1].split(",", 1)[0].strip()
+        wait_until(lambda: ping(url), "the embedded ClickHouse")
+
+        def count(sql: str) -> int:
+            try:
+                client = connect(url, database="hubwatch")
+            except Exception:  # not migrated yet
+                return -1
+            try:
+                return int(client.query(sql).result_rows[0][0])
+            except Exception:  # not migrated yet
+                return -1
+            finally:
+                client.close()
+
+        wait_until(lambda: count("SELECT count() FROM models FINAL") == 67, "67 models")
+        status = httpx.get(f"{replay}/_replay/status").json()
+        template = {"id": CHILD, "createdAt": _iso(datetime.now(UTC)), "likes": 1}
+
+        def list_now(repo_id: str, created: datetime) -> None:
+            item = {**template, "id": repo_id, "author": repo_id.split("/")[0]}
+            item.update(createdAt=_iso(created), lastModified=_iso(created))
+            answer = httpx.post(f"{replay}/_replay/list", json=item)
+            assert answer.status_code == 200, answer.text
+
+        list_now(FRESH, datetime.now(UTC))
+        wait_until(lambda: count("SELECT count() FROM models FINAL") == 68, "the fresh upload")
+        created = datetime.now(UTC) - timedelta(days=3)
+        list_now(LATE, created)
+        assert httpx.get(f"{replay}/_replay/status").json()["released"] == status["released"] + 2
+        where = f"WHERE repo_id = '{LATE}'"
+        wait_until(lambda: count(f"SELECT count() FROM models FINAL {where}") == 1, "its row")
+        delay = count(
+            f"SELECT dateDiff('second', created_at, first_seen_at) FROM models FINAL {where}"
+        )
+        assert delay >= 3 * 86_400
+        wait_until(lambda: count(f"SELECT count() FROM model_snapshots {where}") > 0, "snapshots")
+        db = sqlite3.connect(state / "producers.sqlite")  # the producers' tracking
+        try:
+            [(tracked,)] = db.execute("SELECT count(*) FROM models WHERE repo_id = ?", (LATE,))
+        finally:
+            db.close()
+        assert tracked == 1
+    finally:
+        run.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0, log.read_text()[-3000:]

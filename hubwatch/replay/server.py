@@ -545,7 +545,7 @@ class ReplayServer(LocalServer):
             return web.json_response({"error": "each item needs an id"}, status=400)
         try:
             for item in items:
-                self.hub.add(item)
+                self.hub.list_now(item)
         except TypeError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return await self._status(request)
