@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
     "DEAD_LETTERS",
     "EVENTS_PUBLISHED",
     "FIELDS_DROPPED",
+    "FIRST_SEEN",
     "HTTP_REQUESTS",
+    "LATE_ARRIVALS",
+    "LATE_ARRIVAL_DELAY",
     "LINEAGE_CYCLES",
     "RECORDS_TRIMMED",
     "ROWS_WRITTEN",
@@ -52,6 +55,24 @@ SOURCE_GONE = Counter(
 )
 SINK_OUTAGES = Counter(
     "hubwatch_sink_outages_total", "Times the producers lost Kafka and waited for it", ["sink"]
+)
+FIRST_SEEN = Counter(
+    "hubwatch_models_first_seen_total",
+    "Models reported as first seen (model.created), by the stream that found them",
+    ["stream"],
+)
+LATE_ARRIVALS = Counter(
+    "hubwatch_late_arrivals_total",
+    "Models first seen more than the uploads overlap after their createdAt (listed late:"
+    " created private, made public later), by the stream that found them",
+    ["stream"],
+)
+_HOUR = 3600.0
+LATE_ARRIVAL_DELAY = Histogram(
+    "hubwatch_late_arrival_delay_seconds",
+    "first_seen_at - createdAt of late arrivals",
+    ["stream"],
+    buckets=(300, 900, _HOUR, 6 * _HOUR, 24 * _HOUR, 72 * _HOUR, 168 * _HOUR, 720 * _HOUR),
 )
 WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",

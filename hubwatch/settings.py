@@ -46,7 +46,7 @@ class Settings:
     initial_lookback_seconds: float | None = 3600.0
     "On a first poll with no checkpoint, how far back to start; None: everything listed."
     page_limit: int = 500
-    hub_streams: str = "uploads,edits,engagement,community"
+    hub_streams: str = "uploads,edits,engagement,community,reconcile"
     "Which Hub streams ``poll hub`` and ``run`` drive."
     rate_share: float = 0.8
     "Share of each API's rate limit hubwatch may use; the rest is left for other clients."
@@ -66,6 +66,12 @@ class Settings:
     watched_orgs: str = ""
     watched_base_models: str = ""
     github_interval: float = 300.0
+    reconcile_interval: float = 3600.0
+    "Seconds between reconciliation sweeps (repos no stream reported, e.g. listed late)."
+    reconcile_days: float = 7.0
+    "How far back in createdAt each sweep looks."
+    reconcile_lookups: int = 200
+    "Per-repo lookups a sweep may spend on unseen repos; the rest wait for the next one."
     webhook_port: int | None = None
     "Serve Hub webhooks on 127.0.0.1:PORT/webhooks/hub (needs webhook_secret)."
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
@@ -124,6 +130,7 @@ class Settings:
             "edits",
             "engagement",
             "community",
+            "reconcile",
         }
         if unknown:
             raise ConfigError(f"unknown hub streams: {', '.join(sorted(unknown))}")

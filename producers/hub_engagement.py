@@ -1,22 +1,33 @@
 """Engagement snapshots (``model.snapshot``): the Hub keeps no time series, so hubwatch
 samples one. Each round spends a bounded share of the Hub budget: one bulk list call for the
 trending models (a thousand snapshots for one request), then per-model calls for the most
-overdue tracked models, new and fast-moving ones due often, the long tail rarely."""
+overdue tracked models, new and fast-moving ones due often, the long tail rarely.
+
+The bulk call asks for everything ``model.created`` needs too: a trending model hubwatch has
+never seen (one listed late, after its createdAt) is reported as first seen here."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 
 from hubwatch import metrics
 from hubwatch.errors import NotFound, SchemaError
-from hubwatch.events import ModelSnapshot
+from hubwatch.events import ModelCreated, ModelSnapshot
 from producers._http import request
 from producers._ratelimit import RequestBudget
-from producers.hub import ENGAGEMENT_FIELDS, model_snapshot_from_api, now_utc
+from producers.first_seen import FirstSight
+from producers.hub import (
+    ENGAGEMENT_FIELDS,
+    EXPAND_FIELDS,
+    model_created_from_api,
+    model_snapshot_from_api,
+    now_utc,
+)
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
 from producers.tracking import Tracker, gone_recheck
@@ -40,6 +51,8 @@ class EngagementPoller:
         bulk_limit: int = 1000,
         budget: RequestBudget | None = None,
         clock: Callable[[], float] = time.time,
+        overlap: timedelta = timedelta(seconds=120),
+        initial_lookback: timedelta | None = None,
     ) -> None:
         self._client = client
         self._publisher = publisher
@@ -51,16 +64,25 @@ class EngagementPoller:
         self._clock = clock
         self._next_bulk = 0.0
         self._expand = [("expand", f) for f in ENGAGEMENT_FIELDS]
+        self._bulk_expand = [
+            ("expand", f) for f in dict.fromkeys(ENGAGEMENT_FIELDS + EXPAND_FIELDS)
+        ]
+        self._sight = FirstSight(
+            tracker, self.name, overlap=overlap, initial_lookback=initial_lookback
+        )
 
     async def poll_once(self) -> int:
         now = self._clock()
+        self._sight.begin()
         snapshots: dict[str, ModelSnapshot] = {}
+        first: list[ModelCreated] = []
         gone: list[str] = []
         used = 0
         bulk = now >= self._next_bulk
         if bulk:
             used += 1
-            for snap in await self._bulk():
+            bulk_snaps, first = await self._bulk()
+            for snap in bulk_snaps:
                 snapshots[snap.repo_id] = snap
         store = self._tracker.store
         for model in store.due_snapshots(now, self._requests - used):
@@ -91,26 +113,31 @@ class EngagementPoller:
                 continue
             snapshots[snap.repo_id] = snap
 
+        for created in first:  # before its snapshots, as the uploads stream's would be
+            await self._publisher.publish(created)
         for snap in snapshots.values():
             await self._publisher.publish(snap)
         await self._publisher.flush()
         if bulk:  # only once delivered: a round that failed retries its bulk call too
             self._next_bulk = now + self._bulk_every
         with store.transaction():
+            self._sight.record(first)  # tracked first, so its snapshot is recorded too
             for snap in snapshots.values():
                 self._record(snap, now)
             for repo_id in gone:
                 store.schedule_snapshot(repo_id, now + gone_recheck(store.strike_gone(repo_id)))
         return len(snapshots)
 
-    async def _bulk(self) -> list[ModelSnapshot]:
-        params = [("sort", "trendingScore"), ("limit", str(self._bulk_limit)), *self._expand]
+    async def _bulk(self) -> tuple[list[ModelSnapshot], list[ModelCreated]]:
+        """Snapshots of the trending models, and first sights of those never seen."""
+        params = [("sort", "trendingScore"), ("limit", str(self._bulk_limit)), *self._bulk_expand]
         body, _ = await request(self._client, "/api/models", params=params, budget=self._budget)
         observed = now_utc()
         out = []
+        first = []
         for item in body if isinstance(body, list) else []:
             try:
-                out.append(model_snapshot_from_api(item, observed))
+                snap = model_snapshot_from_api(item, observed)
             except SchemaError as error:
                 await reject(
                     self._publisher,
@@ -120,7 +147,18 @@ class EngagementPoller:
                     item=item,
                     error=error,
                 )
-        return out
+                continue
+            out.append(snap)
+            if self._sight.seen(snap.repo_id):
+                continue
+            try:
+                created = model_created_from_api(item, observed)
+            except SchemaError:
+                continue  # not a model.created: the uploads stream or the sweep letters it
+            claimed = self._sight.claim(created)
+            if claimed is not None:
+                first.append(claimed)
+        return out, first
 
     def _record(self, snap: ModelSnapshot, now: float) -> None:
         store = self._tracker.store

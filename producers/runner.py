@@ -23,6 +23,7 @@ from producers.github import GITHUB_HEADERS, GithubPoller
 from producers.hub_community import CommunityPoller
 from producers.hub_edits import HubEditsPoller
 from producers.hub_engagement import EngagementPoller
+from producers.hub_reconcile import ReconcilePoller
 from producers.hub_uploads import HubUploadsPoller
 from producers.publish import Publisher
 from producers.state import StateStore
@@ -205,7 +206,6 @@ class Producers:
                             initial_lookback=lookback,
                             page_limit=s.page_limit,
                             budget=self.hub_budget,
-                            uploads_stream="uploads" in streams,
                         ),
                         s.edits_interval,
                     )
@@ -221,8 +221,26 @@ class Producers:
                             requests_per_round=per_round,
                             bulk_every=s.engagement_bulk_every,
                             budget=self.hub_budget,
+                            overlap=overlap,
+                            initial_lookback=lookback,
                         ),
                         s.engagement_interval,
+                    )
+                )
+            if "reconcile" in streams:
+                self.pollers.append(
+                    (
+                        ReconcilePoller(
+                            hub,
+                            self.publisher.session(),
+                            tracker,
+                            days=s.reconcile_days,
+                            overlap=overlap,
+                            initial_lookback=lookback,
+                            lookups_per_round=s.reconcile_lookups,
+                            budget=self.hub_budget,
+                        ),
+                        s.reconcile_interval,
                     )
                 )
             if "community" in streams:

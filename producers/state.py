@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS rejected (
     stage TEXT, fingerprint TEXT, PRIMARY KEY (stage, fingerprint));
 CREATE TABLE IF NOT EXISTS etags (url TEXT PRIMARY KEY, etag TEXT);
 CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS heard (         -- repos named by a webhook before any listing
+    repo_id TEXT PRIMARY KEY, stream TEXT, at REAL);
 """
 
 
@@ -71,6 +73,8 @@ class StateStore:
             # gated): each one puts its next check further off.
             self._db.execute("ALTER TABLE models ADD COLUMN gone_strikes INTEGER DEFAULT 0")
         self._depth = 0
+        self._claims: dict[str, str] = {}
+        "repo id -> the stream about to report it as first seen (in flight, this process)."
 
     def close(self) -> None:
         self._db.close()
@@ -132,6 +136,36 @@ class StateStore:
             "INSERT OR IGNORE INTO model_bases VALUES (?, ?)",
             [(repo_id, base) for base in base_models],
         )
+
+    # -- first sight: which stream reports a repo as first seen --
+
+    def claim_first_sight(self, repo_id: str, stream: str) -> bool:
+        """Whether ``stream`` is to report ``repo_id`` as first seen: no stream has tracked
+        it yet and no other has it in flight. A claim lasts until the stream's next round
+        (:meth:`release_claims`); by then it is tracked, or its round failed and any stream
+        may claim the repo again."""
+        if self.get(repo_id) is not None:
+            return False
+        return self._claims.setdefault(repo_id, stream) == stream
+
+    def release_claims(self, stream: str) -> None:
+        self._claims = {r: s for r, s in self._claims.items() if s != stream}
+
+    def hear_of(self, repo_id: str, stream: str, at: float) -> bool:
+        """Note a repo named by ``stream`` (a webhook) that no listing has shown yet, for the
+        reconciliation sweep to look up; False if it is tracked already."""
+        if self.get(repo_id) is not None:
+            return False
+        self._db.execute("INSERT OR IGNORE INTO heard VALUES (?, ?, ?)", (repo_id, stream, at))
+        return True
+
+    def heard(self, limit: int) -> list[tuple[str, str]]:
+        """(repo id, stream that named it) of repos heard of and not yet tracked."""
+        rows = self._db.execute("SELECT repo_id, stream FROM heard ORDER BY at LIMIT ?", (limit,))
+        return [(row[0], row[1]) for row in rows]
+
+    def forget_heard(self, repo_id: str) -> None:
+        self._db.execute("DELETE FROM heard WHERE repo_id = ?", (repo_id,))
 
     def fingerprint(self, repo_id: str) -> str | None:
         row = self._db.execute(

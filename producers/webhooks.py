@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -72,6 +73,11 @@ class WebhookReceiver(LocalServer):
         repo_id, discussion = parsed
 
         self.received += 1
+        if self._store.get(repo_id) is None:
+            # A repo no listing has shown us (made public a moment ago, or listed late):
+            # the reconciliation sweep looks it up and reports it as first seen.
+            with self._store.transaction():
+                self._store.hear_of(repo_id, "hub.webhooks", time.time())
         if discussion is None:
             with self._store.transaction():
                 self._store.set_community(repo_id, True)

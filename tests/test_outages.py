@@ -183,8 +183,10 @@ async def test_each_poller_flushes_only_its_own_deliveries(
         assert not caught.value.retriable  # the broker will never take that record
 
         # Two real pollers over one publisher, concurrently: the uploads poller's models are
-        # all refused, the engagement poller's snapshots all land.
+        # all refused, the engagement poller's snapshots all land. (The models are tracked
+        # already, as by an earlier round, so the engagement stream has none to report.)
         tracker = Tracker(store)
+        tracker.track_all(model_created_from_api(v, NOW) for v in replay.hub.released_views())
         uploads = HubUploadsPoller(
             client,
             publisher.session(),

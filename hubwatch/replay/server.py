@@ -23,7 +23,8 @@ GitHub), never silently ignored. ``tests/test_contract.py`` holds it to that wit
 A model's own endpoints answer as the Hub does for a repo it does not show (deleted,
 private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a token.
 
-Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``restrict``, ``edit``,
+Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``list`` (a model
+listed now whatever its createdAt: a late-listed repo), ``restrict``, ``edit``,
 ``engage``, ``commit``, ``discussion``, ``github/{repo,commit,issue,release,star}`` and
 ``faults`` (scripted 429s, 5xx, slow and truncated answers, reset connections). With a
 webhook URL and secret it POSTs Hub-style webhooks for content and discussion changes.
@@ -274,6 +275,7 @@ class ReplayServer(LocalServer):
         post("/_replay/release", self._release)
         post("/_replay/faults", self._set_faults)
         post("/_replay/restrict", self._restrict)
+        post("/_replay/list", self._list_late)
         return app
 
     # -- faults --
@@ -774,6 +776,23 @@ class ReplayServer(LocalServer):
                 self.hub.release(int(request.query.get("n", "1")))
             except ValueError:
                 return web.json_response({"error": "n must be an integer"}, status=400)
+        return await self._status(request)
+
+    async def _list_late(self, request: web.Request) -> web.Response:
+        """A JSON model item (or a list of them) listed from now on: one created before the
+        newest listed model shows up inside the listing, as a repo made public late does."""
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return web.json_response({"error": f"bad item: {exc}"}, status=400)
+        items = body if isinstance(body, list) else [body]
+        if not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in items):
+            return web.json_response({"error": "each item needs an id"}, status=400)
+        try:
+            for item in items:
+                self.hub.list_now(item)
+        except TypeError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         return await self._status(request)
 
     async def _restrict(self, request: web.Request) -> web.Response:

@@ -168,6 +168,15 @@ class HubWorld:
         if insert(item) < self.released:
             self.released += 1
 
+    def list_now(self, item: Any) -> None:
+        """List one more item from now on, whatever its createdAt: an old one shows up inside
+        the createdAt listing, as a repo created privately and made public late does (models
+        due before a newer one are released with it)."""
+        self.add(item)
+        index = self.source.index_of(item["id"]) if isinstance(item, dict) else None
+        if index is not None and index >= self.released:
+            self.released = index + 1
+
     def _random_activity(self) -> None:
         item = self.source.item(self._rng.randrange(self.released))
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
