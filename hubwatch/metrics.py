@@ -8,6 +8,7 @@ __all__ = [
     "DEAD_LETTERS",
     "EVENTS_PUBLISHED",
     "FIELDS_DROPPED",
+    "GITHUB_REPOS",
     "HTTP_REQUESTS",
     "LINEAGE_CYCLES",
     "RECORDS_TRIMMED",
@@ -52,6 +53,11 @@ SOURCE_GONE = Counter(
 )
 SINK_OUTAGES = Counter(
     "hubwatch_sink_outages_total", "Times the producers lost Kafka and waited for it", ["sink"]
+)
+GITHUB_REPOS = Gauge(
+    "hubwatch_github_repos",
+    "GitHub repos followed, polled in the last round, and due but left for a later round (overdue)",
+    ["state"],
 )
 WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",

@@ -474,8 +474,13 @@ class ReplayServer(LocalServer):
         _, repo = self._gh(request)
         if repo is None:
             return web.json_response({"message": "Not Found"}, status=404)
-        since = request.query.get("since")
-        items = [c for c in repo.commits if since is None or c["commit"]["author"]["date"] >= since]
+        since, until = request.query.get("since"), request.query.get("until")
+        items = [
+            c
+            for c in repo.commits
+            if (since is None or c["commit"]["author"]["date"] >= since)
+            and (until is None or c["commit"]["author"]["date"] <= until)
+        ]
         chunk, headers = self._paged(request, items)
         return self._github_answer(request, chunk, headers)
 
