@@ -286,8 +286,9 @@ class GithubPoller:
         self._per_page = per_page
         self._max_pages = max_pages
         self._clock = clock
-        self._credit = float(REPO_COST)
-        "Requests the budget has earned and this poller not spent (negative: a debt)."
+        self._credit: float | None = None
+        """Requests the budget has earned and this poller not spent (negative: a debt); a
+        first round starts with a round's worth."""
         self._credit_at = clock()
         for repo in repos:
             if not _REPO.match(repo):
@@ -302,18 +303,19 @@ class GithubPoller:
         if self._budget is not None:
             rate = self._budget.rate
             cap = rate * self._round_seconds + REPO_COST
-            self._credit = min(cap, self._credit + rate * max(0.0, now - self._credit_at))
+            earned = rate * max(0.0, now - self._credit_at)
+            self._credit = cap if self._credit is None else min(cap, self._credit + earned)
         self._credit_at = now
         published = polled = 0
         try:
             for repo in due:
-                if self._budget is not None and self._credit < REPO_COST:
+                if self._credit is not None and self._credit < REPO_COST:
                     break
                 before = self._budget.requests if self._budget is not None else 0
                 try:
                     published += await self.poll_repo(repo.repo)
                 finally:
-                    if self._budget is not None:
+                    if self._budget is not None and self._credit is not None:
                         self._credit -= self._budget.requests - before
                 with self._store.transaction():
                     self._store.set_github_polled(repo.repo, self._clock())
