@@ -9,6 +9,7 @@ __all__ = [
     "EVENTS_PUBLISHED",
     "FIELDS_DROPPED",
     "FIRST_SEEN",
+    "GITHUB_REPOS",
     "HTTP_REQUESTS",
     "LATE_ARRIVALS",
     "LATE_ARRIVAL_DELAY",
@@ -73,6 +74,11 @@ LATE_ARRIVAL_DELAY = Histogram(
     "first_seen_at - createdAt of late arrivals",
     ["stream"],
     buckets=(300, 900, _HOUR, 6 * _HOUR, 24 * _HOUR, 72 * _HOUR, 168 * _HOUR, 720 * _HOUR),
+)
+GITHUB_REPOS = Gauge(
+    "hubwatch_github_repos",
+    "GitHub repos followed, polled in the last round, and due but left for a later round (overdue)",
+    ["state"],
 )
 WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",

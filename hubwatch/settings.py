@@ -66,6 +66,11 @@ class Settings:
     watched_orgs: str = ""
     watched_base_models: str = ""
     github_interval: float = 300.0
+    "Seconds between GitHub rounds; each polls the due repos the budget affords."
+    github_repo_interval: float = 3600.0
+    "How often one followed GitHub repo is polled, budget allowing (else: overdue)."
+    github_lookback_days: float | None = 3.0
+    "How far back a newly followed GitHub repo is read; empty: its whole history."
     reconcile_interval: float = 3600.0
     "Seconds between reconciliation sweeps (repos no stream reported, e.g. listed late)."
     reconcile_days: float = 7.0
@@ -134,6 +139,10 @@ class Settings:
         }
         if unknown:
             raise ConfigError(f"unknown hub streams: {', '.join(sorted(unknown))}")
+        if self.github_interval <= 0 or self.github_repo_interval < 0:
+            raise ConfigError("github_interval must be positive, github_repo_interval not negative")
+        if self.github_lookback_days is not None and self.github_lookback_days < 0:
+            raise ConfigError("github_lookback_days must not be negative")
         if not 1 <= self.page_limit <= 1000:
             raise ConfigError("page_limit must be between 1 and 1000")
         if not self.clickhouse_database.replace("_", "").isalnum():

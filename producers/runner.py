@@ -271,6 +271,11 @@ class Producers:
                         store,
                         repos=split_list(s.github_repos),
                         budget=self.github_budget,
+                        lookback=None
+                        if s.github_lookback_days is None
+                        else timedelta(days=s.github_lookback_days),
+                        repo_interval=s.github_repo_interval,
+                        round_seconds=s.github_interval,
                     ),
                     s.github_interval,
                 )

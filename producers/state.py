@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RejectedSet", "StateStore", "TrackedModel"]
+__all__ = ["FollowedRepo", "RejectedSet", "StateStore", "TrackedModel"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS model_bases (   -- so a family can adopt children see
 CREATE TABLE IF NOT EXISTS discussions (
     repo_id TEXT, num INTEGER, status TEXT, PRIMARY KEY (repo_id, num));
 CREATE TABLE IF NOT EXISTS github_repos (repo TEXT PRIMARY KEY, source TEXT);
+CREATE TABLE IF NOT EXISTS github_links (   -- which model cards link a followed repo
+    repo TEXT, model TEXT, PRIMARY KEY (repo, model));
 CREATE TABLE IF NOT EXISTS rejected (
     stage TEXT, fingerprint TEXT, PRIMARY KEY (stage, fingerprint));
 CREATE TABLE IF NOT EXISTS etags (url TEXT PRIMARY KEY, etag TEXT);
@@ -59,6 +62,18 @@ class TrackedModel:
     last_snapshot: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class FollowedRepo:
+    repo: str
+    configured: bool
+    "Named in HUBWATCH_GITHUB_REPOS (else only linked from model cards)."
+    likes: int
+    downloads: int
+    "Summed over the tracked models whose cards link it."
+    followed_at: float
+    last_polled: float | None
+
+
 class StateStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,9 +87,28 @@ class StateStore:
             # Answers in a row saying the repo is gone (404, or 401 when deleted, private or
             # gated): each one puts its next check further off.
             self._db.execute("ALTER TABLE models ADD COLUMN gone_strikes INTEGER DEFAULT 0")
+        self._upgrade_github()
         self._depth = 0
         self._claims: dict[str, str] = {}
         "repo id -> the stream about to report it as first seen (in flight, this process)."
+
+    def _upgrade_github(self) -> None:
+        """Stores made before the GitHub budget: repos get when they were followed and last
+        polled, card links get their own table, and ETags keyed by URL *and* query (a new
+        key whenever ``since`` moved, so one more row a day per repo and list) are dropped;
+        keys are now one per repo and endpoint."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(github_repos)")}
+        if "followed_at" not in columns:
+            self._db.execute("ALTER TABLE github_repos ADD COLUMN followed_at REAL")
+            self._db.execute("ALTER TABLE github_repos ADD COLUMN last_polled REAL")
+            self._db.execute(
+                "UPDATE github_repos SET followed_at = ? WHERE followed_at IS NULL", (time.time(),)
+            )
+            self._db.execute(
+                "INSERT OR IGNORE INTO github_links SELECT repo, substr(source, 6)"
+                " FROM github_repos WHERE source LIKE 'card:%'"
+            )
+        self._db.execute("DELETE FROM etags WHERE url LIKE '%?%'")
 
     def close(self) -> None:
         self._db.close()
@@ -281,11 +315,63 @@ class StateStore:
 
     # -- GitHub repos to follow --
 
-    def add_github_repo(self, repo: str, source: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO github_repos VALUES (?, ?)", (repo, source))
+    def add_github_repo(self, repo: str, source: str, *, at: float | None = None) -> None:
+        """Follow ``repo``; ``source`` is ``config`` or ``card:<model id>`` (the model whose
+        card links it, which lends the repo its likes and downloads). Config wins."""
+        self._db.execute(
+            "INSERT INTO github_repos (repo, source, followed_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (repo) DO UPDATE SET source = 'config' WHERE excluded.source = 'config'",
+            (repo, source, time.time() if at is None else at),
+        )
+        if source.startswith("card:"):
+            self._db.execute(
+                "INSERT OR IGNORE INTO github_links VALUES (?, ?)", (repo, source[len("card:") :])
+            )
+
+    def configure_github_repos(self, repos: Iterable[str], *, at: float | None = None) -> None:
+        """Make ``repos`` the configured set: one dropped from the configuration stays
+        followed if a card links it, and is forgotten (marks, ETags) otherwise."""
+        wanted = set(repos)
+        for (repo,) in self._db.execute(
+            "SELECT repo FROM github_repos WHERE source = 'config'"
+        ).fetchall():
+            if repo in wanted:
+                continue
+            if self._db.execute("SELECT 1 FROM github_links WHERE repo = ?", (repo,)).fetchone():
+                self._db.execute("UPDATE github_repos SET source = 'card' WHERE repo = ?", (repo,))
+            else:
+                self.forget_github_repo(repo)
+        for repo in sorted(wanted):
+            self.add_github_repo(repo, "config", at=at)
+
+    def forget_github_repo(self, repo: str) -> None:
+        self._db.execute("DELETE FROM github_repos WHERE repo = ?", (repo,))
+        self._db.execute("DELETE FROM github_links WHERE repo = ?", (repo,))
+        self._db.execute(
+            "DELETE FROM etags WHERE url = ? OR url LIKE ?", (f"/repos/{repo}", f"/repos/{repo}/%")
+        )
+        self._db.execute(
+            "DELETE FROM marks WHERE name IN (?, ?, ?)",
+            tuple(f"github.{what}.{repo}" for what in ("commits", "issues", "releases")),
+        )
 
     def github_repos(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT repo FROM github_repos ORDER BY repo")]
+
+    def followed_github_repos(self) -> list[FollowedRepo]:
+        rows = self._db.execute(
+            "SELECT g.repo, g.source = 'config', coalesce(sum(m.likes), 0),"
+            " coalesce(sum(m.downloads), 0), g.followed_at, g.last_polled"
+            " FROM github_repos g LEFT JOIN github_links l ON l.repo = g.repo"
+            " LEFT JOIN models m ON m.repo_id = l.model GROUP BY g.repo ORDER BY g.repo"
+        )
+        return [
+            FollowedRepo(repo, bool(configured), int(likes), int(downloads), float(at or 0), last)
+            for repo, configured, likes, downloads, at, last in rows
+        ]
+
+    def set_github_polled(self, repo: str, at: float) -> None:
+        self._db.execute("UPDATE github_repos SET last_polled = ? WHERE repo = ?", (at, repo))
 
     # -- dead-lettered input, reported once --
 
@@ -309,8 +395,15 @@ class StateStore:
         row = self._db.execute("SELECT etag FROM etags WHERE url = ?", (url,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_etag(self, url: str, etag: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO etags VALUES (?, ?)", (url, etag))
+    def set_etag(self, url: str, etag: str | None) -> None:
+        """None forgets it (the next request is unconditional)."""
+        if etag is None:
+            self._db.execute("DELETE FROM etags WHERE url = ?", (url,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO etags VALUES (?, ?)", (url, etag))
+
+    def etag_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM etags").fetchone()[0])
 
     def mark(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM marks WHERE name = ?", (name,)).fetchone()
