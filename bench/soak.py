@@ -236,7 +236,7 @@ async def _soak(args: argparse.Namespace, work: Path, stack: Stack) -> None:
         spacing=spacing,
         start=datetime.fromtimestamp(time.time() - listed * spacing, UTC),
     )
-    world = HubWorld(source, start=listed, rate=args.rate)
+    world = HubWorld(source, start=listed)  # uploads arrive from the first fault on
     prefix = f"soak{uuid.uuid4().hex[:6]}."
     database = f"soak_{uuid.uuid4().hex[:8]}"
     env = {
@@ -299,14 +299,9 @@ async def _soak(args: argparse.Namespace, work: Path, stack: Stack) -> None:
 
             await supervise_until(lambda: stored_models() >= listed, 600)
             print(f"initial listing of {listed:,} models stored; faults for {args.seconds:.0f}s")
-            faults = [
-                "kill_poller",
-                "kill_processor",
-                "kill_kafka",
-                "kill_clickhouse",
-                "poison",
-                "poison",
-            ]
+            faults = ["kill_poller", "kill_processor", "kill_kafka", "kill_clickhouse"]
+            faults += ["poison"] * 4  # cheap, and there are six kinds of them
+            world.release_from_now(args.rate)
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline:
                 await supervise_until(lambda: False, rng.uniform(0.5, 1.5) * args.every)

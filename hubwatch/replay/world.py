@@ -156,6 +156,13 @@ class HubWorld:
             if due > 0:
                 self._activity_mark += due / self.activity_rate
 
+    def release_from_now(self, rate: float) -> None:
+        """Release ``rate`` models per second from now on (a soak's uploads start when its
+        faults do, not when the world was built)."""
+        self.tick()
+        self.rate = rate
+        self._release_mark = self._clock()
+
     def release(self, count: int) -> None:
         self.released = min(len(self.source), self.released + max(0, count))
 
