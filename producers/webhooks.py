@@ -16,10 +16,11 @@ from typing import Any
 from aiohttp import web
 
 from hubwatch._server import LocalServer
-from hubwatch.errors import SchemaError
-from hubwatch.events import DeadLetter, ModelDiscussion, check_repo_id
+from hubwatch.errors import SchemaError, SinkError
+from hubwatch.events import DeadLetter, Event, ModelDiscussion, check_repo_id
 from producers.hub import model_discussion_from_api
-from producers.publish import Publisher
+from producers.outage import Outage
+from producers.publish import EventPublisher, Publisher
 from producers.state import StateStore
 
 __all__ = ["WebhookReceiver", "parse_webhook"]
@@ -38,11 +39,13 @@ class WebhookReceiver(LocalServer):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        outage: Outage | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
         self._publisher = publisher
         self._store = store
         self._secret = secret.encode()
+        self._outage = outage or Outage()
         self.received = 0
 
     def app(self) -> web.Application:
@@ -61,12 +64,11 @@ class WebhookReceiver(LocalServer):
         try:
             parsed = parse_webhook(raw)
         except SchemaError as error:
-            await publisher.dead_letter(
-                DeadLetter.of(
-                    stage="producer.webhooks", error=error, source=self.path, key=None, payload=raw
-                )
+            letter = DeadLetter.of(
+                stage="producer.webhooks", error=error, source=self.path, key=None, payload=raw
             )
-            await publisher.flush()
+            if not await self._deliver(publisher, letter):
+                return self._unavailable()
             return web.json_response({"error": str(error)[:300]}, status=400)
         if isinstance(parsed, str):
             return web.json_response({"ignored": parsed})
@@ -85,11 +87,37 @@ class WebhookReceiver(LocalServer):
             return web.json_response({"scheduled": repo_id}, status=202)
         if self._store.discussion_status(repo_id, discussion.num) == discussion.status:
             return web.json_response({"duplicate": True})
-        await publisher.publish(discussion)
-        await publisher.flush()
+        if not await self._deliver(publisher, discussion):
+            return self._unavailable()
         with self._store.transaction():
             self._store.set_discussion_status(repo_id, discussion.num, discussion.status)
         return web.json_response({"published": 1})
+
+    async def _deliver(self, publisher: EventPublisher, item: Event | DeadLetter) -> bool:
+        """Publish and wait until it is durable; False while Kafka is out (reported once,
+        with the pollers' outage), so the Hub is told to come back rather than handed a
+        traceback."""
+        try:
+            if isinstance(item, DeadLetter):
+                await publisher.dead_letter(item)
+            else:
+                await publisher.publish(item)
+            await publisher.flush()
+        except SinkError as exc:
+            self._outage.noticed(exc)
+            return False
+        if self._outage.ongoing:
+            self._outage.recovered("webhooks")
+        return True
+
+    @staticmethod
+    def _unavailable() -> web.Response:
+        # Nothing was recorded: the Hub retries a webhook that did not get a 2xx.
+        return web.json_response(
+            {"error": "event store unavailable, retry later"},
+            status=503,
+            headers={"Retry-After": "30"},
+        )
 
 
 def parse_webhook(raw: bytes) -> tuple[str, ModelDiscussion | None] | str:

@@ -89,8 +89,8 @@ def _scores(ch: Any, final: bool = False) -> int:
     )
 
 
-def _import(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return hubwatch("import", "leaderboard", str(path), env=env)
+def _import(path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return hubwatch("import", "leaderboard", str(path), *extra, env=env)
 
 
 def test_import_twice_replaces(env: dict[str, str], ch: Any) -> None:
@@ -131,6 +131,24 @@ def test_a_failed_import_keeps_the_board_it_had(
     short.write_bytes(b"\r\n".join([*lines[:500], b"a,b,c", *lines[500:]]))
     _one_line_failure(_import(short, env), "line 501", "3 fields")
     assert _scores(ch) == 7000
+
+
+def test_a_file_cut_at_a_line_break_does_not_replace_the_board(
+    env: dict[str, str], ch: Any, tmp_path: Path
+) -> None:
+    """Cut at a line break, a dump reads as a sound, shorter one: far fewer scores than the
+    board holds, or none at all, need --force."""
+    assert _import(V2, env).returncode == 0
+    lines = V2.read_bytes().split(b"\r\n")
+    head = tmp_path / "v2_head.csv"
+    head.write_bytes(b"\r\n".join(lines[:300]) + b"\r\n")  # `head -n 300`
+    _one_line_failure(_import(head, env), "shrinking_board", "7000 scores", "--force")
+    header_only = tmp_path / "v2_header.csv"
+    header_only.write_bytes(lines[0] + b"\r\n")
+    _one_line_failure(_import(header_only, env), "empty_board")
+    assert _scores(ch) == 7000
+    assert _import(head, env, "--force").returncode == 0
+    assert _scores(ch) == 299 * 7
 
 
 @pytest.mark.parametrize(
