@@ -26,7 +26,7 @@ from producers.hub_engagement import EngagementPoller
 from producers.hub_uploads import HubUploadsPoller
 from producers.publish import Publisher
 from producers.state import StateStore
-from producers.tracking import Tracker, TrackingPolicy
+from producers.tracking import SnapshotSchedule, Tracker, TrackingPolicy
 from producers.webhooks import WebhookReceiver
 
 __all__ = ["Outage", "Poller", "Producers", "run_every"]
@@ -167,6 +167,8 @@ class Producers:
                 if s.webhook_port
                 else frozenset(),
             ),
+            SnapshotSchedule(calls_per_day=s.snapshot_calls_per_day),
+            bulk_every=s.engagement_bulk_every,
         )
         overlap = timedelta(seconds=s.overlap_seconds)
         lookback = (
@@ -220,6 +222,7 @@ class Producers:
                             tracker,
                             requests_per_round=per_round,
                             bulk_every=s.engagement_bulk_every,
+                            bulk_sorts=split_list(s.engagement_bulk_sorts),
                             budget=self.hub_budget,
                         ),
                         s.engagement_interval,
