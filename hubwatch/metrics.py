@@ -17,6 +17,10 @@ __all__ = [
     "RECORDS_TRIMMED",
     "ROWS_WRITTEN",
     "SINK_OUTAGES",
+    "SNAPSHOT_LAG",
+    "SNAPSHOT_OVERDUE",
+    "SNAPSHOT_OVERDUE_SECONDS",
+    "SNAPSHOT_PROMISE",
     "SOURCE_GONE",
     "TOMBSTONES",
     "serve",
@@ -84,6 +88,28 @@ WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",
     "createdAt watermark of the new-uploads poller (unix seconds)",
     ["source"],
+)
+
+SNAPSHOT_LAG = Histogram(
+    "hubwatch_snapshot_lag_seconds",
+    "How late a per-model engagement snapshot was taken after it fell due, by tier",
+    ["tier"],
+    buckets=(60, 300, 900, 1800, 3600, 2 * 3600, 6 * 3600, 12 * 3600, 86400, 3 * 86400),
+)
+SNAPSHOT_PROMISE = Gauge(
+    "hubwatch_snapshot_promise_seconds",
+    "The snapshot interval the engagement budget keeps for a tier",
+    ["tier"],
+)
+SNAPSHOT_OVERDUE = Gauge(
+    "hubwatch_snapshot_overdue_models",
+    "Followed models not snapshotted within their tier's promise",
+    ["tier"],
+)
+SNAPSHOT_OVERDUE_SECONDS = Gauge(
+    "hubwatch_snapshot_overdue_seconds",
+    "Seconds past its tier's promise of the longest-waiting model (0: none overdue)",
+    ["tier"],
 )
 
 

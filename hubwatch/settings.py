@@ -56,9 +56,12 @@ class Settings:
     edits_interval: float = 60.0
     engagement_interval: float = 30.0
     engagement_bulk_every: float = 300.0
-    "Seconds between bulk trending snapshot calls (1,000 models each)."
+    "Seconds between rounds of bulk snapshot calls (1,000 models each, one per sort)."
+    engagement_bulk_sorts: str = "trendingScore,likes,downloads,lastModified"
+    "The list orders each bulk round reads (the Hub's sort names)."
     snapshot_requests_per_window: int = 150
-    "Per-model snapshot calls per 5 minutes (one bulk trending call comes on top)."
+    """Engagement calls per 5 minutes, bulk and per-model; the snapshot schedule promises
+    each tier what the per-model share buys (README, "Engagement snapshots")."""
     community_interval: float = 60.0
     community_min_likes: int = 10
     community_repo_interval: float = 3600.0
@@ -143,12 +146,31 @@ class Settings:
             raise ConfigError("github_interval must be positive, github_repo_interval not negative")
         if self.github_lookback_days is not None and self.github_lookback_days < 0:
             raise ConfigError("github_lookback_days must not be negative")
+        bad_sorts = set(split_list(self.engagement_bulk_sorts)) - {
+            "trendingScore",
+            "likes",
+            "downloads",
+            "lastModified",
+            "createdAt",
+        }
+        if bad_sorts:
+            raise ConfigError(f"unknown engagement bulk sorts: {', '.join(sorted(bad_sorts))}")
+        if self.snapshot_requests_per_window < 1 or self.engagement_bulk_every <= 0:
+            raise ConfigError(
+                "snapshot_requests_per_window and engagement_bulk_every must be positive"
+            )
         if not 1 <= self.page_limit <= 1000:
             raise ConfigError("page_limit must be between 1 and 1000")
         if not self.clickhouse_database.replace("_", "").isalnum():
             raise ConfigError(
                 f"clickhouse_database must be a plain identifier, got {self.clickhouse_database!r}"
             )
+
+    @property
+    def snapshot_calls_per_day(self) -> float:
+        """Per-model snapshot calls a day: the engagement share less its bulk calls."""
+        bulk = len(split_list(self.engagement_bulk_sorts)) * 86_400 / self.engagement_bulk_every
+        return max(0.0, self.snapshot_requests_per_window * 86_400 / 300 - bulk)
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -25,7 +25,7 @@ from producers.hub_uploads import HubUploadsPoller
 from producers.outage import Outage
 from producers.publish import Publisher
 from producers.state import StateStore
-from producers.tracking import Tracker, TrackingPolicy
+from producers.tracking import SnapshotSchedule, Tracker, TrackingPolicy
 from producers.webhooks import WebhookReceiver
 
 __all__ = ["Outage", "Poller", "Producers", "run_every"]
@@ -134,6 +134,8 @@ class Producers:
                 if s.webhook_port
                 else frozenset(),
             ),
+            SnapshotSchedule(calls_per_day=s.snapshot_calls_per_day),
+            bulk_every=s.engagement_bulk_every,
         )
         overlap = timedelta(seconds=s.overlap_seconds)
         lookback = (
@@ -186,6 +188,7 @@ class Producers:
                             tracker,
                             requests_per_round=per_round,
                             bulk_every=s.engagement_bulk_every,
+                            bulk_sorts=split_list(s.engagement_bulk_sorts),
                             budget=self.hub_budget,
                             overlap=overlap,
                             initial_lookback=lookback,

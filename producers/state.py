@@ -52,6 +52,18 @@ CREATE TABLE IF NOT EXISTS heard (         -- repos named by a webhook before an
 """
 
 
+_ADDED_COLUMNS = (  # added later: stores made before lack them
+    ("tier", "TEXT DEFAULT 'new'"),  # its snapshot tier (producers.snapshot_plan.TIERS)
+    ("tracked_at", "REAL"),  # when tracking began: a model never snapshotted is due from it
+    ("bulk_at", "REAL"),  # last seen in a bulk list call, which will likely see it again
+)
+
+_MODEL = (
+    "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot, next_snapshot,"
+    " community, tier FROM models"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TrackedModel:
     repo_id: str
@@ -60,6 +72,10 @@ class TrackedModel:
     likes: int | None
     velocity: float
     last_snapshot: float | None
+    next_snapshot: float = 0.0
+    followed: bool = False
+    "Its commits and discussions are polled: watched family or org, or enough likes."
+    tier: str = "new"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +103,13 @@ class StateStore:
             # Answers in a row saying the repo is gone (404, or 401 when deleted, private or
             # gated): each one puts its next check further off.
             self._db.execute("ALTER TABLE models ADD COLUMN gone_strikes INTEGER DEFAULT 0")
+        for column, kind in _ADDED_COLUMNS:
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {kind}")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS models_tier_since"
+            " ON models (tier, coalesce(last_snapshot, tracked_at))"
+        )
         self._upgrade_github()
         self._depth = 0
         self._claims: dict[str, str] = {}
@@ -144,13 +167,16 @@ class StateStore:
         next_snapshot: float,
         community: bool,
         base_models: tuple[str, ...] = (),
+        tracked_at: float | None = None,
+        tier: str = "new",
     ) -> None:
         """Start tracking a model. Streams see a model in any order (an edit can arrive
         before its upload), so a repeat only fills what is missing and can turn community
         polling on, never off."""
         self._db.execute(
             "INSERT INTO models (repo_id, author, created_at, fingerprint, downloads,"
-            " likes, next_snapshot, community) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " likes, next_snapshot, community, tier, tracked_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (repo_id) DO UPDATE SET"
             " author = coalesce(author, excluded.author),"
             " created_at = coalesce(created_at, excluded.created_at),"
@@ -164,6 +190,8 @@ class StateStore:
                 likes,
                 next_snapshot,
                 int(community),
+                tier,
+                tracked_at,
             ),
         )
         self._db.executemany(
@@ -214,19 +242,13 @@ class StateStore:
 
     def due_snapshots(self, now: float, limit: int) -> list[TrackedModel]:
         rows = self._db.execute(
-            "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot FROM models"
-            " WHERE next_snapshot <= ? ORDER BY next_snapshot LIMIT ?",
-            (now, limit),
+            f"{_MODEL} WHERE next_snapshot <= ? ORDER BY next_snapshot LIMIT ?", (now, limit)
         )
-        return [TrackedModel(*row) for row in rows]
+        return [_tracked(row) for row in rows]
 
     def get(self, repo_id: str) -> TrackedModel | None:
-        row = self._db.execute(
-            "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot FROM models"
-            " WHERE repo_id = ?",
-            (repo_id,),
-        ).fetchone()
-        return None if row is None else TrackedModel(*row)
+        row = self._db.execute(f"{_MODEL} WHERE repo_id = ?", (repo_id,)).fetchone()
+        return None if row is None else _tracked(row)
 
     def record_snapshot(
         self,
@@ -237,12 +259,36 @@ class StateStore:
         likes: int | None,
         velocity: float,
         next_snapshot: float,
+        tier: str | None = None,
+        bulk: bool = False,
     ) -> None:
         self._db.execute(
             "UPDATE models SET downloads = ?, likes = ?, velocity = ?, last_snapshot = ?,"
-            " next_snapshot = ?, gone_strikes = 0 WHERE repo_id = ?",
-            (downloads, likes, velocity, at, next_snapshot, repo_id),
+            " next_snapshot = ?, gone_strikes = 0, tier = coalesce(?, tier),"
+            " bulk_at = CASE WHEN ? THEN ? ELSE bulk_at END WHERE repo_id = ?",
+            (downloads, likes, velocity, at, next_snapshot, tier, bulk, at, repo_id),
         )
+
+    def tier_counts(self, *, bulk_since: float) -> dict[str, int]:
+        """Models per snapshot tier that per-model calls must reach: not gone, and not seen
+        by a bulk list call since ``bulk_since`` (those the bulk calls keep covering)."""
+        rows = self._db.execute(
+            "SELECT tier, count(*) FROM models WHERE gone_strikes = 0"
+            " AND (bulk_at IS NULL OR bulk_at < ?) GROUP BY tier",
+            (bulk_since,),
+        )
+        return {str(tier): int(n) for tier, n in rows}
+
+    def overdue(self, tier: str, promise: float, now: float) -> tuple[int, float]:
+        """Models of ``tier`` not snapshotted within ``promise`` seconds (since tracking
+        began, if never), and by how many seconds the longest-waiting one is late."""
+        count, oldest = self._db.execute(
+            "SELECT count(*), min(coalesce(last_snapshot, tracked_at)) FROM models"
+            " WHERE tier = ? AND coalesce(last_snapshot, tracked_at) < ?"
+            " AND gone_strikes = 0",
+            (tier, now - promise),
+        ).fetchone()
+        return int(count), 0.0 if oldest is None else now - promise - float(oldest)
 
     def strike_gone(self, repo_id: str) -> int:
         """One more answer in a row saying ``repo_id`` is gone; returns how many."""
@@ -411,6 +457,21 @@ class StateStore:
 
     def set_mark(self, name: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (name, value))
+
+
+def _tracked(row: tuple[object, ...]) -> TrackedModel:
+    repo_id, created, downloads, likes, velocity, last, next_at, community, tier = row
+    return TrackedModel(
+        str(repo_id),
+        created,  # type: ignore[arg-type]
+        downloads,  # type: ignore[arg-type]
+        likes,  # type: ignore[arg-type]
+        float(velocity or 0.0),  # type: ignore[arg-type]
+        last,  # type: ignore[arg-type]
+        float(next_at),  # type: ignore[arg-type]
+        bool(community),
+        str(tier or "new"),
+    )
 
 
 class RejectedSet:

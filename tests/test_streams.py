@@ -148,10 +148,14 @@ async def test_engagement_snapshots_follow_the_schedule(rig: Rig) -> None:
     poller = EngagementPoller(
         rig.client, rig.publisher, tracker, requests_per_round=30, clock=lambda: later
     )
+    before = rig.server.requests
     snaps = await rig.poll(poller)
     assert all(isinstance(s, ModelSnapshot) for s in snaps)
-    # One bulk trending call covers all 67 replayed models; no per-model call is needed.
+    # The bulk calls (trending, likes, downloads, lastModified) cover all 67 replayed
+    # models; no per-model call is needed, and each model's schedule moves on.
+    assert rig.server.requests - before == 4
     assert len({s.repo_id for s in snaps}) == 67
+    assert store.due_snapshots(later, 100) == []
     child = next(s for s in snaps if s.repo_id == CHILD)
     assert child.likes == 3 + 7
     assert store.get(CHILD).likes == 10  # type: ignore[union-attr]
@@ -163,7 +167,8 @@ async def test_per_model_snapshots_within_the_round_budget(rig: Rig) -> None:
     store = rig.store()
     tracker = rig.tracker(store)
     await rig.uploads(tracker)
-    later = time.time() + 3600
+    # The replayed models are months old: their tiers want a snapshot within 7 days at most.
+    later = time.time() + 8 * 86400
     poller = EngagementPoller(
         rig.client,
         rig.publisher,
