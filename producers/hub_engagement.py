@@ -92,7 +92,9 @@ class EngagementPoller:
                 bulk_snaps, sighted = await self._bulk(sort)
                 for snap in bulk_snaps:
                     snapshots.setdefault(snap.repo_id, snap)
-                first += sighted
+                # A model in several orders is first seen once (its claim is this stream's).
+                claimed = {event.repo_id for event in first}
+                first += [event for event in sighted if event.repo_id not in claimed]
         from_bulk = set(snapshots)
         store = self._tracker.store
         # Due models a bulk call just saw are snapshotted already: ask for more to fill the
