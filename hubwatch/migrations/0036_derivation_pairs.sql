@@ -7,8 +7,17 @@ ALTER TABLE leaderboard_edges MODIFY COLUMN relation COMMENT 'the derivative''s 
 -- relation; what the board said stays in board_relation, and disputed flags a difference.
 -- source: hub, board or hub+board. Score comparisons read pairs from here, so a board with
 -- no base column of its own (v1) is compared along the Hub's lineage.
-CREATE VIEW IF NOT EXISTS derivation_pairs AS
-SELECT
+CREATE VIEW IF NOT EXISTS derivation_pairs
+(
+    derivative_id  String COMMENT 'the model that derives',
+    base_model_id  String COMMENT 'the model it derives from',
+    relation       String COMMENT 'the Hub''s relation where the Hub names the pair, else the board''s',
+    source         String COMMENT 'who names the pair: hub, board or hub+board',
+    hub_relation   String COMMENT 'what lineage_edges says; empty if the Hub does not name the pair',
+    board_relation String COMMENT 'what leaderboard_edges says; empty if no board names the pair',
+    disputed       Bool COMMENT 'the Hub and a board name the pair with different relations'
+)
+AS SELECT
     derivative_id,
     base_model_id,
     if(has_hub, hub_relation, board_relation) AS relation,
