@@ -511,8 +511,27 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
     missing = set(query.params) - set(given)
     if missing:
         raise ConfigError(f"{query.name} needs --param {' --param '.join(sorted(missing))}")
-    sys.stdout.write(_server_query(settings, query.sql, args.format, parameters=given))
+    answer = _server_query(settings, query.sql, args.format, parameters=given)
+    if answer.strip():
+        sys.stdout.write(answer)
+    else:  # an empty table says nothing; say why there is nothing
+        print(_why_empty(settings, query.name), file=sys.stderr)
     return 0
+
+
+def _why_empty(settings: Settings, name: str) -> str:
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from hubwatch.clickhouse import connect
+    from hubwatch.queries.explain import why_empty
+
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        return why_empty(client, name)
+    except ClickHouseError as exc:
+        raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
+    finally:
+        client.close()
 
 
 def _server_query(

@@ -9,7 +9,10 @@ v1 (final, 2024-07-07): six benchmarks (ARC, HellaSwag, MMLU, TruthfulQA, Winogr
 GSM8K) in raw percent; its ``merged`` column is inverted (TRUE means *not* merged); the
 same model appears once per precision (quantized variants are rows of their own).
 v2: IFEval, BBH, MATH Lvl 5, GPQA, MuSR, MMLU-Pro, normalised percent; ``metadata_base_model``
-and ``metadata_generation`` give derivation edges (``Removed``, ``X (Merge)`` handled).
+and ``metadata_generation`` give derivation edges (``Removed`` skipped). The edge's relation
+is the derivative's own: its merged flag, weight type and model type. A ``" (Merge)"``
+suffix on the base name says nothing about the derivative (most rows that carry it are not
+merged, and many name themselves with it), so it is only stripped.
 """
 
 from __future__ import annotations
@@ -188,11 +191,20 @@ def v2_rows(row: Mapping[str, str]) -> tuple[list[ScoreRow], LeaderboardEdge | N
     return scores, _v2_edge(row, model, merged)
 
 
+def v2_relation(row: Mapping[str, str], merged: bool | None) -> str:
+    """The derivative's relation to its base from its own row: merged (the board's flag,
+    or the type it was submitted as), an adapter (weight type), else a finetune (original
+    or delta weights)."""
+    if merged or model_type(row.get("model_type", "")) == "merge":
+        return "merge"
+    if row.get("model_weight_type", "").strip().lower() == "adapter":
+        return "adapter"
+    return "finetune"
+
+
 def _v2_edge(row: Mapping[str, str], model: str, merged: bool | None) -> LeaderboardEdge | None:
-    base = row.get("metadata_base_model", "").strip()
+    base = row.get("metadata_base_model", "").strip().removesuffix("(Merge)").strip()
     generation = int(_opt_float(row.get("metadata_generation", "")) or 0)
-    is_merge = bool(merged) or base.endswith("(Merge)")
-    base = base.removesuffix("(Merge)").strip()
     if (
         generation == 0
         or not base
@@ -204,7 +216,7 @@ def _v2_edge(row: Mapping[str, str], model: str, merged: bool | None) -> Leaderb
     return LeaderboardEdge(
         derivative_id=model,
         base_model_id=base,
-        relation="merge" if is_merge else "finetune",
+        relation=v2_relation(row, merged),
         generation=generation,
         board="open_llm_v2",
     )

@@ -103,18 +103,20 @@ def test_import_v1(ch: Any, import_board: ImportBoard) -> None:
     for r in rows:
         if r["precision"] in ("4bit", "8bit", "GPTQ") and r["fullname"] in full:
             deltas.setdefault(r["precision"], []).append(float(r["average"]) - full[r["fullname"]])
-    got = {p: (n, m) for p, n, _, m, *_ in _query(ch, "quantized_tradeoff")}
+    got = {p: (n, m) for _, p, _, _, n, _, m, *_ in _query(ch, "quantized_tradeoff")}
     assert got == {p: (len(d), round(statistics.median(d), 3)) for p, d in deltas.items()}
 
 
 def _v2_edges(rows: list[dict[str, str]]) -> dict[tuple[str, str], str]:
     edges = {}
     for r in rows:
-        base = r["metadata_base_model"].strip()
-        merge = r["features_is_merged"] == "TRUE" or base.endswith("(Merge)")
-        base = base.removesuffix("(Merge)").strip()
+        base = r["metadata_base_model"].strip().removesuffix("(Merge)").strip()
+        merge = r["features_is_merged"] == "TRUE" or "merge" in r["model_type"]
+        adapter = r["model_weight_type"] == "Adapter"
         if int(r["metadata_generation"]) > 0 and base not in ("", "Removed", r["model_name"]):
-            edges[(r["model_name"], base)] = "merge" if merge else "finetune"
+            edges[(r["model_name"], base)] = (
+                "merge" if merge else "adapter" if adapter else "finetune"
+            )
     return edges
 
 
@@ -141,19 +143,22 @@ def test_import_v2_and_score_deltas(ch: Any, import_board: ImportBoard) -> None:
         rel: (len(d), round(statistics.median(d), 3), round(sum(x > 0 for x in d) / len(d), 3))
         for rel, d in by_relation.items()
     }
-    got = {g: (n, med, share) for g, n, med, _, share in _query(ch, "score_delta", by="relation")}
+    got = {
+        g: (n, med, share)
+        for _, g, n, med, _, share, *_ in _query(ch, "score_delta", by="relation")
+    }
     assert got == expected
     by_base: dict[str, list[float]] = {}
     for (child, base), _ in edges.items():
         if child in average and base in average:
             by_base.setdefault(base, []).append(average[child] - average[base])
-    got_base = {g: (n, med) for g, n, med, *_ in _query(ch, "score_delta", by="base")}
+    got_base = {g: (n, med) for _, g, n, med, *_ in _query(ch, "score_delta", by="base")}
     assert got_base == {b: (len(d), round(statistics.median(d), 3)) for b, d in by_base.items()}
     # No Hub lineage was loaded here: a base is its own family root.
-    assert {g: n for g, n, *_ in _query(ch, "score_delta", by="root")} == {
+    assert {g: n for _, g, n, *_ in _query(ch, "score_delta", by="root")} == {
         b: n for b, (n, _) in got_base.items()
     }
-    types = {g for g, *_ in _query(ch, "score_delta", by="type")}
+    types = {g for _, g, *_ in _query(ch, "score_delta", by="type")}
     assert types <= {
         "pretrained",
         "continuously_pretrained",
@@ -440,11 +445,12 @@ def test_size_change(ch: Any, writer: ClickHouseWriter) -> None:
             round(statistics.median(q.parameters / full.parameters for q in quantized), 3),
             round(statistics.median(q.size_bytes / full.size_bytes for q in quantized), 3),
             1.0,
+            0,
         ),
-        "finetune": (1, 1.0, 1.0, 0.0),
+        "finetune": (1, 1.0, 1.0, 0.0, 0),
     }
     assert rows["quantized"][2] == round((0.25 + 0.5) / 2, 3)  # 4 and 8 bits of 16
-    assert _query(ch, "size_change", by="root") == [(base["id"], 3, 1.0, 0.5, 0.667)]
+    assert _query(ch, "size_change", by="root") == [(base["id"], 3, 1.0, 0.5, 0.667, 0)]
     assert [r[0] for r in _query(ch, "size_change", by="architecture")] == ["MistralForCausalLM"]
 
 
@@ -505,4 +511,4 @@ def test_cli_import_and_query(clickhouse_url: str, database: str) -> None:
     needs = hubwatch("query", "score_delta", env=env)
     assert needs.returncode == 1 and "--param by" in needs.stderr
     answer = hubwatch("query", "score_delta", "--param", "by=relation", "--format", "TSV", env=env)
-    assert answer.returncode == 0 and answer.stdout.startswith("finetune\t")
+    assert answer.returncode == 0 and answer.stdout.startswith("open_llm_v2\tfinetune\t")

@@ -1,0 +1,126 @@
+"""Why a canned query has no rows: one sentence from what the tables hold, so an empty
+answer is never silent (``hubwatch query`` prints it; the report shows it in place of a
+table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["why_empty"]
+
+_SCORED = """
+SELECT board, uniqExact(model_id) FROM leaderboard_scores FINAL
+WHERE benchmark = 'average' OR board = 'card'
+GROUP BY board ORDER BY board
+"""
+_PAIRS = "SELECT source, count() FROM derivation_pairs GROUP BY source ORDER BY source"
+_SCORED_ENDS = """
+SELECT s.board AS board,
+       uniqExactIf(e.derivative_id, s.model_id = e.derivative_id) AS derivatives,
+       uniqExactIf(e.base_model_id, s.model_id = e.base_model_id) AS bases
+FROM derivation_pairs AS e
+INNER JOIN (SELECT DISTINCT board, model_id FROM leaderboard_scores FINAL) AS s
+    ON s.model_id = e.derivative_id OR s.model_id = e.base_model_id
+GROUP BY board ORDER BY board
+"""
+_FAMILIES = "SELECT count(), countIf(parent_id != '') FROM model_families FINAL"
+_SIZED = """
+SELECT countIf(parameters > 0 OR size_bytes > 0),
+       (SELECT uniqExact(model_id) FROM leaderboard_scores FINAL WHERE params_b > 0)
+FROM models FINAL
+"""
+
+_NO_SCORES = (
+    "no leaderboard scores yet: import a board (hubwatch import leaderboard FILE), "
+    "or let model cards with a model-index bring theirs"
+)
+_NO_PAIRS = (
+    "no derivation pairs: neither the Hub's lineage (lineage_edges) nor a board's base "
+    "field (leaderboard_edges) names a base. open_llm_v1 has no base column: its pairs come "
+    "from the Hub's lineage (hubwatch run or backfill)"
+)
+
+
+def _rows(client: Any, sql: str) -> list[tuple[Any, ...]]:
+    return list(client.query(sql).result_rows)
+
+
+def _pairs(client: Any) -> tuple[int, str]:
+    by_source = dict(_rows(client, _PAIRS))
+    total = sum(by_source.values())
+    return total, ", ".join(f"{n} from {source}" for source, n in by_source.items())
+
+
+def _scores(client: Any) -> str | None:
+    scored = _rows(client, _SCORED)
+    if not scored:
+        return None
+    return ", ".join(f"{board} {n} models" for board, n in scored)
+
+
+def _score_pairs(client: Any, what: str) -> str:
+    scored = _scores(client)
+    if scored is None:
+        return _NO_SCORES
+    total, sources = _pairs(client)
+    if total == 0:
+        return f"{_NO_PAIRS}; scored: {scored}"
+    ends = "; ".join(
+        f"{board}: {d} derivatives and {b} bases scored"
+        for board, d, b in _rows(client, _SCORED_ENDS)
+    )
+    return (
+        f"no {what} has both ends scored on the same board: {total} pairs ({sources})"
+        f"{'; ' + ends if ends else ', none with a scored end'}"
+    )
+
+
+def _quantized(client: Any) -> str:
+    scored = _scores(client)
+    if scored is None:
+        return _NO_SCORES
+    quantized = _rows(client, "SELECT count() FROM derivation_pairs WHERE relation = 'quantized'")
+    return (
+        "no model is scored both at a quantized precision (4bit, 8bit, GPTQ) and at full "
+        "precision on one board, and no Hub quantization has its base scored at full "
+        f"precision on its board ({quantized[0][0]} quantized pairs; scored: {scored})"
+    )
+
+
+def _sizes(client: Any) -> str:
+    [(members, placed)] = _rows(client, _FAMILIES)
+    total, sources = _pairs(client)
+    [(hub_sized, board_sized)] = _rows(client, _SIZED)
+    return (
+        "no derivative and its primary base both have a size: "
+        f"{placed} Hub family members with a base (of {members}), {total} derivation pairs"
+        f"{' (' + sources + ')' if sources else ''}; sizes known for {hub_sized} Hub models "
+        f"and {board_sized} board models"
+    )
+
+
+def _families(client: Any) -> str:
+    [(members, placed)] = _rows(client, _FAMILIES)
+    if members == 0:
+        return (
+            "no families: model_families is empty; the Hub's lineage fills it "
+            "(hubwatch run or backfill)"
+        )
+    return f"no family has descendants: {members} models, {placed} of them under a base"
+
+
+_EXPLAIN = {
+    "score_delta": lambda c: _score_pairs(c, "derivation pair"),
+    "benchmark_delta": lambda c: _score_pairs(c, "derivation pair"),
+    "quantized_tradeoff": _quantized,
+    "size_change": _sizes,
+    "family_growth": _families,
+}
+
+
+def why_empty(client: Any, name: str) -> str:
+    """One line saying why the canned query ``name`` answered no rows. ``client`` is a
+    clickhouse_connect client on the hubwatch database."""
+    explain = _EXPLAIN.get(name)
+    reason = explain(client) if explain else "no rows match"
+    return f"{name}: nothing to compare: {reason}"
