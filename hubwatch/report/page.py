@@ -62,8 +62,18 @@ def _figure(plot: Plot) -> str:
 
 
 def _meta(part: dict[str, Any]) -> str:
-    span = ", ".join(f"{k} {v}" for k, v in part.get("time_range", {}).items() if v)
-    return f'<p class="meta">Source: {escape(part["source"])}. {escape(span or "no dates")}.</p>'
+    times = part.get("time_range", {})
+    values = [str(v)[:16].replace("T", " ") for v in times.values() if v]
+    if not values:
+        span = "No dates."
+    elif "imported_from" in times:
+        span = (
+            f"Board imported {values[0]} to {values[-1]} UTC (the board's own dates are not "
+            "stored)."
+        )
+    else:
+        span = f"Models created {values[0]} to {values[-1]} UTC."
+    return f'<p class="meta">Source: {escape(part["source"])}. {escape(span)}</p>'
 
 
 def _empty(part: dict[str, Any]) -> str:
@@ -89,6 +99,7 @@ def render(report: dict[str, Any], plots: list[Plot]) -> str:
         if part["pairs"]:
             out.append(_summaries({"all": part["overall"]}, "edges"))
             out.append(_summaries(part["by_relation"], "relation"))
+            out.append(_summaries(part["by_architecture"], "architecture (the derivative's)"))
             out.append(_summaries(part["by_type"], "type (the derivative's, on the board)"))
             out.append(_summaries(part["by_source"], "edge from"))
             out.append(

@@ -437,7 +437,10 @@ def licences(data: TableData, boards: list[str]) -> dict[str, Any]:
             out[board] = {
                 **_board_source(data, board),
                 "n": 0,
-                "empty_reason": f"leaderboard_scores keeps no hub_license column for {board}",
+                "empty_reason": (
+                    f"the import keeps no hub_license column for {board} (leaderboard_scores "
+                    "has none), so the board's licences cannot be compared"
+                ),
             }
             continue
         pairs = [
