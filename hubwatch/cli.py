@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     query.add_argument("--format", default="PrettyCompactMonoBlock")
 
+    report = commands.add_parser(
+        "report", help="write the study's answers as an HTML page and JSON (offline)"
+    )
+    report.add_argument("--out", type=Path, default=Path("report"), help="directory (./report)")
+    report.add_argument("--board", help="one leaderboard only, e.g. open_llm_v2 (default: each)")
+
     topics = commands.add_parser("topics", help="list (and create) the Kafka topics")
     topics.add_argument("--create", action="store_true")
 
@@ -280,6 +286,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _query(args, settings)
     if command == "topics":
         return asyncio.run(_topics(args, settings))
+    if command == "report":
+        return _report(args, settings)
     raise AssertionError(command)  # argparse allows only the commands above
 
 
@@ -575,6 +583,24 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1
     sys.stdout.write(output)
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.clickhouse import connect, ping
+    from hubwatch.report import write_report
+
+    if not ping(settings.clickhouse_url, timeout=5.0):
+        raise SinkError(
+            f"no ClickHouse answers at {settings.clickhouse_url}; start it (hubwatch run, "
+            "make stack-up, or hubwatch clickhouse serve --data-dir D)"
+        )
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        files = write_report(client, settings.clickhouse_database, args.out, args.board)
+    finally:
+        client.close()
+    print(f"report: {files.html} ({len(files.figures)} figures), numbers in {files.json}")
     return 0
 
 

@@ -1,0 +1,209 @@
+"""What the report reads from ClickHouse: plain rows, one query per kind of fact, no maths.
+
+Pairs are read from the tables directly rather than through the canned queries where those
+are known to be wrong today (issue 9): boards are kept apart, every field of a model's
+board entry comes from the same row as its score, a derivative's ``merge`` label comes from
+its own fields, and sizes and creation times come from ``models`` (not the copies in
+``model_families``, which a base seen before its derivatives leaves empty).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "BoardEntry",
+    "Edge",
+    "HubModel",
+    "Snapshot",
+    "TableData",
+    "gather",
+]
+
+log = logging.getLogger(__name__)
+
+FULL_PRECISIONS = ("float16", "bfloat16", "float32")
+
+
+@dataclass(frozen=True, slots=True)
+class BoardEntry:
+    """A model's average score on a board: its full-precision row if it has one, else its
+    best; type, architecture, merge flag and size all from that same row."""
+
+    board: str
+    model_id: str
+    score: float
+    precision: str
+    model_type: str
+    architecture: str
+    merged: bool | None
+    params_b: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A derivation edge: the Hub's (board ``""``) or a board's base field."""
+
+    derivative_id: str
+    base_model_id: str
+    relation: str
+    board: str
+
+
+@dataclass(frozen=True, slots=True)
+class HubModel:
+    repo_id: str
+    created_at: datetime | None
+    architecture: str
+    parameters: int | None
+    parameters_source: str
+    size_bytes: int | None
+    quant_bits: int | None
+    likes: int | None
+    downloads: int | None
+    licence: str  # the Hub's ``license:`` tag, "" when the model has none
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A model's newest engagement snapshot."""
+
+    repo_id: str
+    observed_at: datetime
+    likes: int | None
+    downloads: int | None
+
+
+@dataclass(slots=True)
+class TableData:
+    """Everything the report computes from, as read."""
+
+    board_entries: dict[str, dict[str, BoardEntry]] = field(default_factory=dict)
+    # Every precision's average score, per board and model (quantized vs full precision).
+    precision_scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    board_imported: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    board_licences: dict[str, dict[str, str]] = field(default_factory=dict)
+    hub_edges: list[Edge] = field(default_factory=list)
+    board_edges: list[Edge] = field(default_factory=list)
+    # model -> (primary base, relation, family root), from model_families.
+    placement: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    models: dict[str, HubModel] = field(default_factory=dict)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    community: list[tuple[str, str, int, datetime | None, datetime | None]] = field(
+        default_factory=list
+    )  # (kind, source, events, first, last)
+
+
+def _columns(client: Any, table: str) -> set[str]:
+    rows = client.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}",
+        parameters={"t": table},
+    ).result_rows
+    return {name for (name,) in rows}
+
+
+def _licence(tags: list[str]) -> str:
+    for tag in tags:
+        if tag.startswith("license:"):
+            return tag.removeprefix("license:")
+    return ""
+
+
+def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
+    """Read what the report needs. ``boards`` limits the leaderboards read (None: all)."""
+    data = TableData()
+    board_filter = "" if boards is None else "AND board IN {boards:Array(String)}"
+    params: dict[str, Any] = {} if boards is None else {"boards": list(boards)}
+
+    best = client.query(
+        f"""
+        SELECT board, model_id,
+               argMax((score, precision, model_type, architecture, merged, params_b),
+                      (precision IN {FULL_PRECISIONS!r}, score)) AS row
+        FROM leaderboard_scores FINAL
+        WHERE benchmark = 'average' {board_filter}
+        GROUP BY board, model_id
+        """,
+        parameters=params,
+    ).result_rows
+    for board, model_id, (score, precision, mtype, arch, merged, params_b) in best:
+        data.board_entries.setdefault(board, {})[model_id] = BoardEntry(
+            board, model_id, score, precision, mtype, arch, merged, params_b
+        )
+    for board, model_id, precision, score in client.query(
+        f"""SELECT board, model_id, precision, score FROM leaderboard_scores FINAL
+            WHERE benchmark = 'average' {board_filter}""",
+        parameters=params,
+    ).result_rows:
+        data.precision_scores.setdefault(board, {}).setdefault(model_id, {})[precision] = score
+    for board, first, last in client.query(
+        f"""SELECT board, min(imported_at), max(imported_at) FROM leaderboard_scores
+            WHERE 1 {board_filter} GROUP BY board""",
+        parameters=params,
+    ).result_rows:
+        data.board_imported[board] = (first, last)
+    # The board's licence column is read where an importer stores it.
+    if "hub_license" in _columns(client, "leaderboard_scores"):
+        for board, model_id, licence in client.query(
+            f"""SELECT board, model_id, any(hub_license) FROM leaderboard_scores FINAL
+                WHERE hub_license != '' {board_filter} GROUP BY board, model_id""",
+            parameters=params,
+        ).result_rows:
+            data.board_licences.setdefault(board, {})[model_id] = licence
+
+    data.hub_edges = [
+        Edge(d, b, r, "")
+        for d, b, r in client.query(
+            "SELECT derivative_id, base_model_id, relation FROM lineage_edges FINAL"
+        ).result_rows
+    ]
+    data.board_edges = [
+        Edge(d, b, r, board)
+        for d, b, r, board in client.query(
+            f"""SELECT derivative_id, base_model_id, relation, board
+                FROM leaderboard_edges FINAL WHERE 1 {board_filter}""",
+            parameters=params,
+        ).result_rows
+    ]
+    for model_id, parent_id, relation, root_id in client.query(
+        "SELECT model_id, parent_id, relation, root_id FROM model_families FINAL"
+    ).result_rows:
+        data.placement[model_id] = (parent_id, relation, root_id)
+
+    for row in client.query(
+        """
+        SELECT repo_id, created_at,
+               if(empty(architectures), model_type, architectures[1]),
+               parameters, parameters_source, size_bytes, quant_bits, likes, downloads,
+               arrayFilter(t -> startsWith(t, 'license:'), tags)
+        FROM models FINAL
+        """
+    ).result_rows:
+        *head, tags = row
+        data.models[row[0]] = HubModel(*head, licence=_licence(tags))
+
+    for repo_id, at, likes, downloads in client.query(
+        """SELECT repo_id, max(observed_at),
+                  argMax(likes, observed_at), argMax(ifNull(downloads_all_time, downloads),
+                                                     observed_at)
+           FROM model_snapshots FINAL GROUP BY repo_id"""
+    ).result_rows:
+        data.snapshots[repo_id] = Snapshot(repo_id, at, likes, downloads)
+
+    data.community = [
+        tuple(r)  # type: ignore[misc]
+        for r in client.query(
+            """SELECT kind, source, count(), min(at), max(at) FROM community_events FINAL
+               GROUP BY kind, source ORDER BY kind, source"""
+        ).result_rows
+    ]
+    log.debug(
+        "report data: %d boards, %d hub edges, %d models",
+        len(data.board_entries),
+        len(data.hub_edges),
+        len(data.models),
+    )
+    return data
