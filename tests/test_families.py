@@ -215,7 +215,7 @@ def test_families_in_clickhouse_across_a_restart(
     assert tree[0][0] == root and tree[0][5] == sum(truth[root][2].values())
 
 
-def _crawl() -> tuple[str, datetime, int, list[datetime], int]:
+def crawl_answers() -> tuple[str, datetime, int, list[datetime], int]:
     """The shared crawl's own answer, read from its CSV columns and metadata (not through
     hubwatch): the root, its creation and parameters, its descendants' creations, its
     depth-1 count."""
@@ -250,7 +250,7 @@ def test_mistral_tree_answers_in_both_orders(
     for start in range(half, len(events), 10):
         writer.write(plan_batch(events[start : start + 10], forest=forest).plans())
 
-    root, root_created, root_parameters, born, depth_one = _crawl()
+    root, root_created, root_parameters, born, depth_one = crawl_answers()
     within = [sum(c <= root_created + timedelta(days=d) for c in born) for d in (7, 30, 90)]
     assert within == [2, 45, 66]  # the crawl's answer, as the issue quotes it
     growth = ch.query(load("family_growth").sql).result_rows
