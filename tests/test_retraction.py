@@ -145,3 +145,17 @@ def test_a_batch_with_both_events_keeps_the_newest() -> None:
             ("o/merge", "o/a"),
             ("o/merge", "o/c"),
         }
+
+
+@pytest.mark.parametrize("how", ["in_order", "old_replayed_last"])
+def test_card_scores_newest_card_wins(ch: Any, database: str, how: str) -> None:
+    """A replayed old model.created (an older card) does not overwrite newer card scores."""
+    old = ModelCreated("o/scored", T0, T0, last_modified=T0, card_scores=(("arc", "acc", 40.0),))
+    new = ModelCreated("o/scored", T0, T2, last_modified=T1, card_scores=(("arc", "acc", 55.0),))
+    writer = ClickHouseWriter(lambda: ch, database)
+    for event in [old, new] if how == "in_order" else [new, old]:
+        writer.write(plan_batch([event]).plans())
+    scores = ch.query(
+        "SELECT score FROM leaderboard_scores FINAL WHERE board = 'card' AND model_id = 'o/scored'"
+    ).result_rows
+    assert scores == [(55.0,)]
