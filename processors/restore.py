@@ -10,6 +10,7 @@ import gc
 import logging
 
 from hubwatch.clickhouse import as_utc, connect
+from hubwatch.errors import SinkError
 from processors.engagement import HORIZON_HOURS, RollingEngagement
 from processors.families import FamilyForest
 
@@ -74,7 +75,16 @@ class ForestKeeper:
 
     async def current(self) -> FamilyForest:
         """The forest to plan the next batch with, reloaded first if it is stale."""
-        epoch = await asyncio.to_thread(family_epoch, self._url, self._database)
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        try:
+            epoch = await asyncio.to_thread(family_epoch, self._url, self._database)
+        except (SinkError, OperationalError, OSError) as exc:
+            if self._epoch < 0 or not getattr(exc, "retriable", True):
+                raise  # nothing loaded yet, or not an outage
+            # ClickHouse is unreachable: the writer waits the outage out with this batch,
+            # and the epoch is checked again before the next one.
+            return self.forest
         if epoch != self._epoch:
             if self._epoch >= 0:
                 log.info("families were rebuilt (epoch %d): reloading the forest", epoch)
