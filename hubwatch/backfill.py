@@ -3,6 +3,11 @@
 The same parsing and processor functions as the live streams, without Kafka: pages are
 fetched while the previous batch is written (one write in flight), batches are bounded, so
 memory stays flat however large the Hub is. Bad items are dead-lettered, not fatal.
+
+The backfill builds the family trees outside the processor, from what ``model_families``
+held when it started. When its rows are written it records an epoch (``family_epochs``) and
+a running processor reloads its forest from ClickHouse before its next batch, so the
+processor's older forest never writes over the families the backfill built.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from hubwatch.errors import SchemaError
 from hubwatch.events import DeadLetter, Event
 from hubwatch.settings import Settings
 from processors.pipeline import plan_batch
-from processors.restore import load_forest
+from processors.restore import load_forest, record_epoch
 from processors.sinks import ClickHouseWriter
 from producers._http import make_client
 from producers._pagination import iter_pages
@@ -158,5 +163,13 @@ async def backfill(
     # Every batch rewrote the rows of the roots it touched: merge those versions now, so
     # reads with FINAL start from one part instead of one per batch.
     await asyncio.to_thread(_merge, settings, "model_families")
+    # Hand the forest back: processors reload what this backfill wrote.
+    await asyncio.to_thread(
+        record_epoch,
+        settings.clickhouse_url,
+        settings.clickhouse_database,
+        forest.version,
+        "backfill",
+    )
     bar.update(models, final=True)
     return BackfillSummary(models, edges, rejected, time.monotonic() - started)

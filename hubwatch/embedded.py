@@ -22,7 +22,7 @@ from hubwatch.settings import Settings
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import count_delivered, plan_batch
-from processors.restore import load_engagement, load_forest
+from processors.restore import ForestKeeper, load_engagement
 from processors.sinks import ClickHouseWriter
 from processors.validate import RowValidator
 from producers._http import make_client, request
@@ -40,7 +40,7 @@ async def consume_queue(
     batch_size: int,
     batch_seconds: float,
     *,
-    forest: FamilyForest | None = None,
+    forest: FamilyForest | ForestKeeper | None = None,
     engagement: RollingEngagement | None = None,
     validator: RowValidator | None = None,
 ) -> None:
@@ -56,7 +56,9 @@ async def consume_queue(
                 items.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
             except TimeoutError:
                 break
-        batch = plan_batch(items, forest=forest, engagement=engagement, validator=validator)
+        # A keeper reloads the forest when a backfill has rebuilt the families meanwhile.
+        trees = await forest.current() if isinstance(forest, ForestKeeper) else forest
+        batch = plan_batch(items, forest=trees, engagement=engagement, validator=validator)
         # Rows ClickHouse refused go to dead_letters by the writer itself.
         await asyncio.to_thread(writer.write, batch.plans())
         count_delivered(batch.rejected)
@@ -141,7 +143,8 @@ async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLe
     )
     url, database = settings.clickhouse_url, settings.clickhouse_database
     try:
-        forest = await asyncio.to_thread(load_forest, url, database)
+        forest = ForestKeeper(url, database)
+        await forest.current()
         engagement = await asyncio.to_thread(load_engagement, url, database)
         validator = RowValidator(await asyncio.to_thread(writer.column_types))
         await consume_queue(

@@ -38,7 +38,7 @@ from hubwatch.quiet_logs import OutageLogFilter
 from hubwatch.settings import Settings
 from processors.engagement import HORIZON_HOURS, HOUR, RollingEngagement
 from processors.pipeline import RawRecord, count_delivered, plan_batch
-from processors.restore import load_forest
+from processors.restore import ForestKeeper
 from processors.sinks import ClickHouseWriter, plan_dead_letters
 from processors.validate import RowValidator
 
@@ -157,15 +157,15 @@ def create_app(settings: Settings) -> faust.App:
         # Refused rows come back as dead letters: this agent publishes them with the rest.
         rows = writer(letters_to_table=False)
         # Lineage crosses partitions: the family trees need every event in this one agent.
-        forest = await asyncio.to_thread(
-            load_forest, settings.clickhouse_url, settings.clickhouse_database
-        )
+        # Reloaded when a backfill has rebuilt the families since (one owner at a time).
+        forests = ForestKeeper(settings.clickhouse_url, settings.clickhouse_database)
+        await forests.current()
         validator = RowValidator(await asyncio.to_thread(rows.column_types))
         engagement = RollingEngagement(WindowedBuckets(hours.table))
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             batch = plan_batch(
                 (RawRecord(e.message.topic, e.message.key, e.message.value) for e in events),
-                forest=forest,
+                forest=await forests.current(),
                 engagement=engagement,
                 validator=validator,
                 topic_prefix=settings.topic_prefix,

@@ -8,19 +8,33 @@ how many descendants it has by relation; ``model_families`` in ClickHouse holds 
 one row per (root, model), so "the tree of X" reads one key range.
 
 Arrival order does not matter: a child seen before its parent starts as the root of its own
-family and moves, with its whole subtree, when the parent's own base arrives. A base that
-would close a cycle (bad metadata) is refused and the model flagged. An event older than
-the metadata the model is already placed by is ignored, so a late ``model.created`` cannot
-undo a newer ``model.updated``.
+family and moves, with its whole subtree, when the parent's own base arrives; a base seen
+before its derivatives (the live order: the poller publishes oldest first) keeps its own
+facts (created_at, architecture, size) for when they come. So every model seen is a member:
+one with no base and no derivative is the root of a family of one (``descendants = 0``,
+which ``family_growth`` leaves out), and its row is what a restart reloads its facts from. A
+base that would close a cycle (bad metadata) is refused and the model flagged. An event
+older than the metadata the model is already placed by is ignored, so a late
+``model.created`` cannot undo a newer ``model.updated``.
 
-The forest lives in the processor's memory and is reloaded from ``model_families`` at
-start, so it needs all lineage in one place: one processor worker (see the README).
+The forest also keeps which bases (and which disputed card claims) each model's newest
+metadata names, so that :meth:`FamilyForest.observe` can say which earlier ones it no
+longer names: the pipeline retracts those from ``lineage_edges`` and ``lineage_disputes``.
+Only models whose bases are not just their primary base cost memory for it (merges, cycles).
+
+Rows are versioned by the data, not the wall clock: each drain's version is the newest
+``observed_at`` the forest has seen (in ns), and at least one more than the previous drain's,
+so one forest's rows always replace its older ones and a restarted forest (which resumes
+from the highest stored version) replaces what it reloaded. The forest lives in the
+processor's memory and is reloaded from ``model_families`` at start, so it needs all lineage
+in one place: one processor worker (see the README). A backfill is the other writer: it
+records an epoch when it is done, and a running processor reloads before its next batch
+(:class:`processors.restore.ForestKeeper`).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -28,9 +42,9 @@ from typing import Any, NamedTuple
 from hubwatch import metrics
 from hubwatch.clickhouse import as_utc
 from hubwatch.events import ModelCreated, ModelUpdated
-from processors.lineage import RELATIONS, LineageEdge, ModelRow
+from processors.lineage import RELATIONS, LineageEdge, ModelRow, nanoseconds
 
-__all__ = ["FamilyForest", "FamilyRow", "Size"]
+__all__ = ["FamilyForest", "FamilyRow", "Observed", "Size"]
 
 _NO_PARENT = -1
 _CODE = {relation: code for code, relation in enumerate(RELATIONS)}
@@ -46,6 +60,19 @@ class Size(NamedTuple):
 
 
 _NO_SIZE = Size(None, None, "")
+
+
+class Observed(NamedTuple):
+    """What one event changed beyond the tree: the bases and disputed card claims that
+    earlier metadata named and this model's newest metadata does not, to retract at
+    ``version`` (the newest metadata's time in ns)."""
+
+    retracted: tuple[str, ...]
+    undisputed: tuple[str, ...]
+    version: int
+
+
+_NOTHING = Observed((), (), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +99,13 @@ class FamilyRow:
     base_size_bytes: int | None
     as_of: datetime | None
     version: int
+    "The forest's data time when written (see the module's docstring)."
     is_deleted: int
 
 
 class FamilyForest:
-    """Every model that is a base or a derivative, with its primary base; descendant counts
-    by relation are kept up to date along the path to the root on every change."""
+    """Every model seen or named as a base, with its primary base; descendant counts by
+    relation are kept up to date along the path to the root on every change."""
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
@@ -91,8 +119,16 @@ class FamilyForest:
         self._counts: dict[int, list[int]] = {}
         "Descendants by relation code, only for models that have any."
         self._cycle: set[int] = set()
+        self._bases: dict[int, tuple[str, ...]] = {}
+        "Every base the newest metadata names, only where that is not just the parent."
+        self._disputed: dict[int, tuple[str, ...]] = {}
+        "Bases the card claims and the Hub does not share (lineage_disputes), where any."
         self._dirty: dict[int, int] = {}
         "Models changed since the last drain, with the root each had before (-1: new)."
+        self._clock = 0
+        "The newest observed_at seen, in ns: what the next drain's rows are as of."
+        self.version = 0
+        "The version of the last rows drained (or the highest loaded)."
 
     def __len__(self) -> int:
         return len(self._names)
@@ -115,6 +151,10 @@ class FamilyForest:
         parent = self._parent[self._index[model_id]]
         return None if parent == _NO_PARENT else self._names[parent]
 
+    def bases(self, model_id: str) -> tuple[str, ...]:
+        """Every base the model's newest metadata names (its lineage edges)."""
+        return self._base_set(self._index[model_id])
+
     # -- changing --
 
     def observe_event(
@@ -122,9 +162,11 @@ class FamilyForest:
         event: ModelCreated | ModelUpdated,
         edges: list[LineageEdge],
         model: ModelRow | None = None,
-    ) -> None:
+        disputed: Sequence[str] = (),
+    ) -> Observed:
         """Place a model by one event's metadata; ``edges`` are the event's lineage edges,
-        primary base first, ``model`` its ``models`` row when the event has one."""
+        primary base first, ``model`` its ``models`` row when the event has one,
+        ``disputed`` the bases of its ``lineage_disputes`` rows."""
         created = event.created_at if isinstance(event, ModelCreated) else None
         as_of = event.last_modified or event.observed_at
         size = None
@@ -132,7 +174,15 @@ class FamilyForest:
             architecture = model.architectures[0] if model.architectures else model.model_type
             size = Size(model.parameters, model.size_bytes, architecture)
         bases = [(e.base_model_id, e.relation) for e in edges]
-        self.observe(event.repo_id, bases, created, as_of, size)
+        return self.observe(
+            event.repo_id,
+            bases,
+            created,
+            as_of,
+            size,
+            observed_at=event.observed_at,
+            disputed=disputed,
+        )
 
     def observe(
         self,
@@ -141,14 +191,20 @@ class FamilyForest:
         created_at: datetime | None = None,
         as_of: datetime | None = None,
         size: Size | None = None,
-    ) -> None:
-        """The model's bases are now ``bases`` (primary first), as of ``as_of``."""
-        known = self._index.get(model_id)
-        if known is None and not bases:
-            return  # a model outside any family: nothing to keep
+        *,
+        observed_at: datetime | None = None,
+        disputed: Sequence[str] = (),
+    ) -> Observed:
+        """The model's bases are now ``bases`` (primary first), as of ``as_of``; returns
+        what earlier metadata named that this does not (or, for metadata older than what
+        the model is placed by, what this names that the newer does not)."""
         # Times are compared with what was loaded: both sides aware UTC, whatever the caller.
         created_at, as_of = as_utc(created_at), as_utc(as_of)
-        node = self._node(model_id) if known is None else known
+        seen = observed_at or as_of
+        if seen is not None:
+            self._clock = max(self._clock, nanoseconds(seen))
+        # Every model is kept with its facts, a base seen before its derivatives too.
+        node = self._node(model_id)
         if created_at is not None and self._created[node] != created_at:
             self._mark(node)
             self._created[node] = created_at
@@ -156,11 +212,39 @@ class FamilyForest:
             self._size[node] = size
             for child in (node, *self._children.get(node, ())):
                 self._mark(child)  # their rows carry this size as their base's
+        named = tuple(base for base, _ in bases)
         previous = self._as_of[node]
         if as_of is not None and previous is not None and as_of < previous:
-            return  # older metadata than the placement we have
+            # Older metadata than the placement we have: its edges are written (they are
+            # this event's rows) but must not stand where the newer metadata differs.
+            current, claims = set(self._base_set(node)), set(self._disputed.get(node, ()))
+            return Observed(
+                tuple(b for b in named if b not in current),
+                tuple(b for b in disputed if b not in claims),
+                nanoseconds(previous),
+            )
+        observed = _NOTHING
         if as_of is not None:
             self._as_of[node] = as_of
+            was, claimed = self._base_set(node), self._disputed.get(node, ())
+            observed = Observed(
+                tuple(b for b in was if b not in named),
+                tuple(b for b in claimed if b not in disputed),
+                nanoseconds(as_of),
+            )
+        if disputed:
+            self._disputed[node] = tuple(disputed)
+        else:
+            self._disputed.pop(node, None)
+        self._place_under(node, bases)
+        parent = self._parent[node]
+        if named == (() if parent == _NO_PARENT else (self._names[parent],)):
+            self._bases.pop(node, None)
+        else:
+            self._bases[node] = named
+        return observed
+
+    def _place_under(self, node: int, bases: list[tuple[str, str]]) -> None:
         parent, code = _NO_PARENT, _NO_PARENT
         if bases:
             parent, code = self._node(bases[0][0]), _CODE[bases[0][1]]
@@ -176,9 +260,18 @@ class FamilyForest:
             self._cycle.discard(node)
         self._move(node, parent, code)
 
-    def load(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def load(
+        self,
+        rows: Iterable[tuple[Any, ...]],
+        *,
+        version: int = 0,
+        bases: Iterable[tuple[str, Sequence[str]]] = (),
+        disputed: Iterable[tuple[str, Sequence[str]]] = (),
+    ) -> None:
         """Rebuild from ``model_families`` rows: (model, parent, relation, created_at, cycle,
-        as_of, parameters, size_bytes, architecture). Loading marks nothing as changed."""
+        as_of, parameters, size_bytes, architecture); ``version`` is the highest stored,
+        ``bases`` every base of the models whose bases are not just their parent, and
+        ``disputed`` the disputed claims per model. Loading marks nothing as changed."""
         parents: list[tuple[int, str, str]] = []
         for model_id, parent_id, relation, created_at, cycle, as_of, *size in rows:
             node = self._index.get(model_id)
@@ -199,12 +292,28 @@ class FamilyForest:
             self._children.setdefault(parent, set()).add(node)
         for node, _, _ in parents:
             self._add_to_ancestors(self._parent[node], self._unit(self._relation[node]), [])
+        for model_id, named in bases:
+            node = self._index.get(model_id)
+            if node is None:
+                node = self._add(model_id)
+            self._bases[node] = tuple(named)
+        for model_id, claims in disputed:
+            node = self._index.get(model_id)
+            if node is None:
+                node = self._add(model_id)
+            self._disputed[node] = tuple(claims)
+        self.version = max(self.version, version)
         self._dirty.clear()
 
     def drain(self, version: int | None = None) -> list[FamilyRow]:
         """Rows for every model changed since the last drain: its place now, and a deletion
-        of its row under the root it had before when that root changed."""
-        version = version if version is not None else time.time_ns()
+        of its row under the root it had before when that root changed. Their version is
+        the newest ``observed_at`` seen and above every earlier drain's (or ``version``)."""
+        if not self._dirty:
+            return []
+        if version is None:
+            version = max(self._clock, self.version + 1)
+        self.version = max(self.version, version)
         rows: list[FamilyRow] = []
         for node, old_root in self._dirty.items():
             root, depth = self._place(node)
@@ -213,6 +322,13 @@ class FamilyForest:
             rows.append(self._row(node, root, depth, version))
         self._dirty.clear()
         return rows
+
+    def _base_set(self, node: int) -> tuple[str, ...]:
+        named = self._bases.get(node)
+        if named is not None:
+            return named
+        parent = self._parent[node]
+        return () if parent == _NO_PARENT else (self._names[parent],)
 
     # -- internals --
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from hubwatch.errors import SchemaError
 from hubwatch.events import DeadLetter, ModelCreated
+from processors.lineage import fact_version
 
 if TYPE_CHECKING:
     from processors.sinks import InsertPlan
@@ -61,6 +62,8 @@ class ScoreRow:
     architecture: str
     params_b: float | None
     merged: bool | None
+    version: int = 0
+    "Card scores: the card's time in ns (the newest card wins); imported boards: 0."
 
 
 def card_score_rows(event: ModelCreated) -> list[ScoreRow]:
@@ -76,6 +79,7 @@ def card_score_rows(event: ModelCreated) -> list[ScoreRow]:
             architecture=architecture,
             params_b=None if event.parameters is None else event.parameters / 1e9,
             merged=None,
+            version=fact_version(event),
         )
         for benchmark, metric, value in event.card_scores
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from hubwatch.events import ModelCreated, ModelUpdated
 from processors.sizes import model_size
@@ -14,9 +14,13 @@ __all__ = [
     "LineageDispute",
     "LineageEdge",
     "ModelRow",
+    "fact_version",
     "lineage_disputes",
     "lineage_edges",
     "model_row",
+    "nanoseconds",
+    "retracted_dispute",
+    "retracted_edge",
 ]
 
 RELATIONS = ("finetune", "quantized", "adapter", "merge")
@@ -67,6 +71,28 @@ class LineageEdge:
     inferred: bool
     observed_at: datetime
     event_id: str
+    version: int = 0
+    "The metadata's time in ns (:func:`fact_version`): the newest claim about a pair wins."
+    is_deleted: int = 0
+    "1: newer metadata of the derivative no longer names this base."
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def nanoseconds(at: datetime) -> int:
+    """A time as a row version: integer nanoseconds since the epoch (exact for the
+    millisecond times ClickHouse keeps; a naive time is UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - _EPOCH) // timedelta(microseconds=1) * 1_000
+
+
+def fact_version(event: ModelCreated | ModelUpdated) -> int:
+    """The version of what an event says about a model: the time of its metadata (the
+    Hub's lastModified, else when it was observed) in ns, so the newest metadata wins
+    whatever order the events are processed in."""
+    return nanoseconds(event.last_modified or event.observed_at)
 
 
 def model_row(event: ModelCreated) -> ModelRow:
@@ -156,9 +182,44 @@ def lineage_edges(event: ModelCreated | ModelUpdated) -> list[LineageEdge]:
             inferred=inferred,
             observed_at=event.observed_at,
             event_id=event.event_id,
+            version=fact_version(event),
         )
         for base, (relation, source, inferred) in found.items()
     ]
+
+
+def retracted_edge(event: ModelCreated | ModelUpdated, base: str, version: int) -> LineageEdge:
+    """The deletion of ``event.repo_id``'s edge to ``base``, which its metadata as of
+    ``version`` no longer names."""
+    return LineageEdge(
+        derivative_id=event.repo_id,
+        base_model_id=base,
+        relation="",
+        source="",
+        inferred=False,
+        observed_at=event.observed_at,
+        event_id=event.event_id,
+        version=version,
+        is_deleted=1,
+    )
+
+
+def retracted_dispute(
+    event: ModelCreated | ModelUpdated, base: str, version: int
+) -> LineageDispute:
+    """The deletion of the card's claim of ``base``, which it no longer makes as of
+    ``version`` (or which the Hub now shares)."""
+    return LineageDispute(
+        derivative_id=event.repo_id,
+        base_model_id=base,
+        claimed_by="card",
+        claimed_relation="",
+        resolved_relation="",
+        observed_at=event.observed_at,
+        event_id=event.event_id,
+        version=version,
+        is_deleted=1,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +233,10 @@ class LineageDispute:
     resolved_relation: str
     observed_at: datetime
     event_id: str
+    version: int = 0
+    "As :attr:`LineageEdge.version`."
+    is_deleted: int = 0
+    "1: newer metadata of the derivative no longer makes this claim."
 
 
 def lineage_disputes(
@@ -204,6 +269,7 @@ def lineage_disputes(
                 resolved_relation=edge.relation if edge else "",
                 observed_at=event.observed_at,
                 event_id=event.event_id,
+                version=fact_version(event),
             )
         )
     return out

@@ -46,11 +46,14 @@ from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.leaderboard import card_score_rows
 from processors.lineage import (
+    LineageDispute,
     LineageEdge,
     ModelRow,
     lineage_disputes,
     lineage_edges,
     model_row,
+    retracted_dispute,
+    retracted_edge,
 )
 from processors.sinks import TABLES, InsertPlan, Origin, plan_dead_letters, plan_rows
 from processors.validate import RowValidator
@@ -173,13 +176,25 @@ class Batch:
             self.origins[table].append(origin)
 
     def _observe(self, event: Event, rows: list[Any]) -> list[tuple[str, Any]]:
-        """The stateful parts: the family trees (their rows come at the end of the batch)
-        and the live windows of a snapshot."""
+        """The stateful parts: the family trees (their rows come at the end of the batch),
+        with the retraction of bases and card claims the model's newest metadata no longer
+        names, and the live windows of a snapshot."""
         if self.forest is not None and isinstance(event, ModelCreated | ModelUpdated):
             edges = [r for r in rows if isinstance(r, LineageEdge)]
             model = next((r for r in rows if isinstance(r, ModelRow)), None)
-            self.forest.observe_event(event, edges, model)
-        elif self.engagement is not None and isinstance(event, ModelSnapshot):
+            disputed = [r.base_model_id for r in rows if isinstance(r, LineageDispute)]
+            gone = self.forest.observe_event(event, edges, model, disputed)
+            return [
+                *(
+                    ("lineage_edges", retracted_edge(event, b, gone.version))
+                    for b in gone.retracted
+                ),
+                *(
+                    ("lineage_disputes", retracted_dispute(event, b, gone.version))
+                    for b in gone.undisputed
+                ),
+            ]
+        if self.engagement is not None and isinstance(event, ModelSnapshot):
             return [("engagement_live", self.engagement.observe(event))]
         return []
 

@@ -4,30 +4,93 @@ was written is all a restart needs (rows are written before their events are ack
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import logging
 
 from hubwatch.clickhouse import as_utc, connect
+from hubwatch.errors import SinkError
 from processors.engagement import HORIZON_HOURS, RollingEngagement
 from processors.families import FamilyForest
 
-__all__ = ["load_engagement", "load_forest"]
+__all__ = ["ForestKeeper", "family_epoch", "load_engagement", "load_forest", "record_epoch"]
+
+log = logging.getLogger(__name__)
 
 
 def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
-    """The family trees as ``model_families`` holds them (empty on a fresh database)."""
+    """The family trees as ``model_families`` holds them (empty on a fresh database), with
+    the base sets ``lineage_edges`` holds where they are not just the primary base (merges,
+    refused cycles) and the open ``lineage_disputes``, so newer metadata can retract them."""
     forest = FamilyForest()
-    with (
-        contextlib.closing(connect(clickhouse_url, database=database)) as client,
-        client.query_row_block_stream(
+    with contextlib.closing(connect(clickhouse_url, database=database)) as client:
+        version = client.query("SELECT max(version) FROM model_families").result_rows[0][0]
+        bases = client.query(
+            "SELECT derivative_id, groupArray(base_model_id) FROM lineage_edges FINAL"
+            " GROUP BY derivative_id HAVING count() > 1 OR derivative_id IN"
+            " (SELECT model_id FROM model_families FINAL WHERE cycle)"
+        ).result_rows
+        disputed = client.query(
+            "SELECT derivative_id, groupArray(base_model_id) FROM lineage_disputes FINAL"
+            " GROUP BY derivative_id"
+        ).result_rows
+        with client.query_row_block_stream(
             "SELECT model_id, parent_id, relation, created_at, cycle, as_of, parameters,"
             " size_bytes, architecture FROM model_families FINAL"
-        ) as stream,
-    ):
-        forest.load(row for block in stream for row in block)
+        ) as stream:
+            forest.load(
+                (row for block in stream for row in block),
+                version=version or 0,
+                bases=bases,
+                disputed=disputed,
+            )
     # It lives as long as the process: keep the cyclic collector from rescanning it.
     gc.freeze()
     return forest
+
+
+def family_epoch(clickhouse_url: str, database: str) -> int:
+    """The newest epoch a writer other than the processor recorded (0: none)."""
+    with contextlib.closing(connect(clickhouse_url, database=database)) as client:
+        epoch = client.query("SELECT max(epoch) FROM family_epochs").result_rows[0][0]
+    return int(epoch or 0)
+
+
+def record_epoch(clickhouse_url: str, database: str, epoch: int, writer: str) -> None:
+    """Say that ``writer`` rebuilt families up to version ``epoch``: processors reload."""
+    with contextlib.closing(connect(clickhouse_url, database=database)) as client:
+        client.insert("family_epochs", [[epoch, writer]], column_names=["epoch", "writer"])
+
+
+class ForestKeeper:
+    """The processor's forest, reloaded when a backfill has rebuilt the families since it
+    was loaded: the processor owns the forest, and a backfill hands it back by recording
+    an epoch (one short query per batch to check)."""
+
+    def __init__(self, clickhouse_url: str, database: str) -> None:
+        self._url, self._database = clickhouse_url, database
+        self._epoch = -1
+        self.forest = FamilyForest()
+
+    async def current(self) -> FamilyForest:
+        """The forest to plan the next batch with, reloaded first if it is stale."""
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        try:
+            epoch = await asyncio.to_thread(family_epoch, self._url, self._database)
+        except (SinkError, OperationalError, OSError) as exc:
+            if self._epoch < 0 or not getattr(exc, "retriable", True):
+                raise  # nothing loaded yet, or not an outage
+            # ClickHouse is unreachable: the writer waits the outage out with this batch,
+            # and the epoch is checked again before the next one.
+            return self.forest
+        if epoch != self._epoch:
+            if self._epoch >= 0:
+                log.info("families were rebuilt (epoch %d): reloading the forest", epoch)
+            self.forest = await asyncio.to_thread(load_forest, self._url, self._database)
+            self._epoch = epoch
+        return self.forest
 
 
 def load_engagement(

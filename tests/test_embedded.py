@@ -3,12 +3,15 @@ nothing and `hubwatch sql` reads the result, while it runs and after it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
 from hubwatch.clickhouse import connect, ping
+from hubwatch.queries import load
 from hubwatch.replay import load_fixture_csv
 from tests.conftest import (
     FIXTURE,
@@ -21,6 +24,7 @@ from tests.conftest import (
     wait_until,
     write_jsonl,
 )
+from tests.test_families import crawl_answers
 
 
 def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
@@ -87,14 +91,17 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
 
         # The embedded processors keep the family tree too (written after the models of
         # the same batch: wait for them rather than race the last insert).
+        # Every model seen has a row (a lone one is a family of one): count the crawl's tree.
         def families() -> dict[int, int]:
             return dict(
                 client.query(
                     "SELECT depth, count() FROM model_families FINAL WHERE model_id != 'big/card'"
-                    " GROUP BY depth ORDER BY depth"
+                    " AND root_id = {root:String} GROUP BY depth ORDER BY depth",
+                    parameters={"root": root},
                 ).result_rows
             )
 
+        root = crawl_answers()[0]
         wait_until(
             lambda: families() == {0: 1, 1: 22, 2: 36, 3: 8}, "the family tree", show=families
         )
@@ -168,6 +175,61 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
     )
     assert after.returncode == 0, after.stderr
     assert after.stdout.strip() == "69"
+
+
+def test_embedded_replay_answers_the_family_questions_oldest_first(tmp_path: Path) -> None:
+    """The live order: the poller publishes oldest first, so the root arrives before its
+    derivatives, and it keeps its own facts: `family_growth` and `size_change` give the
+    crawl's answers (computed from the CSV, not by hubwatch)."""
+    http_port, tcp_port = free_port(), free_port()
+    env = {"HUBWATCH_STATE_DIR": str(tmp_path / "state")}
+    log = tmp_path / "run.log"
+    run = spawn(
+        "run",
+        "--replay",
+        "--replay-rate",
+        "100",
+        "--poll-interval",
+        "1",
+        "--http-port",
+        str(http_port),
+        "--tcp-port",
+        str(tcp_port),
+        env=env,
+        log=log,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    root, root_created, _, born, depth_one = crawl_answers()
+    try:
+        wait_until(lambda: ping(url), "the embedded ClickHouse")
+
+        def members() -> object:
+            with contextlib.closing(connect(url)) as client:
+                migrated = client.query(
+                    "SELECT count() FROM system.tables WHERE database = 'hubwatch'"
+                    " AND name = 'model_families'"
+                ).result_rows
+                if migrated != [(1,)]:
+                    return "not migrated yet"
+                return client.query(
+                    "SELECT count() FROM hubwatch.model_families FINAL"
+                    " WHERE root_id = {root:String}",
+                    parameters={"root": root},
+                ).result_rows
+
+        wait_until(lambda: members() == [(len(born) + 1,)], "the whole family", show=members)
+        client = connect(url, database="hubwatch")
+        within = [sum(c <= root_created + timedelta(days=d) for c in born) for d in (7, 30, 90)]
+        growth = client.query(load("family_growth").sql).result_rows
+        assert [row[:5] for row in growth] == [(root, *within, len(born))]
+        assert within == [2, 45, 66]
+        by_base = client.query(load("size_change").sql, parameters={"by": "base"}).result_rows
+        assert {group: edges for group, edges, *_ in by_base}[root] == depth_one == 22
+        client.close()
+    finally:
+        run.send_signal(signal.SIGINT)
+        code = run.wait(60)
+    assert code == 0, log.read_text()
 
 
 def test_live_hub_unreachable_says_so_in_one_line(tmp_path: Path) -> None:
