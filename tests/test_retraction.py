@@ -127,7 +127,9 @@ def test_bases_no_longer_named_are_retracted(
         ],
     )
     by_base = ch.query(load("score_delta").sql, parameters={"by": "base"}).result_rows
-    assert [(group, edges) for group, edges, *_ in by_base] == [("o/b", 2)]
+    assert [(board, group, edges) for board, group, edges, *_ in by_base] == [
+        ("open_llm_v2", "o/b", 2)
+    ]
 
 
 def test_a_batch_with_both_events_keeps_the_newest() -> None:
