@@ -19,10 +19,11 @@ from hubwatch.events import DeadLetter, Event
 from hubwatch.migrate import apply_migrations
 from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
+from processors.aliases import Aliases
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import count_delivered, plan_batch
-from processors.restore import load_engagement, load_forest
+from processors.restore import load_aliases, load_engagement, load_forest
 from processors.sinks import ClickHouseWriter
 from processors.validate import RowValidator
 from producers._http import make_client, request
@@ -43,6 +44,7 @@ async def consume_queue(
     forest: FamilyForest | None = None,
     engagement: RollingEngagement | None = None,
     validator: RowValidator | None = None,
+    aliases: Aliases | None = None,
 ) -> None:
     """Take bounded batches off the queue and write them; ``task_done`` only after the write."""
     loop = asyncio.get_running_loop()
@@ -56,7 +58,9 @@ async def consume_queue(
                 items.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
             except TimeoutError:
                 break
-        batch = plan_batch(items, forest=forest, engagement=engagement, validator=validator)
+        batch = plan_batch(
+            items, forest=forest, aliases=aliases, engagement=engagement, validator=validator
+        )
         # Rows ClickHouse refused go to dead_letters by the writer itself.
         await asyncio.to_thread(writer.write, batch.plans())
         count_delivered(batch.rejected)
@@ -142,6 +146,7 @@ async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLe
     url, database = settings.clickhouse_url, settings.clickhouse_database
     try:
         forest = await asyncio.to_thread(load_forest, url, database)
+        aliases = await asyncio.to_thread(load_aliases, url, database)
         engagement = await asyncio.to_thread(load_engagement, url, database)
         validator = RowValidator(await asyncio.to_thread(writer.column_types))
         await consume_queue(
@@ -150,6 +155,7 @@ async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLe
             settings.batch_size,
             settings.batch_seconds,
             forest=forest,
+            aliases=aliases,
             engagement=engagement,
             validator=validator,
         )

@@ -8,10 +8,11 @@ import contextlib
 import gc
 
 from hubwatch.clickhouse import as_utc, connect
+from processors.aliases import Aliases
 from processors.engagement import HORIZON_HOURS, RollingEngagement
 from processors.families import FamilyForest
 
-__all__ = ["load_engagement", "load_forest"]
+__all__ = ["load_aliases", "load_engagement", "load_forest"]
 
 
 def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
@@ -28,6 +29,19 @@ def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
     # It lives as long as the process: keep the cyclic collector from rescanning it.
     gc.freeze()
     return forest
+
+
+def load_aliases(clickhouse_url: str, database: str) -> Aliases:
+    """The other names of models, as ``model_aliases`` holds them."""
+    aliases = Aliases()
+    with (
+        contextlib.closing(connect(clickhouse_url, database=database)) as client,
+        client.query_row_block_stream(
+            "SELECT alias_id, canonical_id FROM model_aliases FINAL"
+        ) as stream,
+    ):
+        aliases.load(row for block in stream for row in block)
+    return aliases
 
 
 def load_engagement(
