@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hubwatch.events import ModelCreated
-from producers.hub import relation_fingerprint
+from producers.hub import named_bases, relation_fingerprint
 from producers.state import StateStore
 
 __all__ = ["SnapshotSchedule", "Tracker", "TrackingPolicy", "gone_recheck"]
@@ -110,7 +110,7 @@ class Tracker:
         with self.store.transaction():
             for event in events:
                 created = event.created_at.timestamp() if event.created_at else None
-                bases = event.base_models + event.card_base_models
+                bases = named_bases(event)
                 community = self.wants_community(event)
                 self.store.track(
                     event.repo_id,
