@@ -4,21 +4,29 @@
 -- root (the base's family root, else the base): edges,
 -- median delta, mean delta, share that improve.
 WITH
+    -- Every id at its canonical name: a board row or an edge naming a renamed repo's old
+    -- name, or another casing, counts for the repo (model_aliases, one hop deep).
+    (SELECT (groupArray(alias_id), groupArray(canonical_id)) FROM model_aliases FINAL) AS aliases,
     best AS (
-        SELECT board, model_id,
+        SELECT board, canonical AS model_id,
                argMax(score, (precision IN ('float16', 'bfloat16', 'float32'), score)) AS score,
                any(architecture) AS architecture, any(model_type) AS model_type
-        FROM leaderboard_scores FINAL
-        WHERE benchmark = 'average'
-        GROUP BY board, model_id
+        FROM (
+            SELECT *, transform(model_id, aliases.1, aliases.2, model_id) AS canonical
+            FROM leaderboard_scores FINAL
+            WHERE benchmark = 'average'
+        )
+        GROUP BY board, canonical
     ),
     edges AS (
-        SELECT DISTINCT derivative_id, base_model_id, relation
+        SELECT DISTINCT transform(d, aliases.1, aliases.2, d) AS derivative_id,
+               transform(b, aliases.1, aliases.2, b) AS base_model_id, relation
         FROM (
-            SELECT derivative_id, base_model_id, relation FROM lineage_edges FINAL
+            SELECT derivative_id AS d, base_model_id AS b, relation FROM lineage_edges FINAL
             UNION ALL
-            SELECT derivative_id, base_model_id, relation FROM leaderboard_edges FINAL
+            SELECT derivative_id AS d, base_model_id AS b, relation FROM leaderboard_edges FINAL
         )
+        WHERE derivative_id != base_model_id
     )
 SELECT
     multiIf({by:String} = 'relation', e.relation,
