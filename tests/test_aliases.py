@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import statistics
+import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +35,7 @@ from producers.hub_uploads import HubUploadsPoller
 from producers.publish import QueuePublisher
 from producers.state import StateStore
 from producers.tracking import Tracker
-from tests.conftest import poll_draining
+from tests.conftest import hubwatch, kcat, poll_draining, spawn, wait_until
 from tests.test_families import _as_table
 
 CANONICAL = "meta-llama/Llama-3.1-8B"
@@ -272,3 +274,76 @@ async def test_producers_ask_the_hub_once_per_unknown_id(tmp_path: Path) -> None
     # One lookup per unknown id across rounds and the restart; case-only differences none.
     # (The old name's redirect is followed once: the Hub's answer to that one lookup.)
     assert server.info_by_id == Counter({OLD: 1, CANONICAL: 1, GHOST: 1})
+
+
+MISTRAL = "mistralai/Mistral-Small-24B-Base-2501"
+MISTRAL_OLD = "mistralai/Mistral-Small-Base-24B"  # a name it had before, as a test fixes it
+
+
+async def test_renamed_base_through_kafka(
+    kafka_bootstrap: str,
+    clickhouse_url: str,
+    database: str,
+    topic_prefix: str,
+    replay: ReplayServer,
+    ch: Any,
+    tmp_path: Path,
+) -> None:
+    """The Mistral tree, plus a derivative naming its root by an old name and one naming it
+    in other letters: through Kafka and faust, every one lands in the root's family."""
+    created = datetime.now(UTC) - timedelta(days=1)
+    replay.hub.add(_item("x/ft-of-the-old-name", created, MISTRAL_OLD))
+    replay.hub.add(_item("y/ft-in-lower-case", created, MISTRAL.lower()))
+    replay.hub.rename(MISTRAL_OLD, MISTRAL)
+    replay.hub.release(len(replay.hub))
+    env = {
+        "HUBWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "HUBWATCH_CLICKHOUSE_URL": clickhouse_url,
+        "HUBWATCH_CLICKHOUSE_DATABASE": database,
+        "HUBWATCH_HUB_URL": replay.url,
+        "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+        "HUBWATCH_TOPIC_PREFIX": topic_prefix,
+        "HUBWATCH_PROCESSOR_APP_ID": f"{topic_prefix}processors",
+        "HUBWATCH_HUB_STREAMS": "uploads,aliases",
+    }
+    log = tmp_path / "process.log"
+    process = spawn("process", env=env, log=log)
+    try:
+        done = await asyncio.to_thread(hubwatch, "poll", "hub", "--once", "--since", "all", env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[:2] == [
+            "hub.uploads: published 69",
+            "hub.aliases: published 2",
+        ]
+
+        def root_row() -> tuple[Any, ...] | None:
+            rows = ch.query(
+                "SELECT descendants, finetunes FROM model_families FINAL"
+                f" WHERE model_id = '{MISTRAL}'"
+            ).result_rows
+            return rows[0] if rows else None
+
+        # The crawl's tree has 66 descendants under its root; the two new ones join them.
+        await asyncio.to_thread(
+            wait_until, lambda: root_row() == (68, 68), "both children in the root's family"
+        )
+        stray = ch.query(
+            "SELECT model_id FROM model_families FINAL WHERE model_id IN"
+            f" ('{MISTRAL_OLD}', '{MISTRAL.lower()}') OR root_id != '{MISTRAL}'"
+        ).result_rows
+        assert stray == []
+        assert set(
+            ch.query(
+                "SELECT alias_id, canonical_id, resolved_by FROM model_aliases FINAL"
+            ).result_rows
+        ) == {(MISTRAL_OLD, MISTRAL, "redirect"), (MISTRAL.lower(), MISTRAL, "case")}
+        published = kcat(kafka_bootstrap, f"{topic_prefix}model.alias")
+        assert sorted(m["key"] for m in published) == sorted([MISTRAL_OLD, MISTRAL.lower()])
+        assert replay.info_by_id == Counter({MISTRAL_OLD: 1, MISTRAL: 1})
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, 30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"hubwatch process did not stop on SIGTERM; log:\n{log.read_text()}")
