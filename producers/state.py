@@ -173,6 +173,11 @@ class StateStore:
                 int(community),
             ),
         )
+        self.add_bases(repo_id, base_models)
+
+    def add_bases(self, repo_id: str, base_models: Iterable[str]) -> None:
+        """Bases ``repo_id`` names (at first sight, or after an edit): for families to adopt
+        it, and for the aliases stream to resolve."""
         self._db.executemany(
             "INSERT OR IGNORE INTO model_bases VALUES (?, ?)",
             [(repo_id, base) for base in base_models],

@@ -31,6 +31,7 @@ from producers._http import make_client
 from producers.checkpoint import CheckpointStore
 from producers.hub import model_created_from_api
 from producers.hub_aliases import AliasPoller
+from producers.hub_edits import HubEditsPoller
 from producers.hub_uploads import HubUploadsPoller
 from producers.publish import QueuePublisher
 from producers.state import StateStore
@@ -231,9 +232,19 @@ async def test_producers_ask_the_hub_once_per_unknown_id(tmp_path: Path) -> None
     async with ReplayServer(world) as server, make_client(base_url=server.url) as client:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         publisher = QueuePublisher(queue)
+        edits: HubEditsPoller | None = None
 
         def open_store() -> tuple[StateStore, HubUploadsPoller, AliasPoller]:
+            nonlocal edits
             store = StateStore(tmp_path / "producers.sqlite")
+            edits = HubEditsPoller(
+                client,
+                publisher,
+                Tracker(store),
+                overlap=timedelta(minutes=10),
+                initial_lookback=None,
+                page_limit=50,
+            )
             uploads = HubUploadsPoller(
                 client,
                 publisher,
@@ -269,11 +280,22 @@ async def test_producers_ask_the_hub_once_per_unknown_id(tmp_path: Path) -> None
             CANONICAL,
             "case",
         )
+
+        # An edit makes a derivative name a base renamed since: resolved like the rest.
+        world.rename("b/older-name", "b/ft-canonical")
+        tags = ["base_model:b/older-name", "base_model:finetune:b/older-name"]
+        world.edit("c/ft-other-case", {"tags": tags, "cardData": {"base_model": "b/older-name"}})
+        assert edits is not None
+        assert [type(e).__name__ for e in await poll_draining(edits, queue)] == ["ModelUpdated"]
+        [edited] = await poll_draining(aliases, queue)
+        assert (edited.alias_id, edited.canonical_id) == ("b/older-name", "b/ft-canonical")
         store.close()
 
     # One lookup per unknown id across rounds and the restart; case-only differences none.
     # (The old name's redirect is followed once: the Hub's answer to that one lookup.)
-    assert server.info_by_id == Counter({OLD: 1, CANONICAL: 1, GHOST: 1})
+    assert server.info_by_id == Counter(
+        {OLD: 1, CANONICAL: 1, GHOST: 1, "b/older-name": 1, "b/ft-canonical": 1}
+    )
 
 
 MISTRAL = "mistralai/Mistral-Small-24B-Base-2501"
