@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 import httpx
 
@@ -51,15 +52,24 @@ class AliasPoller:
         self._budget = budget
 
     async def poll_once(self) -> int:
-        """One round; returns how many aliases it published."""
+        """One round over the bases tracked models name; returns how many aliases it
+        published."""
+        return len(await self.resolve(self._store.unresolved_bases(self._lookups * 4)))
+
+    async def resolve(self, names: Iterable[str]) -> list[ModelAlias]:
+        """Resolve ``names`` not resolved before (at most ``lookups_per_round`` requests;
+        the rest wait for another call), publish their aliases, then remember every answer.
+        Any caller with repo ids to map (a leaderboard's names) shares the same cache."""
         resolved_at = now_utc()
         answers: dict[str, tuple[str, str]] = {}
-        "base id -> (canonical id, how), this round's; stored once the events are durable."
+        "name -> (canonical id, how), this call's; stored once the events are durable."
         folded: dict[str, str] = {}
-        "Lower-cased canonical ids this round learned -> the id."
+        "Lower-cased canonical ids this call learned -> the id."
         failure: SourceError | None = None
         requests = 0
-        for base in self._store.unresolved_bases(self._lookups * 4):
+        for base in dict.fromkeys(names):
+            if base in answers or self._store.alias(base) is not None:
+                continue
             canonical = folded.get(base.lower()) or self._store.known_casing(base)
             if canonical is not None:
                 answers[base] = (canonical, "exact" if canonical == base else "case")
@@ -70,7 +80,7 @@ class AliasPoller:
             try:
                 canonical = await self._look_up(base)
             except SourceError as exc:
-                failure = exc  # keep what this round resolved; the rest waits
+                failure = exc  # keep what this call resolved; the rest waits
                 break
             if canonical is None:
                 answers[base] = ("", "gone")
@@ -96,10 +106,10 @@ class AliasPoller:
             for base, (canonical, how) in answers.items():
                 self._store.resolve_alias(base, canonical, how, time.time())
         if events:
-            log.info("hub aliases: %d base ids name a repo under another id", len(events))
+            log.info("hub aliases: %d names are another id's", len(events))
         if failure is not None:
             raise failure
-        return len(events)
+        return events
 
     async def _look_up(self, repo_id: str) -> str | None:
         """The id the Hub shows ``repo_id`` under, or None if it shows none."""
