@@ -231,7 +231,9 @@ class FamilyForest:
             return
         new = self._node(canonical_id)
         for child in sorted(self._children.get(old, ())):
-            if self._is_ancestor(child, new):  # the canonical model hangs under this child
+            if child == new:  # it named itself by its old name: no base at all
+                self._move(child, _NO_PARENT, _NO_PARENT)
+            elif self._is_ancestor(child, new):  # the canonical model hangs under this child
                 self._move(child, _NO_PARENT, _NO_PARENT)
                 self._cycle.add(child)
                 metrics.LINEAGE_CYCLES.inc()

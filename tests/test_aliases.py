@@ -369,3 +369,20 @@ async def test_renamed_base_through_kafka(
         except subprocess.TimeoutExpired:
             process.kill()
             pytest.fail(f"hubwatch process did not stop on SIGTERM; log:\n{log.read_text()}")
+
+
+def test_a_model_naming_its_own_old_name_has_no_base() -> None:
+    forest = FamilyForest()
+    own = _item("z/new-name", NOW, "z/old-name")
+    child = _item("z/child", NOW, "z/new-name")
+    events = [model_created_from_api(i, NOW) for i in (own, child)]
+    rows = plan_batch(events, forest=forest).rows["model_families"]
+    rows += plan_batch(
+        [ModelAlias("z/old-name", "z/new-name", "redirect", NOW)], forest=forest
+    ).rows["model_families"]
+    assert _as_table(rows) == {
+        "z/new-name": ("z/new-name", 0, Counter(finetune=1)),
+        "z/child": ("z/new-name", 1, Counter()),
+    }
+    assert forest.parent("z/new-name") is None
+    assert not [r for r in rows if r.model_id == "z/new-name"][-1].cycle
