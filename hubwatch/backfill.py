@@ -25,7 +25,7 @@ from hubwatch.errors import SchemaError
 from hubwatch.events import DeadLetter, Event
 from hubwatch.settings import Settings
 from processors.pipeline import plan_batch
-from processors.restore import load_forest, record_epoch
+from processors.restore import load_aliases, load_forest, record_epoch
 from processors.sinks import ClickHouseWriter
 from producers._http import make_client
 from producers._pagination import iter_pages
@@ -120,10 +120,13 @@ async def backfill(
     forest = await asyncio.to_thread(
         load_forest, settings.clickhouse_url, settings.clickhouse_database
     )
+    aliases = await asyncio.to_thread(
+        load_aliases, settings.clickhouse_url, settings.clickhouse_database
+    )
 
     async def flush(items: list[Event | DeadLetter]) -> None:
         nonlocal writing, edges
-        batch = plan_batch(items, forest=forest)
+        batch = plan_batch(items, forest=forest, aliases=aliases)
         # The forest grows by a million objects that live to the end: take what exists out
         # of the cyclic collector's sweeps, which otherwise rescan it ever more slowly.
         gc.freeze()

@@ -19,10 +19,11 @@ from hubwatch.events import DeadLetter, Event
 from hubwatch.migrate import apply_migrations
 from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
+from processors.aliases import Aliases
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import count_delivered, plan_batch
-from processors.restore import ForestKeeper, load_engagement
+from processors.restore import ForestKeeper, load_aliases, load_engagement
 from processors.sinks import ClickHouseWriter
 from processors.validate import RowValidator
 from producers._http import make_client, request
@@ -43,6 +44,7 @@ async def consume_queue(
     forest: FamilyForest | ForestKeeper | None = None,
     engagement: RollingEngagement | None = None,
     validator: RowValidator | None = None,
+    aliases: Aliases | None = None,
 ) -> None:
     """Take bounded batches off the queue and write them; ``task_done`` only after the write."""
     loop = asyncio.get_running_loop()
@@ -58,7 +60,9 @@ async def consume_queue(
                 break
         # A keeper reloads the forest when a backfill has rebuilt the families meanwhile.
         trees = await forest.current() if isinstance(forest, ForestKeeper) else forest
-        batch = plan_batch(items, forest=trees, engagement=engagement, validator=validator)
+        batch = plan_batch(
+            items, forest=trees, aliases=aliases, engagement=engagement, validator=validator
+        )
         # Rows ClickHouse refused go to dead_letters by the writer itself.
         await asyncio.to_thread(writer.write, batch.plans())
         count_delivered(batch.rejected)
@@ -145,6 +149,7 @@ async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLe
     try:
         forest = ForestKeeper(url, database)
         await forest.current()
+        aliases = await asyncio.to_thread(load_aliases, url, database)
         engagement = await asyncio.to_thread(load_engagement, url, database)
         validator = RowValidator(await asyncio.to_thread(writer.column_types))
         await consume_queue(
@@ -153,6 +158,7 @@ async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLe
             settings.batch_size,
             settings.batch_seconds,
             forest=forest,
+            aliases=aliases,
             engagement=engagement,
             validator=validator,
         )

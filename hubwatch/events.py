@@ -40,6 +40,7 @@ __all__ = [
     "GithubIssue",
     "GithubRelease",
     "GithubRepoSnapshot",
+    "ModelAlias",
     "ModelCommit",
     "ModelCreated",
     "ModelDiscussion",
@@ -312,6 +313,33 @@ class ModelDiscussion(Event):
         return (self.repo_id, self.num, self.status)
 
 
+@dataclass(frozen=True, slots=True)
+class ModelAlias(Event):
+    """Another name for a model repo: an old one (the repo was renamed or transferred, and
+    the Hub's model endpoint redirects it) or another casing (the Hub resolves ids without
+    regard to case). Metadata that names ``alias_id`` means ``canonical_id``."""
+
+    KIND: ClassVar[str] = "model.alias"
+    # What a name means is needed for ever (a late derivative may still use the old one).
+    CLEANUP_POLICY: ClassVar[str] = "compact"
+    RETENTION_MS: ClassVar[int] = -1
+
+    alias_id: str
+    "The id as some metadata names it."
+    canonical_id: str
+    "The id the Hub lists the repo under now."
+    resolved_by: str
+    "``redirect`` (the Hub's model endpoint answered with another id) or ``case``."
+    resolved_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.alias_id
+
+    def identity(self) -> tuple[object, ...]:
+        return (self.alias_id, self.canonical_id)
+
+
 # --- GitHub events ----------------------------------------------------------------------
 
 
@@ -404,6 +432,7 @@ _KEY_DOC = {
     "model.snapshot": "Hub repo id",
     "model.commit": "Hub repo id",
     "model.discussion": "Hub repo id",
+    "model.alias": "Hub repo id (the alias)",
     "github.commit": "GitHub owner/name",
     "github.issue": "GitHub owner/name",
     "github.release": "GitHub owner/name",

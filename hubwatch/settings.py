@@ -46,7 +46,7 @@ class Settings:
     initial_lookback_seconds: float | None = 3600.0
     "On a first poll with no checkpoint, how far back to start; None: everything listed."
     page_limit: int = 500
-    hub_streams: str = "uploads,edits,engagement,community,reconcile"
+    hub_streams: str = "uploads,edits,engagement,community,reconcile,aliases"
     "Which Hub streams ``poll hub`` and ``run`` drive."
     rate_share: float = 0.8
     "Share of each API's rate limit hubwatch may use; the rest is left for other clients."
@@ -80,6 +80,10 @@ class Settings:
     "How far back in createdAt each sweep looks."
     reconcile_lookups: int = 200
     "Per-repo lookups a sweep may spend on unseen repos; the rest wait for the next one."
+    alias_interval: float = 300.0
+    "Seconds between rounds resolving base ids the Hub does not list under that name."
+    alias_lookups: int = 100
+    "Model-endpoint lookups one alias round may spend (one per unknown base id, ever)."
     webhook_port: int | None = None
     "Serve Hub webhooks on 127.0.0.1:PORT/webhooks/hub (needs webhook_secret)."
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
@@ -139,6 +143,7 @@ class Settings:
             "engagement",
             "community",
             "reconcile",
+            "aliases",
         }
         if unknown:
             raise ConfigError(f"unknown hub streams: {', '.join(sorted(unknown))}")

@@ -38,7 +38,7 @@ from hubwatch.quiet_logs import OutageLogFilter
 from hubwatch.settings import Settings
 from processors.engagement import HORIZON_HOURS, HOUR, RollingEngagement
 from processors.pipeline import RawRecord, count_delivered, plan_batch
-from processors.restore import ForestKeeper
+from processors.restore import ForestKeeper, load_aliases
 from processors.sinks import ClickHouseWriter, plan_dead_letters
 from processors.validate import RowValidator
 
@@ -160,12 +160,16 @@ def create_app(settings: Settings) -> faust.App:
         # Reloaded when a backfill has rebuilt the families since (one owner at a time).
         forests = ForestKeeper(settings.clickhouse_url, settings.clickhouse_database)
         await forests.current()
+        aliases = await asyncio.to_thread(
+            load_aliases, settings.clickhouse_url, settings.clickhouse_database
+        )
         validator = RowValidator(await asyncio.to_thread(rows.column_types))
         engagement = RollingEngagement(WindowedBuckets(hours.table))
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             batch = plan_batch(
                 (RawRecord(e.message.topic, e.message.key, e.message.value) for e in events),
                 forest=await forests.current(),
+                aliases=aliases,
                 engagement=engagement,
                 validator=validator,
                 topic_prefix=settings.topic_prefix,

@@ -129,6 +129,8 @@ class FamilyForest:
         "The newest observed_at seen, in ns: what the next drain's rows are as of."
         self.version = 0
         "The version of the last rows drained (or the highest loaded)."
+        self._retired: set[int] = set()
+        "Nodes of names that turned out to be aliases (:meth:`rename`): rows to delete."
 
     def __len__(self) -> int:
         return len(self._names)
@@ -316,6 +318,10 @@ class FamilyForest:
         self.version = max(self.version, version)
         rows: list[FamilyRow] = []
         for node, old_root in self._dirty.items():
+            if node in self._retired:
+                if old_root != _NO_PARENT:
+                    rows.append(self._deletion(old_root, node, version))
+                continue
             root, depth = self._place(node)
             if old_root not in (_NO_PARENT, root):
                 rows.append(self._deletion(old_root, node, version))
@@ -329,6 +335,42 @@ class FamilyForest:
             return named
         parent = self._parent[node]
         return () if parent == _NO_PARENT else (self._names[parent],)
+
+    # -- other names of a model (processors/aliases.py) --
+
+    def rename(self, alias_id: str, canonical_id: str) -> None:
+        """``alias_id`` is another name of ``canonical_id``: what hangs under the alias moves
+        under the canonical model, which takes the facts it lacks from the alias, and the
+        alias leaves the forest (its row is deleted at the next drain)."""
+        old = self._index.get(alias_id)
+        if old is None or alias_id == canonical_id:
+            return
+        new = self._node(canonical_id)
+        for child in sorted(self._children.get(old, ())):
+            if child == new:  # it named itself by its old name: no base at all
+                self._move(child, _NO_PARENT, _NO_PARENT)
+            elif self._is_ancestor(child, new):  # the canonical model hangs under this child
+                self._move(child, _NO_PARENT, _NO_PARENT)
+                self._cycle.add(child)
+                metrics.LINEAGE_CYCLES.inc()
+            else:
+                self._move(child, new, self._relation[child])
+        if self._created[new] is None and self._created[old] is not None:
+            self._mark(new)
+            self._created[new] = self._created[old]
+        if self._size[new] is None and self._size[old] is not None:
+            self._size[new] = self._size[old]
+            for child in (new, *self._children.get(new, ())):
+                self._mark(child)
+        parent, code = self._parent[old], self._relation[old]
+        if parent != _NO_PARENT:
+            self._move(old, _NO_PARENT, _NO_PARENT)
+            if self._parent[new] == _NO_PARENT and not self._is_ancestor(new, parent):
+                self._move(new, parent, code)
+        self._mark(old)
+        self._retired.add(old)
+        self._cycle.discard(old)
+        del self._index[alias_id]
 
     # -- internals --
 

@@ -33,6 +33,7 @@ from hubwatch.events import (
     GithubIssue,
     GithubRelease,
     GithubRepoSnapshot,
+    ModelAlias,
     ModelCommit,
     ModelCreated,
     ModelDiscussion,
@@ -42,6 +43,7 @@ from hubwatch.events import (
     encode,
 )
 from processors.activity import community_row, repo_snapshot_row, snapshot_row
+from processors.aliases import Aliases, AliasRow, alias_row
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.leaderboard import card_score_rows
@@ -95,6 +97,8 @@ def rows_for(event: Event) -> list[Any]:
             return [repo_snapshot_row(event)]
         case ModelCommit() | ModelDiscussion() | GithubCommit() | GithubIssue() | GithubRelease():
             return [community_row(event)]
+        case ModelAlias():
+            return [alias_row(event)]
     return []
 
 
@@ -109,6 +113,8 @@ class Batch:
     "The dead letters this batch made; count them (:func:`count_delivered`) once delivered."
     forest: FamilyForest | None = None
     "The family trees to keep up to date; their changed rows join the batch at the end."
+    aliases: Aliases | None = None
+    "Other names of models: base ids are made canonical before lineage is kept."
     engagement: RollingEngagement | None = None
     "Live rolling windows, recomputed per snapshot."
     validator: RowValidator | None = None
@@ -158,7 +164,10 @@ class Batch:
         if event.event_id in self._seen:  # a redelivery inside one batch
             return
         try:
-            rows = [(TABLES[type(row)], row) for row in rows_for(event)]
+            found = rows_for(event)
+            if self.aliases is not None:
+                found = self.aliases.canonical_rows(found)
+            rows = [(TABLES[type(row)], row) for row in found]
             if self.validator is not None:
                 self.validator.check_event(event, rows)
             rows += self._observe(event, [row for _, row in rows])
@@ -179,6 +188,8 @@ class Batch:
         """The stateful parts: the family trees (their rows come at the end of the batch),
         with the retraction of bases and card claims the model's newest metadata no longer
         names, and the live windows of a snapshot."""
+        if isinstance(event, ModelAlias):
+            return self._rename(rows)
         if self.forest is not None and isinstance(event, ModelCreated | ModelUpdated):
             edges = [r for r in rows if isinstance(r, LineageEdge)]
             model = next((r for r in rows if isinstance(r, ModelRow)), None)
@@ -197,6 +208,19 @@ class Batch:
         if self.engagement is not None and isinstance(event, ModelSnapshot):
             return [("engagement_live", self.engagement.observe(event))]
         return []
+
+    def _rename(self, rows: list[Any]) -> list[tuple[str, Any]]:
+        """A learned alias: later events map it, and what earlier ones hung under the old
+        name moves to the canonical one; older aliases of the old name are re-pointed."""
+        out: list[tuple[str, Any]] = []
+        for row in rows:
+            if not isinstance(row, AliasRow):
+                continue
+            if self.aliases is not None:
+                out += [("model_aliases", moved) for moved in self.aliases.learn(row)]
+            if self.forest is not None:
+                self.forest.rename(row.alias_id, row.canonical_id)
+        return out
 
     def _reject(self, stage: str, origin: Origin, error: SchemaError) -> None:
         payload = origin.payload
@@ -234,13 +258,19 @@ def plan_batch(
     engagement: RollingEngagement | None = None,
     validator: RowValidator | None = None,
     topic_prefix: str = DEFAULT_TOPIC_PREFIX,
+    aliases: Aliases | None = None,
 ) -> Batch:
     """A batch's rows. The stateful parts are optional: with ``forest`` also the
     ``model_families`` rows its lineage changed, with ``engagement`` the live windows of its
     snapshots (written with the rest, so they are acknowledged together); with
-    ``validator`` every event's rows are checked against the tables before any is kept."""
+    ``validator`` every event's rows are checked against the tables before any is kept; with
+    ``aliases`` base ids are made canonical and ``model.alias`` events extend the map."""
     batch = Batch(
-        forest=forest, engagement=engagement, validator=validator, topic_prefix=topic_prefix
+        forest=forest,
+        aliases=aliases,
+        engagement=engagement,
+        validator=validator,
+        topic_prefix=topic_prefix,
     )
     for item in items:
         if isinstance(item, RawRecord):

@@ -11,10 +11,18 @@ import logging
 
 from hubwatch.clickhouse import as_utc, connect
 from hubwatch.errors import SinkError
+from processors.aliases import Aliases
 from processors.engagement import HORIZON_HOURS, RollingEngagement
 from processors.families import FamilyForest
 
-__all__ = ["ForestKeeper", "family_epoch", "load_engagement", "load_forest", "record_epoch"]
+__all__ = [
+    "ForestKeeper",
+    "family_epoch",
+    "load_aliases",
+    "load_engagement",
+    "load_forest",
+    "record_epoch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +99,19 @@ class ForestKeeper:
             self.forest = await asyncio.to_thread(load_forest, self._url, self._database)
             self._epoch = epoch
         return self.forest
+
+
+def load_aliases(clickhouse_url: str, database: str) -> Aliases:
+    """The other names of models, as ``model_aliases`` holds them."""
+    aliases = Aliases()
+    with (
+        contextlib.closing(connect(clickhouse_url, database=database)) as client,
+        client.query_row_block_stream(
+            "SELECT alias_id, canonical_id FROM model_aliases FINAL"
+        ) as stream,
+    ):
+        aliases.load(row for block in stream for row in block)
+    return aliases
 
 
 def load_engagement(

@@ -19,6 +19,7 @@ from hubwatch import metrics
 from hubwatch.errors import SchemaError, SinkError
 from hubwatch.events import DeadLetter, Event, encode
 from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
+from processors.aliases import AliasRow
 from processors.engagement import EngagementRow
 from processors.families import FamilyRow
 from processors.leaderboard import LeaderboardEdge, ScoreRow
@@ -73,6 +74,7 @@ TABLES: dict[type, str] = {
     LeaderboardEdge: "leaderboard_edges",
     FamilyRow: "model_families",
     EngagementRow: "engagement_live",
+    AliasRow: "model_aliases",
 }
 "Which table each row type goes to (the columns are its dataclass fields)."
 

@@ -47,7 +47,9 @@ _DATETIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 2, 7, 6, 28,
 _WRAPPER = re.compile(r"^(\w+)\((.*)\)$", re.DOTALL)
 
 # Columns that hold ids, by name (the same name means the same thing in every table).
-_HUB_ID_COLUMNS = frozenset({"repo_id", "model_id", "derivative_id", "base_model_id", "root_id"})
+_HUB_ID_COLUMNS = frozenset(
+    {"repo_id", "model_id", "derivative_id", "base_model_id", "root_id", "alias_id", "canonical_id"}
+)
 _OPTIONAL_HUB_ID_COLUMNS = frozenset({"parent_id"})
 _GITHUB_ID_COLUMNS = frozenset({"github_repos"})
 

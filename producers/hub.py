@@ -36,6 +36,7 @@ __all__ = [
     "model_discussion_from_api",
     "model_snapshot_from_api",
     "model_updated",
+    "named_bases",
     "now_utc",
     "relation_fingerprint",
 ]
@@ -156,6 +157,26 @@ def _base_model_ids(f: Fields, value: object, where: str) -> tuple[str, ...]:
         return ()
     values = [value] if isinstance(value, str) else value
     return tuple(v.strip() for v in f.strings(values, where) if v.strip())
+
+
+_BASE_TAG = re.compile(r"^base_model:(?:(?:finetune|quantized|adapter|merge):)?(.+)$")
+_HUB_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/")
+
+
+def named_bases(event: ModelCreated | ModelUpdated) -> tuple[str, ...]:
+    """Every base id the event's metadata names (``baseModels``, the relation tags, the
+    card, a card's Hub URL as its id), in that order, once each, as written: ids to resolve
+    when the Hub does not list them under that exact name."""
+    found: dict[str, None] = {}
+    tagged = [m[1] for t in event.tags if (m := _BASE_TAG.match(t))]
+    for base in (*event.base_models, *tagged, *event.card_base_models):
+        base = _HUB_URL.sub("", base.strip()).strip("/")
+        try:
+            found[check_repo_id(base)] = None
+        except SchemaError:
+            continue  # not an id the Hub could list
+    found.pop(event.repo_id, None)
+    return tuple(found)
 
 
 ENGAGEMENT_FIELDS = ("downloads", "downloadsAllTime", "likes", "trendingScore")

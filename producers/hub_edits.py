@@ -20,6 +20,7 @@ from producers.hub import (
     changed_fields,
     model_created_from_api,
     model_updated,
+    named_bases,
     now_utc,
     relation_fingerprint,
 )
@@ -148,6 +149,7 @@ class HubEditsPoller:
             self._sight.record(first)
             for _, created in updates:
                 self._store.set_fingerprint(created.repo_id, relation_fingerprint(created))
+                self._store.add_bases(created.repo_id, named_bases(created))
             if newest is not None:
                 self._store.set_mark(_MARK, format_datetime(newest))
         if newest is not None:

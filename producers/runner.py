@@ -17,6 +17,7 @@ from producers._http import make_client
 from producers._ratelimit import RequestBudget
 from producers.checkpoint import CheckpointStore
 from producers.github import GITHUB_HEADERS, GithubPoller
+from producers.hub_aliases import AliasPoller
 from producers.hub_community import CommunityPoller
 from producers.hub_edits import HubEditsPoller
 from producers.hub_engagement import EngagementPoller
@@ -210,6 +211,19 @@ class Producers:
                             budget=self.hub_budget,
                         ),
                         s.reconcile_interval,
+                    )
+                )
+            if "aliases" in streams:
+                self.pollers.append(
+                    (
+                        AliasPoller(
+                            hub,
+                            self.publisher.session(),
+                            store,
+                            lookups_per_round=s.alias_lookups,
+                            budget=self.hub_budget,
+                        ),
+                        s.alias_interval,
                     )
                 )
             if "community" in streams:

@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS etags (url TEXT PRIMARY KEY, etag TEXT);
 CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heard (         -- repos named by a webhook before any listing
     repo_id TEXT PRIMARY KEY, stream TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS aliases (       -- base ids resolved: one Hub request each, ever
+    alias_id TEXT PRIMARY KEY,
+    canonical_id TEXT,                     -- '' when the Hub does not show it (gone)
+    resolved_by TEXT,                      -- exact, redirect, case or gone
+    at REAL);
+CREATE INDEX IF NOT EXISTS aliases_canonical_nocase ON aliases (canonical_id COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS models_repo_nocase ON models (repo_id COLLATE NOCASE);
 """
 
 
@@ -194,6 +201,11 @@ class StateStore:
                 tracked_at,
             ),
         )
+        self.add_bases(repo_id, base_models)
+
+    def add_bases(self, repo_id: str, base_models: Iterable[str]) -> None:
+        """Bases ``repo_id`` names (at first sight, or after an edit): for families to adopt
+        it, and for the aliases stream to resolve."""
         self._db.executemany(
             "INSERT OR IGNORE INTO model_bases VALUES (?, ?)",
             [(repo_id, base) for base in base_models],
@@ -358,6 +370,43 @@ class StateStore:
             f"SELECT 1 FROM families WHERE base_model IN ({marks}) LIMIT 1", base_models
         ).fetchone()
         return row is not None
+
+    # -- canonical ids of the bases models name (producers/hub_aliases.py) --
+
+    def unresolved_bases(self, limit: int) -> list[str]:
+        """Base ids tracked models name that are neither tracked nor resolved yet."""
+        rows = self._db.execute(
+            "SELECT DISTINCT b.base_model FROM model_bases b"
+            " WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.repo_id = b.base_model)"
+            " AND NOT EXISTS (SELECT 1 FROM aliases a WHERE a.alias_id = b.base_model)"
+            " ORDER BY b.base_model LIMIT ?",
+            (limit,),
+        )
+        return [row[0] for row in rows]
+
+    def known_casing(self, repo_id: str) -> str | None:
+        """A known id (tracked, or the Hub's answer for some name) equal to ``repo_id`` but
+        for case, itself first (Hub ids are ASCII; SQLite's NOCASE folds ASCII)."""
+        row = self._db.execute(
+            "SELECT id FROM (SELECT repo_id AS id FROM models WHERE repo_id = ? COLLATE NOCASE"
+            " UNION ALL SELECT canonical_id FROM aliases WHERE canonical_id = ? COLLATE NOCASE)"
+            " ORDER BY id != ? LIMIT 1",
+            (repo_id, repo_id, repo_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def resolve_alias(self, alias_id: str, canonical_id: str, resolved_by: str, at: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?)",
+            (alias_id, canonical_id, resolved_by, at),
+        )
+
+    def alias(self, alias_id: str) -> tuple[str, str] | None:
+        """(canonical id, how it was resolved) of a base id resolved before."""
+        row = self._db.execute(
+            "SELECT canonical_id, resolved_by FROM aliases WHERE alias_id = ?", (alias_id,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     # -- GitHub repos to follow --
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from hubwatch import metrics
 from hubwatch.events import ModelCreated
-from producers.hub import relation_fingerprint
+from producers.hub import named_bases, relation_fingerprint
 from producers.snapshot_plan import TIERS, SnapshotPlan, plan_snapshots
 from producers.state import StateStore, TrackedModel
 
@@ -219,7 +219,7 @@ class Tracker:
         with self.store.transaction():
             for event in events:
                 created = event.created_at.timestamp() if event.created_at else None
-                bases = event.base_models + event.card_base_models
+                bases = named_bases(event)
                 community = self.wants_community(event)
                 tier = self.schedule.tier(
                     age=None if created is None else now - created,

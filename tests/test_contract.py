@@ -144,6 +144,28 @@ async def test_model_info_expand_and_revision(replay: ReplayServer) -> None:
         await call(api.model_info, repo_id, revision="no-such-branch")
 
 
+async def test_renamed_and_differently_cased_ids_answer_as_the_hub_does(
+    replay: ReplayServer,
+) -> None:
+    # huggingface_hub follows the Hub's redirect from a renamed repo's old name (its client
+    # follows redirects; it documents relative ones as "a renamed repository"), and reads
+    # the id from the body: the name the Hub lists the repo under now.
+    replay.hub.release(len(replay.hub))
+    api = hub(replay)
+    repo_id = first_model(replay)
+    old = f"{repo_id.split('/')[0]}/Old-Name-Of-It"
+    replay.hub.rename(old, repo_id)
+    moved = await call(api.model_info, old, expand=["likes"])
+    assert moved.id == repo_id and moved.likes is not None
+    assert (await call(api.model_info, old.upper())).id == repo_id  # case-insensitive too
+    assert (await call(api.model_info, repo_id.swapcase())).id == repo_id
+    made = replay.hub.commit(repo_id, "after the rename")
+    assert (await call(api.list_repo_commits, old))[0].commit_id == made
+    with pytest.raises(HfHubHTTPError) as failed:
+        await call(api.model_info, f"{old}-never")
+    assert failed.value.response.status_code == 401
+
+
 async def test_list_repo_commits_pages_and_honours_the_revision(replay: ReplayServer) -> None:
     replay.hub.release(len(replay.hub))
     api = hub(replay)

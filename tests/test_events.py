@@ -35,6 +35,7 @@ SAMPLES: dict[str, events.Event] = {
     ),
     "model.commit": events.ModelCommit("org/model", "9b865ef", T0, title="init", authors=("x",)),
     "model.discussion": events.ModelDiscussion("org/model", 19, "Update", "open", True, T0),
+    "model.alias": events.ModelAlias("org/Old-Name", "org/new-name", "redirect", T1),
     "github.commit": events.GithubCommit("org/repo", "abc123", T0, message="fix"),
     "github.issue": events.GithubIssue("org/repo", 7, "bug", "open", False, T0, T1),
     "github.release": events.GithubRelease("org/repo", 42, "v1.0", T0, prerelease=True),

@@ -9,13 +9,37 @@
 -- (pairs whose relation the Hub gave), disputed (pairs whose board base field named
 -- another relation than the Hub's). No rows: hubwatch query says why.
 WITH
+    -- Every id at its canonical name (model_aliases, one hop deep): a board row or a pair
+    -- naming a renamed repo's old name, or another casing, counts for the repo.
+    (SELECT (groupArray(alias_id), groupArray(canonical_id)) FROM model_aliases FINAL) AS aliases,
     best AS (
-        SELECT board, model_id,
+        SELECT board, canonical AS model_id,
                argMax((score, toString(architecture), toString(model_type)),
                       (precision IN ('float16', 'bfloat16', 'float32'), score)) AS row
-        FROM leaderboard_scores FINAL
-        WHERE benchmark = 'average'
-        GROUP BY board, model_id
+        FROM (
+            SELECT *, transform(model_id, aliases.1, aliases.2, model_id) AS canonical
+            FROM leaderboard_scores FINAL
+            WHERE benchmark = 'average'
+        )
+        GROUP BY board, canonical
+    ),
+    pairs AS (
+        -- derivation_pairs at canonical ids: a pair named under two names of one repo
+        -- counts once, with the Hub's relation where the Hub names it (as the view does).
+        SELECT d AS derivative_id, b AS base_model_id,
+               if(hub != '', hub, board) AS relation,
+               multiIf(hub != '' AND board != '', 'hub+board', hub != '', 'hub', 'board')
+                   AS source,
+               hub != '' AND board != '' AND hub != board AS disputed
+        FROM (
+            SELECT transform(derivative_id, aliases.1, aliases.2, derivative_id) AS d,
+                   transform(base_model_id, aliases.1, aliases.2, base_model_id) AS b,
+                   anyIf(hub_relation, hub_relation != '') AS hub,
+                   anyIf(board_relation, board_relation != '') AS board
+            FROM derivation_pairs
+            GROUP BY d, b
+        )
+        WHERE d != b
     )
 SELECT
     c.board AS board,
@@ -30,12 +54,12 @@ SELECT
     round(avg(tupleElement(c.row, 1) > tupleElement(b.row, 1)), 3) AS share_improved,
     countIf(e.source != 'board') AS hub_relations,
     countIf(e.disputed) AS disputed
-FROM derivation_pairs AS e
+FROM pairs AS e
 INNER JOIN best AS c ON c.model_id = e.derivative_id
 INNER JOIN best AS b ON b.model_id = e.base_model_id AND b.board = c.board
 LEFT JOIN (
     SELECT model_id, root_id FROM model_families FINAL
-    WHERE {by:String} = 'root' AND model_id IN (SELECT base_model_id FROM derivation_pairs)
+    WHERE {by:String} = 'root' AND model_id IN (SELECT base_model_id FROM pairs)
 ) AS f ON f.model_id = e.base_model_id
 WHERE throwIf({by:String} NOT IN ('relation', 'architecture', 'type', 'base', 'root'),
               'by must be relation, architecture, type, base or root') = 0

@@ -5,10 +5,11 @@ Hub: ``GET /api/models`` (``sort`` always descending with ties in one fixed orde
 ``expand=`` checked against what the listing accepts, the default field set without it,
 ``full``/``config``/``cardData``, the filters ``filter``/``author``/``search``/
 ``pipeline_tag``/``gated``/``num_parameters``, ``limit``, ``Link`` cursor pagination),
-``/api/models/{id}`` and ``/revision/{rev}`` (``expand``), ``/commits/{rev}`` (``Link``
-pagination, ``expand[]=formatted``), ``/discussions`` (page numbers, no Link; ``type``,
-``status``, ``author``), and the 5-minute fixed-window ``RateLimit`` / ``RateLimit-Policy``
-headers with 429 past the quota.
+``/api/models/{id}`` and ``/revision/{rev}`` (``expand``; a renamed repo's old name answers
+307 with a relative ``Location`` to its new one, an id in another case is the model),
+``/commits/{rev}`` (``Link`` pagination, ``expand[]=formatted``), ``/discussions`` (page
+numbers, no Link; ``type``, ``status``, ``author``), and the 5-minute fixed-window
+``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
 
 GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``),
 ``/issues`` (``state``, ``labels``, ``creator``, ``sort``, ``direction``, ``since``),
@@ -24,7 +25,7 @@ A model's own endpoints answer as the Hub does for a repo it does not show (dele
 private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a token.
 
 Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``list`` (a model
-listed now whatever its createdAt: a late-listed repo), ``restrict``, ``edit``,
+listed now whatever its createdAt: a late-listed repo), ``rename``, ``restrict``, ``edit``,
 ``engage``, ``commit``, ``discussion``, ``github/{repo,commit,issue,release,star}`` and
 ``faults`` (scripted 429s, 5xx, slow and truncated answers, reset connections). With a
 webhook URL and secret it POSTs Hub-style webhooks for content and discussion changes.
@@ -252,6 +253,8 @@ class ReplayServer(LocalServer):
         "Requests for a repo's own endpoints answered 401/403/404, by repo id."
         self.by_endpoint: Counter[str] = Counter()
         "Requests per endpoint (``list:createdAt``, ``info``, ``commits``, ``github``, …)."
+        self.info_by_id: Counter[str] = Counter()
+        "``/api/models/{id}`` requests by the id asked for, as asked."
         self._hub_window = (0, 0)
         self._github_window = (0, 0)
         self._webhook = (webhook_url, webhook_secret)
@@ -276,6 +279,7 @@ class ReplayServer(LocalServer):
         post("/_replay/faults", self._set_faults)
         post("/_replay/restrict", self._restrict)
         post("/_replay/list", self._list_late)
+        post("/_replay/rename", self._rename)
         return app
 
     # -- faults --
@@ -516,6 +520,10 @@ class ReplayServer(LocalServer):
         if refused:
             return _hub_error(400, refused, headers)
         repo_id = request.match_info["repo_id"]
+        self.info_by_id[repo_id] += 1
+        repo_id = self._canonical(request, repo_id, headers)
+        if isinstance(repo_id, web.Response):
+            return repo_id
         denied = self._refuse(request, repo_id, headers)
         if denied is not None:
             return denied
@@ -545,6 +553,22 @@ class ReplayServer(LocalServer):
     def _no_revision(repo_id: str, rev: str, headers: Mapping[str, str]) -> web.Response:
         # huggingface_hub reads X-Error-Code RevisionNotFound as RevisionNotFoundError.
         return _hub_error(404, f"Invalid rev id: {rev}", headers, "RevisionNotFound")
+
+    def _canonical(
+        self, request: web.Request, repo_id: str, headers: dict[str, str]
+    ) -> str | web.Response:
+        """The id to answer for: a renamed repo's old name gets the Hub's redirect to the
+        new one (307, a relative ``Location`` keeping the rest of the path and the query,
+        which huggingface_hub follows); an id that differs from a model's in case only is
+        that model (the Hub resolves ids case-insensitively and answers with its own id)."""
+        moved = self.hub.moved_to(repo_id) if self.hub.find(repo_id) is None else None
+        if moved is not None:
+            prefix = f"/api/models/{repo_id}"
+            location = f"/api/models/{moved}{request.path[len(prefix) :]}"
+            if request.query_string:
+                location += f"?{request.query_string}"
+            return web.Response(status=307, headers={**headers, "Location": location})
+        return self.hub.canonical(repo_id) or repo_id
 
     def _refuse(
         self, request: web.Request, repo_id: str, headers: dict[str, str]
@@ -598,7 +622,9 @@ class ReplayServer(LocalServer):
             page = -1
         if refused or page < 0:
             return _hub_error(400, refused or "p must be a page index", headers)
-        repo_id = request.match_info["repo_id"]
+        repo_id = self._canonical(request, request.match_info["repo_id"], headers)
+        if isinstance(repo_id, web.Response):
+            return repo_id
         denied = self._refuse(request, repo_id, headers)
         return denied or (headers, query, repo_id, page)
 
@@ -793,6 +819,14 @@ class ReplayServer(LocalServer):
                 self.hub.list_now(item)
         except TypeError as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        return await self._status(request)
+
+    async def _rename(self, request: web.Request) -> web.Response:
+        """``?from=org/old&to=org/new``: the old name redirects to the new one from now on."""
+        try:
+            self.hub.rename(request.query["from"], request.query["to"])
+        except KeyError as exc:
+            return web.json_response({"error": f"bad rename: missing {exc}"}, status=400)
         return await self._status(request)
 
     async def _restrict(self, request: web.Request) -> web.Response:

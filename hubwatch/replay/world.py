@@ -58,6 +58,7 @@ class ListSource:
     def __init__(self, items: Sequence[Any]) -> None:
         self._items = sorted(items, key=_created_key)
         self._index: dict[str, int] = {}
+        self._folded: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -74,11 +75,22 @@ class ListSource:
             }
         return self._index.get(repo_id)
 
+    def index_of_folded(self, repo_id: str) -> int | None:
+        """The index of the item whose id equals ``repo_id`` but for case."""
+        if not self._folded:
+            self._folded = {
+                i["id"].lower(): n
+                for n, i in enumerate(self._items)
+                if isinstance(i, dict) and isinstance(i.get("id"), str)
+            }
+        return self._folded.get(repo_id.lower())
+
     def insert(self, item: Any) -> int:
         """Add an item in createdAt order; returns its index."""
         index = bisect.bisect_right([_created_key(i) for i in self._items], _created_key(item))
         self._items.insert(index, item)
         self._index.clear()
+        self._folded.clear()
         return index
 
 
@@ -131,6 +143,8 @@ class HubWorld:
         self._engaged: set[str] = set()
         self.restricted: dict[str, str] = {}
         "repo id -> ``deleted``, ``private`` or ``gated``: what its own endpoints refuse."
+        self.renamed: dict[str, str] = {}
+        "lower-cased old repo id -> the id it was renamed or transferred to."
 
     def __len__(self) -> int:
         return len(self.source)
@@ -221,6 +235,30 @@ class HubWorld:
             shown["downloadsAllTime"] = (shown.get("downloadsAllTime") or 0) + overlay.downloads
             shown["trendingScore"] = (shown.get("trendingScore") or 0) + overlay.downloads // 100
         return shown
+
+    def rename(self, old_id: str, new_id: str) -> None:
+        """``old_id`` was renamed or transferred to ``new_id``: the Hub redirects the old
+        name's endpoints to the new one (whatever the case of the old name asked)."""
+        self.renamed[old_id.lower()] = new_id
+
+    def moved_to(self, repo_id: str) -> str | None:
+        """Where a renamed repo's old name points now (following later renames)."""
+        target, hops = self.renamed.get(repo_id.lower()), 0
+        while target is not None and target.lower() in self.renamed and hops < 10:
+            target, hops = self.renamed[target.lower()], hops + 1
+        return target
+
+    def canonical(self, repo_id: str) -> str | None:
+        """The id a released model is shown under when asked for as ``repo_id``: itself, or
+        the one that differs in case only (the Hub resolves ids case-insensitively)."""
+        if self.find(repo_id) is not None:
+            return repo_id
+        folded = getattr(self.source, "index_of_folded", None)
+        index = folded(repo_id) if folded is not None else None
+        if index is None or index >= self.released:
+            return None
+        item = self.source.item(index)
+        return item["id"] if isinstance(item, dict) else None
 
     def released_views(self) -> Iterator[Any]:
         for i in range(self.released):
