@@ -44,7 +44,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _query(ch: Any, name: str, **params: str) -> list[tuple[Any, ...]]:
-    return ch.query(load(name).sql, parameters=params).result_rows
+    query = load(name)
+    return ch.query(query.sql, parameters=query.bind(params)).result_rows
 
 
 @pytest.fixture
@@ -225,7 +226,8 @@ def test_tree_and_family_growth(
     assert by_relation == [relations[r] for r in ("finetune", "quantized", "adapter", "merge")]
 
 
-SNAPSHOT_AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+# Recent, on the hour: raw snapshots older than their 90-day TTL are dropped on insert.
+SNAPSHOT_AT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
 # Hours before SNAPSHOT_AT, all-time downloads, likes.
 SNAPSHOT_POINTS = [(50, 100, 10), (30, 400, 12), (23, 1000, 15), (0.5, 1600, 20), (0.2, 1700, 21)]
 
@@ -411,12 +413,45 @@ def test_community_activity(ch: Any, writer: ClickHouseWriter) -> None:
     events: list[Any] = [
         ModelCommit("x/child", f"c{i}", at - a, title="t") for i, a in enumerate(ago)
     ]
+    h = timedelta(hours=1)
     events += [
-        ModelDiscussion("b/base", 1, "GGUF?", "open", False, at - ago[1]),
-        ModelDiscussion("b/base", 2, "Fix", "open", True, at - ago[2]),
+        # A discussion opened and closed the same day, a pull request opened and merged.
+        ModelDiscussion("b/base", 1, "GGUF?", "open", False, at - ago[1], changed_at=at - ago[1]),
+        ModelDiscussion("b/base", 1, "GGUF?", "closed", False, at - ago[1], changed_at=at - h),
+        ModelDiscussion("b/base", 2, "Fix", "open", True, at - ago[2], changed_at=at - ago[2]),
+        ModelDiscussion("b/base", 2, "Fix", "merged", True, at - ago[2], changed_at=at - h),
         GithubCommit("o/r", "s1", at - ago[0]),
-        GithubIssue("o/r", 7, "bug", "open", False, at - ago[2], at - ago[2]),
-        GithubIssue("o/r", 8, "pr", "open", True, at - ago[1], at - ago[1]),
+        # An issue edited three times is one issue opened.
+        *(
+            GithubIssue("o/r", 7, "bug", "open", False, at - ago[2], at - ago[2] + e * h)
+            for e in range(3)
+        ),
+        # Opened before the window, closed, then reopened inside it.
+        GithubIssue(
+            "o/r",
+            9,
+            "old",
+            "closed",
+            False,
+            at - ago[3],
+            at - ago[1],
+            closed_at=at - ago[1],
+            state_reason="completed",
+        ),
+        GithubIssue(
+            "o/r", 9, "old", "open", False, at - ago[3], at - ago[0], state_reason="reopened"
+        ),
+        GithubIssue(
+            "o/r",
+            8,
+            "pr",
+            "closed",
+            True,
+            at - ago[1],
+            at - h,
+            closed_at=at - h,
+            merged_at=at - h,
+        ),
         GithubRelease("o/r", 1, "v1", at - ago[1]),
         GithubRelease("o/unlinked", 2, "v1", at - ago[1]),  # no model links it
     ]
@@ -426,16 +461,20 @@ def test_community_activity(ch: Any, writer: ClickHouseWriter) -> None:
         rows = _query(ch, "community_activity", by=by, at=at.strftime("%Y-%m-%d %H:%M:%S"))
         return {r[0]: r[1:] for r in rows}
 
-    # hub commits 1h/24h/7d, discussions 24h/7d, hub PRs, GitHub commits 24h/7d, issues,
-    # GitHub PRs, releases, all events in 7 days.
-    child = (1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3)
-    base = (0, 0, 0, 1, 2, 1, 0, 0, 0, 0, 0, 2)
-    other = (0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 4)
+    # hub commits 1h/24h/7d; discussions opened 24h/7d, closed; Hub reopened; Hub PRs
+    # opened, merged; GitHub commits 24h/7d; issues opened, closed; GitHub reopened; GitHub
+    # PRs opened, merged; releases; distinct items in 7 days.
+    child = (1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3)
+    base = (0, 0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2)
+    other = (0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 5)
     assert activity("model") == {"x/child": child, "b/base": base, "y/other": other}
     family = tuple(c + b for c, b in zip(child, base, strict=True))
     assert activity("family") == {"b/base": family, "y/other": other}
     assert activity("org") == {"x": child, "b": base, "y": other}
     assert activity("architecture") == {"MistralForCausalLM": family, "LlamaForCausalLM": other}
+    assert list(activity("model")) == ["y/other", "x/child", "b/base"]
+    top = _query(ch, "community_activity", by="model", limit="1", at=str(at)[:19])
+    assert [r[0] for r in top] == ["y/other"]
     with pytest.raises(Exception, match="by must be model, family, org or architecture"):
         activity("planet")
 

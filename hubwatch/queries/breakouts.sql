@@ -2,7 +2,9 @@
 -- the typical derivative of that base. From the live windows (engagement_live) of models
 -- snapshotted in the day before the newest snapshot: per derivative its 24-hour download
 -- velocity (per hour), its base's, the median of its base's derivatives, and the breakout
--- score, velocity / max(base velocity, siblings' median, 1). A score above 1 breaks out.
+-- score, velocity / max(base velocity, siblings' median, 1). A score above 1 breaks out;
+-- the {limit:UInt32} highest scores.
+-- defaults: limit=1000
 WITH
     live AS (
         SELECT repo_id, velocity_per_hour AS velocity
@@ -36,3 +38,4 @@ INNER JOIN siblings AS s ON s.parent_id = p.parent_id
 LEFT JOIN live AS b ON b.repo_id = p.parent_id
 WHERE breakout_score > 1
 ORDER BY breakout_score DESC, model
+LIMIT {limit:UInt32}

@@ -2,7 +2,10 @@
 -- over the last 1 hour, 24 hours and 7 days, 24-hour download velocity per hour, and
 -- acceleration (that velocity minus the one of the 24 hours before). A gain is the value
 -- at {at:DateTime} minus the last value seen before the window opened (or the first value
--- inside it, for a model younger than the window), at hourly resolution.
+-- inside it, for a model younger than the window), at hourly resolution. Reads the 15
+-- days before {at:DateTime} (the live windows' horizon), returns the {limit:UInt32}
+-- models that gained most downloads in 24 hours.
+-- defaults: at=now limit=1000
 WITH
     toDateTime({at:DateTime}, 'UTC') AS t,
     hourly AS (
@@ -11,7 +14,7 @@ WITH
                argMinMerge(downloads_first) AS downloads_first,
                argMaxMerge(downloads_last) AS downloads_last
         FROM engagement_hourly
-        WHERE hour < t
+        WHERE hour < t AND hour >= t - INTERVAL 15 DAY
         GROUP BY repo_id, hour
     ),
     valued AS (
@@ -48,3 +51,4 @@ SELECT
         3) AS acceleration
 FROM valued
 ORDER BY downloads_24h DESC, repo_id
+LIMIT {limit:UInt32}

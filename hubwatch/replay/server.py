@@ -3,8 +3,9 @@ them, over a :mod:`~hubwatch.replay.world`.
 
 Hub: ``GET /api/models`` (``sort`` always descending, repeated ``expand=``, ``limit``,
 ``filter``/``author``/``search``, ``Link`` cursor pagination), ``/api/models/{id}``,
-``/commits/{rev}`` (``Link`` pagination), ``/discussions`` (page numbers, no Link), and the
-5-minute fixed-window ``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
+``/commits/{rev}`` (``Link`` pagination), ``/discussions`` (page numbers, no Link),
+``/discussions/{num}`` (with its status-change ``events``), and the 5-minute fixed-window
+``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
 
 GitHub: ``/repos/{o}/{r}``, ``/commits`` (``since``), ``/issues`` (``state``, ``sort``,
 ``direction``, ``since``), ``/releases``; ``page``/``per_page`` with ``Link``; ETags with
@@ -152,6 +153,7 @@ class ReplayServer(LocalServer):
         get("/api/models", self._list_models)
         get(f"/api/models/{_REPO}/commits/{{rev}}", self._commits)
         get(f"/api/models/{_REPO}/discussions", self._discussions)
+        get(f"/api/models/{_REPO}/discussions/{{num:\\d+}}", self._discussion)
         get(f"/api/models/{_REPO}", self._model_info)
         get("/repos/{owner}/{name}", self._gh_repo)
         get("/repos/{owner}/{name}/commits", self._gh_commits)
@@ -447,6 +449,19 @@ class ReplayServer(LocalServer):
         return web.json_response(
             {"discussions": chunk, "count": total, "start": start}, headers=headers
         )
+
+    async def _discussion(self, request: web.Request) -> web.Response:
+        headers = self._hub_limit(request)
+        if isinstance(headers, web.Response):
+            return headers
+        repo_id = request.match_info["repo_id"]
+        refused = self._refuse(request, repo_id, headers)
+        if refused is not None:
+            return refused
+        detail = self.hub.discussion_detail(repo_id, int(request.match_info["num"]))
+        if detail is None:
+            return web.json_response({"error": "Discussion not found"}, status=404)
+        return web.json_response(detail, headers=headers)
 
     # -- GitHub --
 
