@@ -275,6 +275,20 @@ def test_engagement_windows(
     rows = batch.rows["engagement_live"]
     assert [r.likes_24h for r in rows] == [0, 2, 5, 8, 9]  # each as of its own snapshot
 
+    # A later snapshot of another model: the same `at` is now in the past and the windows
+    # come from engagement_hourly; at or after the newest snapshot, "now", they come from
+    # engagement_live, as of each model's latest snapshot (hourly, two hours on, org/m
+    # would have gained nothing in the last hour).
+    later = ModelSnapshot("org/later", snaps[-1].observed_at + timedelta(hours=2), likes=1)
+    writer.write(plan_batch([later], engagement=live).plans())
+    past = {r[0]: r[1:] for r in _query(ch, "engagement", at=at.strftime("%Y-%m-%d %H:%M:%S"))}
+    assert dict(zip(EXPECTED_WINDOWS, past["org/m"], strict=True)) == EXPECTED_WINDOWS
+    assert "org/later" not in past  # not yet snapshotted then
+    now = later.observed_at + timedelta(seconds=1)
+    current = {r[0]: r[1:] for r in _query(ch, "engagement", at=now.strftime("%Y-%m-%d %H:%M:%S"))}
+    assert dict(zip(EXPECTED_WINDOWS, current["org/m"], strict=True)) == EXPECTED_WINDOWS
+    assert set(current) == {"org/m", "org/later"}
+
     # Out of order: the older snapshots after the newer ones give the same final windows.
     shuffled = RollingEngagement({})
     for snap in reversed(snaps):

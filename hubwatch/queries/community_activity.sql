@@ -4,7 +4,8 @@
 -- hour, 24 hours and 7 days. A discussion, issue or pull request counts once per kind of
 -- transition (opened, closed, merged, reopened) timed when its status changed, however
 -- often hubwatch polled. GitHub activity counts for every model whose card links the
--- repo; a family is its root model. Reads only the 7 days before {at:DateTime}.
+-- repo; a family is its root model; an org is the namespace of the model's id. Reads
+-- only the 7 days before {at:DateTime}; model_families by family, models by architecture.
 -- defaults: at=now by=model limit=1000
 WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,
@@ -17,10 +18,11 @@ WITH
     ),
     linked AS (
         -- No FINAL: a model's links are the same in every copy of its row; DISTINCT dedupes.
-        SELECT DISTINCT repo_id, arrayJoin(github_repos) AS github_repo
+        -- IN builds a hash set of the week's repos (has() over an array scanned it per row).
+        SELECT DISTINCT repo_id, github_repo
         FROM models
-        WHERE notEmpty(github_repos) AND has((SELECT groupUniqArray(repo) FROM recent
-                                              WHERE source = 'github'), github_repo)
+        ARRAY JOIN github_repos AS github_repo
+        WHERE github_repo IN (SELECT repo FROM recent WHERE source = 'github')
     ),
     attributed AS (
         SELECT repo AS model_id, kind, repo, item, transition, is_pull_request, at
@@ -32,28 +34,42 @@ WITH
         INNER JOIN linked AS l ON l.github_repo = r.repo
         WHERE r.source = 'github'
     ),
+    -- Lookups without FINAL, each read only for its grouping. A model's family: its newest
+    -- model_families row (a placement wins over a deletion of the same version); none: its
+    -- own. Its architecture: from its newest models row.
+    families AS (
+        SELECT model_id,
+               argMax((root_id, is_deleted), (version, 1 - is_deleted)) AS newest
+        FROM model_families
+        WHERE {by:String} = 'family' AND model_id IN (SELECT model_id FROM attributed)
+        GROUP BY model_id
+        HAVING newest.2 = 0
+    ),
+    architectures AS (
+        SELECT repo_id,
+               argMax(if(empty(architectures), model_type, architectures[1]),
+                      observed_at) AS architecture
+        FROM models
+        WHERE {by:String} = 'architecture' AND repo_id IN (SELECT model_id FROM attributed)
+        GROUP BY repo_id
+    ),
     described AS (
-        SELECT a.model_id AS model_id, a.kind AS kind, (a.repo, a.item) AS what,
+        -- An item as a 64-bit hash: distinct counts of numbers are several times faster
+        -- than of string pairs, and a collision among a week's items is out of reach.
+        SELECT a.model_id AS model_id, a.kind AS kind, sipHash64(a.repo, a.item) AS what,
                a.transition AS transition, a.is_pull_request AS is_pull_request,
-               a.at AS at, m.author AS org,
-               if(empty(m.architectures), m.model_type, m.architectures[1]) AS architecture,
-               if(f.root_id = '', a.model_id, f.root_id) AS family
+               a.at AS at, m.architecture AS architecture,
+               if(f.newest.1 = '', a.model_id, f.newest.1) AS family
         FROM attributed AS a
-        LEFT JOIN (
-            SELECT repo_id, author, architectures, model_type FROM models FINAL
-            WHERE {by:String} IN ('org', 'architecture')
-                AND repo_id IN (SELECT model_id FROM attributed)
-        ) AS m ON m.repo_id = a.model_id
-        LEFT JOIN (
-            SELECT model_id, root_id FROM model_families FINAL
-            WHERE {by:String} = 'family' AND model_id IN (SELECT model_id FROM attributed)
-        ) AS f ON f.model_id = a.model_id
+        LEFT JOIN families AS f ON f.model_id = a.model_id
+        LEFT JOIN architectures AS m ON m.repo_id = a.model_id
     )
 SELECT
     multiIf(
         {by:String} = 'model', model_id,
         {by:String} = 'family', family,
-        {by:String} = 'org', if(org = '', splitByChar('/', model_id)[1], org),
+        -- A Hub repo id is its author's namespace, then the name.
+        {by:String} = 'org', splitByChar('/', model_id)[1],
         architecture
     ) AS group_key,
     uniqExactIf(what, kind = 'model.commit' AND at >= t - INTERVAL 1 HOUR) AS hub_commits_1h,
