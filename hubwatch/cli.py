@@ -398,7 +398,11 @@ def _migrate(settings: Settings, quiet: bool = False) -> int:
 
     client = connect(settings.clickhouse_url)
     try:
-        ran = apply_migrations(client, settings.clickhouse_database)
+        ran = apply_migrations(
+            client,
+            settings.clickhouse_database,
+            snapshot_retention_days=settings.snapshot_retention_days,
+        )
     finally:
         client.close()
     if not quiet:
