@@ -27,6 +27,7 @@ from hubwatch.migrate import apply_migrations, load_migrations
 from hubwatch.queries import canned_queries
 
 YEAR_END = "2026-12-31 00:00:00"
+DAY_BEFORE_END = "2026-12-30 00:00:00"
 MODELS = 2_200_000
 TRENDING = 1_000
 TRENDING_EVERY_S = 300
@@ -54,7 +55,8 @@ def generate(client: Any, fraction: float, *, new_layout: bool) -> None:
         SELECT {model}, concat('org', toString(n % 5000)),
                {start} + toIntervalSecond(n * 31536000 / {models}),
                [concat('Arch', toString(n % 40))], 'llama',
-               if(n % 50 = 0, [concat('gh/r', toString(n % 2000))], []), toString(n)
+               if(n % 50 = 0, [concat('gh/r', toString(intDiv(n, 50) % 2000))], []),
+               toString(n)
         FROM (SELECT number AS n FROM numbers({models}))"""
     )
     # Families: a root per 40 models; children hang under the root or a sibling.
@@ -181,6 +183,14 @@ def run(url: str, fraction: float, *, before_ref: str | None) -> None:
     print(f"{'before (' + before_ref + ')' if before_ref else 'after'}: generating …")
     generate(client, fraction, new_layout=before_ref is None)
     client.command("OPTIMIZE TABLE model_snapshots FINAL")  # the TTL, as a merge would
+    # Time the queries on a settled table, not against the merges the inserts started.
+    for _ in range(600):
+        merging = client.query(
+            "SELECT count() FROM system.merges WHERE database = currentDatabase()"
+        ).result_rows[0][0]
+        if not merging:
+            break
+        time.sleep(0.5)
     sqls = {}
     for name, query in canned_queries().items():
         sql = query.sql
@@ -196,11 +206,19 @@ def run(url: str, fraction: float, *, before_ref: str | None) -> None:
             import re
 
             params = dict(re.findall(r"\{(\w+):(\w+)\}", sql))
-        sqls[name] = (sql, _params(name, params, query.defaults))
+        bound = _params(name, params, query.defaults)
+        sqls[name] = (sql, bound)
+        # The other paths: an hour in the past (engagement_hourly, not the live table), the
+        # groupings that look models up.
+        if name == "engagement":
+            sqls["engagement (a day ago)"] = (sql, {**bound, "at": DAY_BEFORE_END})
+        if name == "community_activity":
+            for by in ("family", "architecture"):
+                sqls[f"community_activity ({by})"] = (sql, {**bound, "by": by})
     timings = time_queries(client, sqls)
     sizes = disk(client)
     for name, ms in timings.items():
-        print(f"  {name:20} {ms:8.1f} ms")
+        print(f"  {name:32} {ms:8.1f} ms")
     for table in TABLES:
         rows, size = sizes.get(table, (0, 0))
         print(
