@@ -3,7 +3,10 @@
 A generated world of ``--models`` models (a share listed at start, the rest released at
 ``--rate`` per second) is polled by ``hubwatch poll hub`` into a private Kafka and processed
 by ``hubwatch process`` into a private ClickHouse, both started by ``deploy/stack.sh`` on
-free ports. Every ``--every`` seconds (on average) one fault is injected at random:
+free ports. Uploads start arriving with the first fault. Every ``--every`` seconds (on
+average) one fault is injected: first, in a random order, each poison kind below once and
+one Kafka outage of ``--outage`` seconds (longer than the producers' timeouts); then, while
+time remains, faults at random:
 
 - kill -9 of the poller, of the processor, of Kafka or of ClickHouse, each restarted after a
   random pause (as a supervisor would);
@@ -15,8 +18,8 @@ A process that exits by itself is restarted too, and counted. After ``--seconds`
 stop, the world finishes releasing, and the run waits for the pipeline to settle. Then it
 prints released against stored models, edges and family rows (expected values come from the
 generator's own parent arrays, not from hubwatch), duplicates before and after ``FINAL``,
-dead letters by reason against poison records sent, and restart times (from a restart to
-the next row written).
+dead letters by reason against poison records sent, and recovery times (from the fault to
+the next model written, the restarted service's own start included).
 
     .venv/bin/python bench/soak.py --seconds 300
 
@@ -236,7 +239,7 @@ async def _soak(args: argparse.Namespace, work: Path, stack: Stack) -> None:
         spacing=spacing,
         start=datetime.fromtimestamp(time.time() - listed * spacing, UTC),
     )
-    world = HubWorld(source, start=listed, rate=args.rate)
+    world = HubWorld(source, start=listed)  # uploads arrive from the first fault on
     prefix = f"soak{uuid.uuid4().hex[:6]}."
     database = f"soak_{uuid.uuid4().hex[:8]}"
     env = {
@@ -291,48 +294,56 @@ async def _soak(args: argparse.Namespace, work: Path, stack: Stack) -> None:
                     await asyncio.sleep(0.5)
                 return None
 
-            async def recovery(what: str) -> None:
+            async def recovery(what: str, since: float) -> None:
                 """From a restart to the next model written: the pipeline works again."""
                 before = await asyncio.to_thread(stored_models)
                 took = await supervise_until(lambda: stored_models() > before, 240)
-                restarts[what].append(took if took is not None else float("inf"))
+                # From the fault, not from the restart: the service's own start counts.
+                restarts[what].append(
+                    time.monotonic() - since if took is not None else float("inf")
+                )
 
             await supervise_until(lambda: stored_models() >= listed, 600)
             print(f"initial listing of {listed:,} models stored; faults for {args.seconds:.0f}s")
-            faults = [
-                "kill_poller",
-                "kill_processor",
-                "kill_kafka",
-                "kill_clickhouse",
-                "poison",
-                "poison",
-            ]
+            kinds = sorted(poison_records(prefix, rng))
+            # Every poison kind and one Kafka outage longer than the producers' timeouts come
+            # first, in a random order; random faults follow while time remains.
+            plan = [f"poison:{kind}" for kind in kinds] + ["kafka_outage"]
+            rng.shuffle(plan)
+            faults = ["kill_poller", "kill_processor", "kill_kafka", "kill_clickhouse"]
+            faults += [f"poison:{kind}" for kind in kinds]
+            world.release_from_now(args.rate)
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline:
                 await supervise_until(lambda: False, rng.uniform(0.5, 1.5) * args.every)
-                fault = rng.choice(faults)
-                injected[fault] += 1
+                fault = plan.pop() if plan else rng.choice(faults)
+                injected[fault.split(":")[0]] += 1
                 pause = rng.uniform(0, 5)
+                since = time.monotonic()
                 if fault == "kill_poller":
                     poller.kill()
                     await asyncio.sleep(pause)
                     poller.start()
-                    await recovery("poller")
+                    await recovery("poller", since)
                 elif fault == "kill_processor":
                     processor.kill()
                     await asyncio.sleep(pause)
                     processor.start()
-                    await recovery("processor")
+                    await recovery("processor", since)
                 elif fault in ("kill_kafka", "kill_clickhouse"):
                     part = fault.removeprefix("kill_")
                     stack.kill(part)
                     await asyncio.sleep(pause)
                     await asyncio.to_thread(stack.run, "up", part)
-                    await recovery(part)
+                    await recovery(part, since)
+                elif fault == "kafka_outage":
+                    await asyncio.to_thread(stack.run, "down", "kafka")
+                    await supervise_until(lambda: False, args.outage)
+                    await asyncio.to_thread(stack.run, "up", "kafka")
+                    await recovery(f"kafka {args.outage:.0f}s down", since)
                 else:
-                    name, (topic, key, value) = rng.choice(
-                        sorted(poison_records(prefix, rng).items())
-                    )
+                    name = fault.removeprefix("poison:")
+                    topic, key, value = poison_records(prefix, rng)[name]
                     try:
                         await asyncio.to_thread(produce, stack.bootstrap, topic, key, value)
                         sent[name] += 1
@@ -393,12 +404,14 @@ async def _soak(args: argparse.Namespace, work: Path, stack: Stack) -> None:
         f"of {len(expected['families']):,}"
     )
     for table, (raw, final) in duplicates.items():
-        print(f"  {table}: {raw:,} rows before FINAL, {final:,} after ({raw - final:,} duplicates)")
+        # model_families keeps a deletion row where a model moved family: not a duplicate.
+        extra = "superseded or deleted" if table == "model_families" else "duplicates"
+        print(f"  {table}: {raw:,} rows before FINAL, {final:,} after ({raw - final:,} {extra})")
     print(f"poison records sent: {dict(sent)}")
     print("dead letters by stage and reason:")
     for stage, reason, n in letters:
         print(f"  {stage:40s} {reason:24s} {n}")
-    print("restart -> next model stored (s):")
+    print("fault -> next model stored (s):")
     for what, times in sorted(restarts.items()):
         finite = [t for t in times if t != float("inf")]
         median = statistics.median(finite) if finite else float("nan")
@@ -416,6 +429,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300.0, help="how long faults go on")
     parser.add_argument("--every", type=float, default=15.0, help="mean seconds between faults")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--outage", type=float, default=45.0, help="seconds of the one long Kafka outage"
+    )
     asyncio.run(soak(parser.parse_args()))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hubwatch.errors import ConfigError, HubwatchError, SinkError
+from hubwatch.errors import ConfigError, HubwatchError, SchemaError, SinkError
 from hubwatch.settings import Settings
 
 __all__ = ["main"]
@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import", help="import data into ClickHouse")
     importer.add_argument("what", choices=["leaderboard"])
     importer.add_argument("file", type=Path, help="an Open LLM Leaderboard CSV (v1 or v2)")
+    importer.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the board even with far fewer scores than it has (or none)",
+    )
 
     sql = commands.add_parser("sql", help="run a query and print the result table")
     sql.add_argument("query")
@@ -427,7 +432,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import connect
     from processors.leaderboard import import_leaderboard, read_leaderboard
     from processors.partitions import replace_partition
-    from processors.sinks import ClickHouseWriter
+    from processors.sinks import ClickHouseWriter, InsertPlan
 
     for _ in read_leaderboard(args.file):  # a damaged file fails here, before any server
         pass
@@ -435,14 +440,16 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     writer = ClickHouseWriter(
         lambda: connect(settings.clickhouse_url), settings.clickhouse_database
     )
-    try:
-        summary = import_leaderboard(
-            args.file,
-            lambda board, plans: replace_partition(
-                lambda: connect(settings.clickhouse_url), settings.clickhouse_database, board, plans
-            ),
-            writer.write,
+
+    def replace(board: str, plans: list[InsertPlan]) -> None:
+        if not args.force:
+            _refuse_shrinking(settings, board, len(plans[0].rows))
+        replace_partition(
+            lambda: connect(settings.clickhouse_url), settings.clickhouse_database, board, plans
         )
+
+    try:
+        summary = import_leaderboard(args.file, replace, writer.write)
     finally:
         writer.close()
     print(
@@ -453,6 +460,35 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     for line, reason in summary.rejected[:20]:
         print(f"  line {line}: {reason}")
     return 0
+
+
+SHRINK_LIMIT = 0.5
+"An import keeping less than this share of a board's scores needs --force."
+
+
+def _refuse_shrinking(settings: Settings, board: str, scores: int) -> None:
+    """A file cut exactly at a line break reads as a sound, shorter dump: refuse to replace
+    a board with none, or with under half of what it has, unless told to."""
+    from hubwatch.clickhouse import connect
+
+    if scores == 0:
+        raise SchemaError("empty_board", f"no scores in the file; --force empties {board}")
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        held = int(
+            client.command(
+                "SELECT count() FROM leaderboard_scores WHERE board = {b:String}",
+                parameters={"b": board},
+            )
+        )
+    finally:
+        client.close()
+    if scores < SHRINK_LIMIT * held:
+        raise SchemaError(
+            "shrinking_board",
+            f"{board} has {held} scores and this file {scores}; a cut file? "
+            "--force replaces the board anyway",
+        )
 
 
 def _query(args: argparse.Namespace, settings: Settings) -> int:

@@ -203,6 +203,10 @@ class ModelCreated(Event):
     dropped: tuple[str, ...] = ()
     """Fields the producer left out or cut short: an optional field of an odd shape upstream
     (``cardData.base_model`` as an object…) or trimmed to fit a Kafka record (``siblings``…)."""
+    first_seen_at: datetime | None = None
+    """When hubwatch first saw the repo listed, by whichever stream (UTC). Days after
+    ``created_at`` for a repo created privately and made public later (a late arrival).
+    None in records written before producers set it."""
 
     @property
     def key(self) -> str:
@@ -216,8 +220,7 @@ class ModelCreated(Event):
 @dataclass(frozen=True, slots=True)
 class ModelUpdated(Event):
     """A known model whose derivation-relevant metadata changed (tags, base models, card
-    relation), or a model first met through the edits stream (``changed == ("first_seen",)``).
-    """
+    relation). A model first met through the edits stream is a :class:`ModelCreated`."""
 
     KIND: ClassVar[str] = "model.updated"
 

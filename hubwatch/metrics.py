@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
     "DEAD_LETTERS",
     "EVENTS_PUBLISHED",
     "FIELDS_DROPPED",
+    "FIRST_SEEN",
+    "GITHUB_REPOS",
     "HTTP_REQUESTS",
+    "LATE_ARRIVALS",
+    "LATE_ARRIVAL_DELAY",
     "LINEAGE_CYCLES",
     "RECORDS_TRIMMED",
     "ROWS_WRITTEN",
     "SINK_OUTAGES",
+    "SNAPSHOT_LAG",
+    "SNAPSHOT_OVERDUE",
+    "SNAPSHOT_OVERDUE_SECONDS",
+    "SNAPSHOT_PROMISE",
     "SOURCE_GONE",
     "TOMBSTONES",
     "serve",
@@ -53,10 +61,55 @@ SOURCE_GONE = Counter(
 SINK_OUTAGES = Counter(
     "hubwatch_sink_outages_total", "Times the producers lost Kafka and waited for it", ["sink"]
 )
+FIRST_SEEN = Counter(
+    "hubwatch_models_first_seen_total",
+    "Models reported as first seen (model.created), by the stream that found them",
+    ["stream"],
+)
+LATE_ARRIVALS = Counter(
+    "hubwatch_late_arrivals_total",
+    "Models first seen more than the uploads overlap after their createdAt (listed late:"
+    " created private, made public later), by the stream that found them",
+    ["stream"],
+)
+_HOUR = 3600.0
+LATE_ARRIVAL_DELAY = Histogram(
+    "hubwatch_late_arrival_delay_seconds",
+    "first_seen_at - createdAt of late arrivals",
+    ["stream"],
+    buckets=(300, 900, _HOUR, 6 * _HOUR, 24 * _HOUR, 72 * _HOUR, 168 * _HOUR, 720 * _HOUR),
+)
+GITHUB_REPOS = Gauge(
+    "hubwatch_github_repos",
+    "GitHub repos followed, polled in the last round, and due but left for a later round (overdue)",
+    ["state"],
+)
 WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",
     "createdAt watermark of the new-uploads poller (unix seconds)",
     ["source"],
+)
+
+SNAPSHOT_LAG = Histogram(
+    "hubwatch_snapshot_lag_seconds",
+    "How late a per-model engagement snapshot was taken after it fell due, by tier",
+    ["tier"],
+    buckets=(60, 300, 900, 1800, 3600, 2 * 3600, 6 * 3600, 12 * 3600, 86400, 3 * 86400),
+)
+SNAPSHOT_PROMISE = Gauge(
+    "hubwatch_snapshot_promise_seconds",
+    "The snapshot interval the engagement budget keeps for a tier",
+    ["tier"],
+)
+SNAPSHOT_OVERDUE = Gauge(
+    "hubwatch_snapshot_overdue_models",
+    "Followed models not snapshotted within their tier's promise",
+    ["tier"],
+)
+SNAPSHOT_OVERDUE_SECONDS = Gauge(
+    "hubwatch_snapshot_overdue_seconds",
+    "Seconds past its tier's promise of the longest-waiting model (0: none overdue)",
+    ["tier"],
 )
 
 

@@ -33,12 +33,23 @@ _SYMPTOMS = re.compile(
             r"Group Coordinator Request failed",
             r"CoordinatorNotAvailable",
             r"NotCoordinator",
-            r"Heartbeat (?:send request )?failed",
+            # Not "Heartbeat failed" as such: a member not recognized or a rebalance is a
+            # membership problem, not an outage, and must be seen.
+            r"Heartbeat (?:send request )?failed[^\n]*"
+            r"(?:Connection|NodeNotReady|Timed ?Out|[Cc]oordinator|not started|loading)",
             r"Failed fetch messages",
         )
     )
 )
 _RECOVERY = re.compile(r"Discovered coordinator|Joined group|Successfully synced group")
+
+
+def _collapsible(record: logging.LogRecord) -> bool:
+    """A warning or error about the connection; never a critical one, nor an error with a
+    traceback (a crash that mentions a connection error is still a crash)."""
+    if record.levelno < logging.WARNING or record.levelno >= logging.CRITICAL:
+        return False
+    return not (record.levelno >= logging.ERROR and record.exc_info)
 
 
 class OutageLogFilter(logging.Filter):
@@ -78,7 +89,7 @@ class OutageLogFilter(logging.Filter):
             now = self._clock()
             if self._since is not None and now - self._last > self._quiet:
                 self._since = None  # over, silently: the next error starts a new outage
-            if record.levelno >= logging.WARNING and _SYMPTOMS.search(message):
+            if _collapsible(record) and _SYMPTOMS.search(message):
                 return self._symptom(record, message, now)
             if self._since is not None and _RECOVERY.search(message):
                 self._reword(

@@ -27,10 +27,11 @@ class Settings:
     github_repos: str = ""
     "Comma-separated owner/name repos to follow (repos linked from model cards come too)."
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_request_timeout: float = 40.0
+    kafka_request_timeout: float = 20.0
     "Seconds one Kafka request may take (the producer's request_timeout_ms)."
     kafka_delivery_timeout: float = 30.0
-    "Seconds a poller waits for Kafka to acknowledge a round before it waits Kafka out."
+    """Seconds a poller waits for Kafka to acknowledge a round before it waits Kafka out; at
+    least the request timeout, or a slow but healthy request would count as an outage."""
     sink_retry_max: float = 60.0
     "Longest pause between a poller's retries while Kafka is unavailable (doubling from 1 s)."
     topic_prefix: str = "hubwatch."
@@ -49,7 +50,7 @@ class Settings:
     initial_lookback_seconds: float | None = 3600.0
     "On a first poll with no checkpoint, how far back to start; None: everything listed."
     page_limit: int = 500
-    hub_streams: str = "uploads,edits,engagement,community"
+    hub_streams: str = "uploads,edits,engagement,community,reconcile"
     "Which Hub streams ``poll hub`` and ``run`` drive."
     rate_share: float = 0.8
     "Share of each API's rate limit hubwatch may use; the rest is left for other clients."
@@ -59,9 +60,12 @@ class Settings:
     edits_interval: float = 60.0
     engagement_interval: float = 30.0
     engagement_bulk_every: float = 300.0
-    "Seconds between bulk trending snapshot calls (1,000 models each)."
+    "Seconds between rounds of bulk snapshot calls (1,000 models each, one per sort)."
+    engagement_bulk_sorts: str = "trendingScore,likes,downloads,lastModified"
+    "The list orders each bulk round reads (the Hub's sort names)."
     snapshot_requests_per_window: int = 150
-    "Per-model snapshot calls per 5 minutes (one bulk trending call comes on top)."
+    """Engagement calls per 5 minutes, bulk and per-model; the snapshot schedule promises
+    each tier what the per-model share buys (README, "Engagement snapshots")."""
     community_interval: float = 60.0
     community_min_likes: int = 10
     community_repo_interval: float = 3600.0
@@ -69,6 +73,17 @@ class Settings:
     watched_orgs: str = ""
     watched_base_models: str = ""
     github_interval: float = 300.0
+    "Seconds between GitHub rounds; each polls the due repos the budget affords."
+    github_repo_interval: float = 3600.0
+    "How often one followed GitHub repo is polled, budget allowing (else: overdue)."
+    github_lookback_days: float | None = 3.0
+    "How far back a newly followed GitHub repo is read; empty: its whole history."
+    reconcile_interval: float = 3600.0
+    "Seconds between reconciliation sweeps (repos no stream reported, e.g. listed late)."
+    reconcile_days: float = 7.0
+    "How far back in createdAt each sweep looks."
+    reconcile_lookups: int = 200
+    "Per-repo lookups a sweep may spend on unseen repos; the rest wait for the next one."
     webhook_port: int | None = None
     "Serve Hub webhooks on 127.0.0.1:PORT/webhooks/hub (needs webhook_secret)."
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
@@ -77,10 +92,11 @@ class Settings:
     batch_seconds: float = 1.0
     "Longest wait before a partial batch is written."
     processor_app_id: str = "hubwatch-processors"
-    processor_instance_id: str | None = "processor-1"
-    """Static group membership (``group.instance.id``): a processor started again with the
-    same id takes its partitions back at once (a killed one's replacement works in ~3 s).
-    Unique per running processor; empty: dynamic membership."""
+    processor_instance_id: str | None = None
+    """Static group membership (``group.instance.id``), off by default: a processor started
+    again with the same id takes its partitions back at once (~3 s instead of a session
+    timeout). Must be unique per running processor: Kafka does not fence a second member
+    with the same id under aiokafka, and both would then consume every partition."""
     processor_session_timeout: float = 10.0
     """Seconds Kafka waits for a silent processor (killed, hung) before its partitions go
     to another member; heartbeats go every fifth of it. Kafka accepts 6 to 300."""
@@ -114,6 +130,9 @@ class Settings:
             raise ConfigError("poll_interval and batch_seconds must be positive")
         if min(self.kafka_request_timeout, self.kafka_delivery_timeout, self.sink_retry_max) <= 0:
             raise ConfigError("Kafka timeouts and sink_retry_max must be positive")
+        if self.kafka_delivery_timeout < self.kafka_request_timeout:
+            # Kafka's own rule (delivery.timeout.ms >= request.timeout.ms + linger.ms).
+            raise ConfigError("kafka_delivery_timeout must be at least kafka_request_timeout")
         if not 0 < self.rate_share <= 1:
             raise ConfigError("rate_share must be in (0, 1]")
         if self.webhook_port is not None and not self.webhook_secret:
@@ -123,9 +142,27 @@ class Settings:
             "edits",
             "engagement",
             "community",
+            "reconcile",
         }
         if unknown:
             raise ConfigError(f"unknown hub streams: {', '.join(sorted(unknown))}")
+        if self.github_interval <= 0 or self.github_repo_interval < 0:
+            raise ConfigError("github_interval must be positive, github_repo_interval not negative")
+        if self.github_lookback_days is not None and self.github_lookback_days < 0:
+            raise ConfigError("github_lookback_days must not be negative")
+        bad_sorts = set(split_list(self.engagement_bulk_sorts)) - {
+            "trendingScore",
+            "likes",
+            "downloads",
+            "lastModified",
+            "createdAt",
+        }
+        if bad_sorts:
+            raise ConfigError(f"unknown engagement bulk sorts: {', '.join(sorted(bad_sorts))}")
+        if self.snapshot_requests_per_window < 1 or self.engagement_bulk_every <= 0:
+            raise ConfigError(
+                "snapshot_requests_per_window and engagement_bulk_every must be positive"
+            )
         if not 1 <= self.page_limit <= 1000:
             raise ConfigError("page_limit must be between 1 and 1000")
         days = self.snapshot_retention_days
@@ -138,6 +175,12 @@ class Settings:
             raise ConfigError(
                 f"clickhouse_database must be a plain identifier, got {self.clickhouse_database!r}"
             )
+
+    @property
+    def snapshot_calls_per_day(self) -> float:
+        """Per-model snapshot calls a day: the engagement share less its bulk calls."""
+        bulk = len(split_list(self.engagement_bulk_sorts)) * 86_400 / self.engagement_bulk_every
+        return max(0.0, self.snapshot_requests_per_window * 86_400 / 300 - bulk)
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -18,11 +18,22 @@ from typing import Any
 from hubwatch.clickhouse import as_utc
 from hubwatch.events import ModelSnapshot
 
-__all__ = ["HORIZON_HOURS", "HOUR", "EngagementRow", "RollingEngagement", "fold"]
+__all__ = [
+    "HORIZON_HOURS",
+    "HOUR",
+    "MIN_SPAN_HOURS",
+    "EngagementRow",
+    "RollingEngagement",
+    "fold",
+    "span_hours",
+]
 
 HOUR = 3600
 HORIZON_HOURS = 15 * 24
 "How far back buckets are kept: a weekly-sampled model still has a value 7 days back."
+MIN_SPAN_HOURS = 1.0
+"""Velocity divides a gain by the span its observations cover, but by no less than this:
+two snapshots a minute apart would otherwise turn one download into 60 an hour."""
 
 Bucket = Sequence[float]
 """[first_at, first_downloads, first_likes, last_at, last_downloads, last_likes]; a list,
@@ -56,6 +67,12 @@ def fold(bucket: Bucket | None, at: float, downloads: int, likes: int) -> list[f
     return first + last
 
 
+def span_hours(start: float, end: float) -> float:
+    """Hours from ``start`` to ``end`` (unix seconds), in whole milliseconds as ClickHouse
+    stores them, and at least :data:`MIN_SPAN_HOURS`."""
+    return max(MIN_SPAN_HOURS, round((end - start) * 1000) / 3_600_000)
+
+
 class RollingEngagement:
     """Rolling windows over hourly buckets held in ``buckets``.
 
@@ -72,7 +89,9 @@ class RollingEngagement:
         self._latest_hour = 0
 
     def observe(self, snapshot: ModelSnapshot) -> EngagementRow:
-        at = as_utc(snapshot.observed_at).timestamp()  # naive would read as the host's zone
+        observed = as_utc(snapshot.observed_at)  # naive would read as the host's zone
+        # Milliseconds, as model_snapshots keeps them: the query's spans are the same.
+        at = observed.replace(microsecond=observed.microsecond // 1000 * 1000).timestamp()
         self.fold(
             snapshot.repo_id, at, snapshot.downloads_all_time, snapshot.downloads, snapshot.likes
         )
@@ -114,16 +133,24 @@ class RollingEngagement:
             # The last counters of the newest hour that started before the window opened.
             return next((b for start, b in history if start < at - seconds), None)
 
-        def gain(index: int, seconds: int) -> int:
+        def baseline(seconds: int) -> Bucket:
+            # What a window's gain is measured from: [at, downloads, likes].
             before = last_before(seconds)
-            return int(latest[3 + index] - (before[3 + index] if before else oldest[index]))
+            return before[3:6] if before else oldest[0:3]
 
+        def gain(index: int, seconds: int) -> int:
+            return int(latest[3 + index] - baseline(seconds)[index])
+
+        # Velocity: the 24-hour gain over the span it actually covers (a model first seen
+        # 2 hours ago gained over 2 hours, one sampled weekly over up to 7 days).
         downloads_24h = gain(1, 24 * HOUR)
-        velocity = round(downloads_24h / 24, 3)
-        at_24h, at_48h = last_before(24 * HOUR), last_before(48 * HOUR)
+        start = baseline(24 * HOUR)
+        velocity = round(downloads_24h / span_hours(start[0], latest[3]), 3)
+        at_24h = last_before(24 * HOUR)
         previous = 0.0
         if at_24h is not None:
-            previous = (at_24h[4] - (at_48h[4] if at_48h else oldest[1])) / 24
+            earlier = baseline(48 * HOUR)
+            previous = (at_24h[4] - earlier[1]) / span_hours(earlier[0], at_24h[3])
         return EngagementRow(
             repo_id=repo_id,
             at=datetime.fromtimestamp(at, UTC),

@@ -51,6 +51,7 @@ class ModelRow:
     github_repos: tuple[str, ...]
     siblings_count: int
     observed_at: datetime
+    first_seen_at: datetime
     event_id: str
 
 
@@ -93,6 +94,8 @@ def model_row(event: ModelCreated) -> ModelRow:
         github_repos=event.github_repos,
         siblings_count=len(event.siblings),
         observed_at=event.observed_at,
+        # Records from before producers set it were emitted on first sight.
+        first_seen_at=event.first_seen_at or event.observed_at,
         event_id=event.event_id,
     )
 

@@ -16,7 +16,12 @@ __all__ = ["replace_partition"]
 
 
 def replace_partition(
-    connect: Callable[[], Any], database: str, partition: str, plans: Sequence[InsertPlan]
+    connect: Callable[[], Any],
+    database: str,
+    partition: str,
+    plans: Sequence[InsertPlan],
+    *,
+    stale_after: float = 3600.0,
 ) -> None:
     """Make ``partition`` of each plan's table hold exactly the plan's rows (none: empty).
 
@@ -27,6 +32,7 @@ def replace_partition(
     client = connect()
     staged: list[str] = []
     try:
+        _drop_stale_staging(client, database, {plan.table for plan in plans}, stale_after)
         for plan in plans:
             table = f"`{database}`.`{plan.table}`"
             staging = f"`{database}`.`{plan.table}_import_{uuid.uuid4().hex[:12]}`"
@@ -53,3 +59,20 @@ def replace_partition(
             with contextlib.suppress(Error, OSError):
                 client.command(f"DROP TABLE IF EXISTS {staging}")
         client.close()
+
+
+def _drop_stale_staging(client: Any, database: str, tables: set[str], older: float) -> None:
+    """Staging tables left by imports that died (kill -9, a lost server) ``older`` seconds
+    ago or more; a younger one may be another import's, at work."""
+    stale = client.query(
+        "SELECT name FROM system.tables WHERE database = {db:String}"
+        " AND match(name, {pattern:String})"
+        " AND metadata_modification_time <= now() - {age:UInt32}",
+        parameters={
+            "db": database,
+            "pattern": "^(" + "|".join(sorted(tables)) + ")_import_[0-9a-f]{12}$",
+            "age": int(older),
+        },
+    ).result_rows
+    for (name,) in stale:
+        client.command(f"DROP TABLE IF EXISTS `{database}`.`{name}`")

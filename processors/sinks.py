@@ -25,6 +25,7 @@ from processors.leaderboard import LeaderboardEdge, ScoreRow
 from processors.lineage import LineageDispute, LineageEdge, ModelRow
 
 __all__ = [
+    "ROW_FAULT_CODES",
     "TABLES",
     "ClickHouseWriter",
     "InsertPlan",
@@ -196,12 +197,19 @@ class ClickHouseWriter:
         except OperationalError as exc:  # connection-level: worth retrying
             raise SinkError(f"ClickHouse unreachable: {exc}", retriable=True) from exc
         except DatabaseError as exc:
+            code = getattr(exc, "code", None)
+            # Only an error about the data isolates rows; any other (too many parts, memory,
+            # a missing table, a proxy's 503) is the server's state: retried, then fatal,
+            # never a reason to dead-letter good rows.
             raise SinkError(
                 f"ClickHouse refused insert into {plan.table}: {exc}",
-                code=getattr(exc, "code", None),
+                code=code,
+                retriable=code not in ROW_FAULT_CODES,
             ) from exc
         except Error as exc:
-            raise SinkError(f"ClickHouse insert into {plan.table} failed: {exc}") from exc
+            raise SinkError(
+                f"ClickHouse insert into {plan.table} failed: {exc}", retriable=True
+            ) from exc
         except OSError as exc:
             raise SinkError(f"ClickHouse unreachable: {exc}", retriable=True) from exc
         except (ValueError, TypeError, OverflowError) as exc:
@@ -241,6 +249,25 @@ class ClickHouseWriter:
         if client is not None:
             client.close()
 
+
+ROW_FAULT_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        469,  # VIOLATED_CONSTRAINT
+    }
+)
+"ClickHouse errors that blame the rows inserted (bisected and dead-lettered), not the server."
 
 _ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
 

@@ -122,6 +122,11 @@ def _gone_401(response: httpx.Response) -> bool:
     return response.status_code == 403 and response.headers.get("X-Error-Code") == "GatedRepo"
 
 
+def _authorized(response: httpx.Response) -> bool:
+    """Did the request that got ``response`` carry a token (the hook adds it per origin)?"""
+    return "Authorization" in response.request.headers
+
+
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     """Capped exponential backoff with full jitter (attempt counts from 1)."""
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
@@ -165,8 +170,10 @@ async def request(
             if budget is not None:
                 budget.observe(budget.parse(response.headers))
             if response.status_code == 304:
-                if budget is not None and budget.api == "github":
-                    budget.refund()  # a 304 costs GitHub's primary limit nothing
+                if budget is not None and budget.api == "github" and _authorized(response):
+                    # Free only when authorized: anonymous, GitHub counts a 304 like any
+                    # other answer against the 60 an hour.
+                    budget.refund()
                 return None, response
             _raise_for_status(response, budget)
             if not parse_json:

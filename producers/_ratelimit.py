@@ -119,7 +119,7 @@ class RequestBudget:
         self._last = clock()
         self._paused_until = 0.0
         self.requests = 0
-        "Requests that cost budget (a 304 refunds its token)."
+        "Requests that cost budget (an authorized 304 to GitHub refunds its token)."
         self.throttled = 0
         "429s and limit-403s received."
         self.last_seen: RateLimit | None = None
@@ -154,7 +154,7 @@ class RequestBudget:
             await self._sleep(max(0.01, min(1.0, (1 + reserve - self._tokens) / self.rate)))
 
     def refund(self) -> None:
-        """A request that did not count against the limit (GitHub's 304)."""
+        """A request that did not count against the limit (GitHub's 304 with a token)."""
         self.requests -= 1
         self._tokens = min(self.burst, self._tokens + 1)
 

@@ -43,10 +43,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# One list call carries everything derivation needs: no per-model info calls.
+# One list call carries everything derivation needs: no per-model info calls. Not
+# ``baseModels``: the listing refuses it (400; only /api/models/{id} takes it, huggingface_hub
+# PR #3182), and the Hub's relation tags (``base_model:<relation>:<id>``) carry the same.
 EXPAND_FIELDS = (
     "author",
-    "baseModels",
     "cardData",
     "config",
     "createdAt",

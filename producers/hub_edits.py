@@ -14,6 +14,7 @@ from hubwatch.errors import SchemaError
 from hubwatch.events import ModelCreated, ModelUpdated, format_datetime, parse_datetime
 from producers._pagination import iter_pages
 from producers._ratelimit import RequestBudget
+from producers.first_seen import FirstSight
 from producers.hub import (
     EXPAND_FIELDS,
     changed_fields,
@@ -30,11 +31,12 @@ __all__ = ["HubEditsPoller"]
 
 log = logging.getLogger(__name__)
 _MARK = "hub.edits.watermark"
-_HORIZON = "hub.edits.uploads_horizon"
-"createdAt from which the uploads stream reports every model (or 'all')."
 
 
 class HubEditsPoller:
+    """Also a first sight of any model hubwatch has not seen (an edit of a repo listed
+    late, or older than the uploads stream's lookback): reported as ``model.created``."""
+
     name = "hub.edits"
 
     def __init__(
@@ -47,42 +49,22 @@ class HubEditsPoller:
         initial_lookback: timedelta | None,
         page_limit: int = 500,
         budget: RequestBudget | None = None,
-        uploads_stream: bool = True,
     ) -> None:
-        """``uploads_stream``: the uploads stream runs with the same ``initial_lookback``,
-        so every model created since its horizon is its to report, not an edit."""
         self._client = client
         self._publisher = publisher
-        self._uploads_stream = uploads_stream
         self._tracker = tracker
         self._store = tracker.store
+        self._sight = FirstSight(
+            tracker, self.name, overlap=overlap, initial_lookback=initial_lookback
+        )
         self._overlap = overlap
         self._initial_lookback = initial_lookback
         self._page_limit = page_limit
         self._budget = budget
 
-    def _uploads_report(
-        self, created_at: datetime | None, watermark: datetime | None, horizon: str
-    ) -> bool:
-        """Whether a model this stream has never seen is the uploads stream's to report
-        (even if that stream has not got to it yet), rather than an edit seen first here."""
-        if self._uploads_stream:
-            if horizon == "all":
-                return True
-            return created_at is not None and created_at >= parse_datetime(horizon)
-        return watermark is None or (
-            created_at is not None and created_at >= watermark - self._overlap
-        )
-
     async def poll_once(self) -> int:
         observed_at = now_utc()
-        horizon = self._store.mark(_HORIZON)
-        if horizon is None:
-            # Fixed at the first poll, as the uploads stream's own starting floor is.
-            lookback = self._initial_lookback
-            horizon = "all" if lookback is None else format_datetime(observed_at - lookback)
-            with self._store.transaction():
-                self._store.set_mark(_HORIZON, horizon)
+        self._sight.begin()
         mark = self._store.mark(_MARK)
         watermark = parse_datetime(mark) if mark else None
         if watermark is not None:
@@ -95,6 +77,9 @@ class HubEditsPoller:
             ("expand", f) for f in EXPAND_FIELDS
         ]
         updates: list[tuple[ModelUpdated, ModelCreated]] = []
+        first: list[ModelCreated] = []
+        "Models no stream had seen, in listing order."
+        order: list[ModelUpdated | ModelCreated] = []
         newest = watermark
         source = f"{self._client.base_url}/api/models?sort=lastModified"
         try:
@@ -120,19 +105,21 @@ class HubEditsPoller:
                         break
                     if newest is None or created.last_modified > newest:
                         newest = created.last_modified
+                    if not self._sight.seen(created.repo_id):
+                        # Whatever its createdAt: the uploads stream may never list it
+                        # (made public days after it was created), or has not yet.
+                        claimed = self._sight.claim(created)
+                        if claimed is not None:
+                            first.append(claimed)
+                            order.append(claimed)
+                        continue
                     fingerprint = relation_fingerprint(created)
                     known = self._store.fingerprint(created.repo_id)
                     if known == fingerprint:
                         continue  # nothing derivation-relevant changed (or already reported)
-                    if (
-                        known is None
-                        and self._store.get(created.repo_id) is None
-                        and self._uploads_report(created.created_at, watermark, horizon)
-                    ):
-                        continue  # a new upload: the uploads stream reports it as model.created
-                    updates.append(
-                        (model_updated(created, changed_fields(known, fingerprint)), created)
-                    )
+                    update = model_updated(created, changed_fields(known, fingerprint))
+                    updates.append((update, created))
+                    order.append(update)
                 if done:
                     break
 
@@ -151,22 +138,20 @@ class HubEditsPoller:
             )
             newest = watermark
 
-        updates.reverse()  # oldest edit first
-        for event, _ in updates:
+        order.reverse()  # oldest edit first
+        for event in order:
             await self._publisher.publish(event)
         await self._publisher.flush()
         # State moves only after the events are durable; no await inside the transaction,
         # so pollers sharing the store never interleave in it.
         with self._store.transaction():
-            # An edit can be the first sight of a model (its upload not polled yet): track
-            # it as the uploads stream would, so it is followed by the same rules.
-            self._tracker.track_all(created for _, created in updates)
+            self._sight.record(first)
             for _, created in updates:
                 self._store.set_fingerprint(created.repo_id, relation_fingerprint(created))
             if newest is not None:
                 self._store.set_mark(_MARK, format_datetime(newest))
         if newest is not None:
             metrics.WATERMARK.labels(self.name).set(newest.timestamp())
-        if updates:
-            log.info("hub edits: %d updated models", len(updates))
-        return len(updates)
+        if order:
+            log.info("hub edits: %d updated models, %d first seen", len(updates), len(first))
+        return len(order)

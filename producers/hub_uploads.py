@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from hubwatch.events import DeadLetter, ModelCreated, format_datetime, parse_dat
 from producers._pagination import iter_pages
 from producers._ratelimit import RequestBudget
 from producers.checkpoint import CheckpointStore
+from producers.first_seen import FirstSight
 from producers.hub import EXPAND_FIELDS, model_created_from_api, now_utc
 from producers.publish import EventPublisher
 from producers.state import StateStore
@@ -125,7 +127,13 @@ class HubUploadsPoller:
         self._initial_lookback = initial_lookback
         self._page_limit = page_limit
         self._budget = budget
-        self._tracker = tracker
+        # Other streams can see a model first (edits, engagement, the sweep): the state
+        # store decides which one reports it.
+        self._sight = (
+            None
+            if tracker is None
+            else FirstSight(tracker, self.name, overlap=overlap, initial_lookback=initial_lookback)
+        )
 
     def _params(self) -> list[tuple[str, str]]:
         return [("sort", "createdAt"), ("limit", str(self._page_limit))] + [
@@ -143,6 +151,10 @@ class HubUploadsPoller:
         else:
             floor = None
 
+        if self._sight is not None:
+            self._sight.begin()
+        listed: list[ModelCreated] = []
+        "Every model above the floor not handled before, reported here or by another stream."
         fresh: list[ModelCreated] = []
         rejected = set(state.rejected)
         source = f"{self._client.base_url}/api/models"
@@ -176,8 +188,13 @@ class HubUploadsPoller:
                         # Descending order: everything after this is older still.
                         reached_floor = True
                         break
-                    if event.repo_id not in state.recent:
-                        fresh.append(event)
+                    if event.repo_id in state.recent:
+                        continue
+                    listed.append(event)
+                    if self._sight is None:
+                        fresh.append(dataclasses.replace(event, first_seen_at=observed_at))
+                    elif (claimed := self._sight.claim(event)) is not None:
+                        fresh.append(claimed)
                 if reached_floor:
                     break
         except SchemaError as error:
@@ -192,10 +209,10 @@ class HubUploadsPoller:
         for event in fresh:
             await self._publisher.publish(event)
         await self._publisher.flush()
-        if self._tracker is not None:
-            self._tracker.track_all(fresh)
+        if self._sight is not None:
+            self._sight.record(fresh)
 
-        self._advance(state, fresh, move_watermark=not cut_short)
+        self._advance(state, listed, move_watermark=not cut_short)
         self._checkpoints.save(state.to_json())
         if state.watermark is not None:
             metrics.WATERMARK.labels(self.name).set(state.watermark.timestamp())

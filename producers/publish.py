@@ -105,6 +105,17 @@ def _producer_fatal() -> tuple[type[BaseException], ...]:
     return (errors.OutOfOrderSequenceNumber, errors.ProducerFenced, errors.IllegalStateError)
 
 
+def _count_delivered(counter: Any) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that counts a record once Kafka acknowledged it (a send that fails
+    and is retried next round is counted once, when it is delivered)."""
+
+    def done(future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            counter.inc()
+
+    return done
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     # A delivery nobody waits for any more: read its outcome so asyncio does not log it.
     if not future.cancelled():
@@ -127,7 +138,7 @@ class KafkaPublisher:
         *,
         topic_prefix: str = DEFAULT_TOPIC_PREFIX,
         client_id: str = "hubwatch-producer",
-        request_timeout: float = 40.0,
+        request_timeout: float = 20.0,
         delivery_timeout: float = 30.0,
     ) -> None:
         self._bootstrap = bootstrap_servers
@@ -140,6 +151,7 @@ class KafkaPublisher:
         self._started = False
         self._lock: asyncio.Lock | None = None
         self._default = KafkaSession(self)
+        self._closing: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaPublisher:
@@ -174,12 +186,14 @@ class KafkaPublisher:
     async def stop(self) -> None:
         self._started = False
         producer, self._producer = self._producer, None
-        if producer is None:
-            return
         try:
-            await self._default.flush()
+            if producer is not None:
+                try:
+                    await self._default.flush()
+                finally:
+                    await self._close(producer)
         finally:
-            await self._close(producer)
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _close(self, producer: Any) -> None:
         # An idempotent producer retries undelivered records for ever: bound the wait, so
@@ -219,7 +233,11 @@ class KafkaPublisher:
         async with self._lock:
             if self._producer is not None and (self._broken or _sender_dead(self._producer)):
                 old, self._producer = self._producer, None
-                await self._close(old)
+                # Closed in the background: its close may wait out delivery_timeout, and
+                # every poller's sends wait on this lock.
+                closing = asyncio.create_task(self._close(old))
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
             if self._producer is None:
                 self._producer = await self._new_producer()
                 self._broken = False
@@ -239,7 +257,9 @@ class KafkaPublisher:
         return future
 
     def failed(self, exc: BaseException) -> SinkError:
-        if isinstance(exc, _producer_fatal()):
+        if isinstance(exc, _producer_fatal()) and not self._broken:
+            # aiokafka's own logs are quiet: say once why the producer is replaced.
+            log.warning("Kafka: the producer failed (%r); a new one replaces it", exc)
             self._broken = True
         return sink_error(exc)
 
@@ -274,13 +294,17 @@ class KafkaSession:
                 )
             )
             return
-        self._pending.append(await self._publisher.send(topic, event.key, value))
-        metrics.EVENTS_PUBLISHED.labels(event.KIND).inc()
+        future = await self._publisher.send(topic, event.key, value)
+        future.add_done_callback(_count_delivered(metrics.EVENTS_PUBLISHED.labels(event.KIND)))
+        self._pending.append(future)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         topic = topic_for(DEAD_LETTER, self._publisher.prefix)
-        self._pending.append(await self._publisher.send(topic, letter.key, letter.to_json()))
-        metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
+        future = await self._publisher.send(topic, letter.key, letter.to_json())
+        future.add_done_callback(
+            _count_delivered(metrics.DEAD_LETTERS.labels(letter.stage, letter.reason))
+        )
+        self._pending.append(future)
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []

@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol, Self
 
 import httpx
 
-from hubwatch import metrics
 from hubwatch.errors import SchemaError, SinkError, SourceError
 from hubwatch.settings import Settings, split_list
 from producers._http import make_client
@@ -23,10 +20,12 @@ from producers.github import GITHUB_HEADERS, GithubPoller
 from producers.hub_community import CommunityPoller
 from producers.hub_edits import HubEditsPoller
 from producers.hub_engagement import EngagementPoller
+from producers.hub_reconcile import ReconcilePoller
 from producers.hub_uploads import HubUploadsPoller
+from producers.outage import Outage
 from producers.publish import Publisher
 from producers.state import StateStore
-from producers.tracking import Tracker, TrackingPolicy
+from producers.tracking import SnapshotSchedule, Tracker, TrackingPolicy
 from producers.webhooks import WebhookReceiver
 
 __all__ = ["Outage", "Poller", "Producers", "run_every"]
@@ -38,40 +37,6 @@ class Poller(Protocol):
     name: str
 
     async def poll_once(self) -> int: ...
-
-
-class Outage:
-    """One line when Kafka goes and one when it is back, however many pollers notice and
-    however often they retry in between."""
-
-    def __init__(self, sink: str = "Kafka", clock: Callable[[], float] = time.monotonic) -> None:
-        self.sink = sink
-        self._clock = clock
-        self._since: float | None = None
-        self._waiting: set[str] = set()
-
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
-
-    def failed(self, poller: str, error: SinkError) -> None:
-        self._waiting.add(poller)
-        if self._since is None:
-            self._since = self._clock()
-            metrics.SINK_OUTAGES.labels(self.sink.lower()).inc()
-            log.warning(
-                "%s unavailable (%s); pollers keep their state and retry until it is back",
-                self.sink,
-                error,
-            )
-
-    def recovered(self, poller: str) -> None:
-        self._waiting.discard(poller)
-        if self._since is not None and not self._waiting:
-            log.warning(
-                "%s is back after %.0fs; publishing resumed", self.sink, self._clock() - self._since
-            )
-            self._since = None
 
 
 async def run_every(
@@ -150,6 +115,8 @@ class Producers:
         )
         self.store: StateStore | None = None
         self.pollers: list[tuple[Poller, float]] = []
+        self.outage = Outage()
+        "Kafka outages, reported once for every poller and the webhook receiver."
         self.webhooks: WebhookReceiver | None = None
         self._clients: list[httpx.AsyncClient] = []
 
@@ -167,6 +134,8 @@ class Producers:
                 if s.webhook_port
                 else frozenset(),
             ),
+            SnapshotSchedule(calls_per_day=s.snapshot_calls_per_day),
+            bulk_every=s.engagement_bulk_every,
         )
         overlap = timedelta(seconds=s.overlap_seconds)
         lookback = (
@@ -205,7 +174,6 @@ class Producers:
                             initial_lookback=lookback,
                             page_limit=s.page_limit,
                             budget=self.hub_budget,
-                            uploads_stream="uploads" in streams,
                         ),
                         s.edits_interval,
                     )
@@ -220,9 +188,28 @@ class Producers:
                             tracker,
                             requests_per_round=per_round,
                             bulk_every=s.engagement_bulk_every,
+                            bulk_sorts=split_list(s.engagement_bulk_sorts),
                             budget=self.hub_budget,
+                            overlap=overlap,
+                            initial_lookback=lookback,
                         ),
                         s.engagement_interval,
+                    )
+                )
+            if "reconcile" in streams:
+                self.pollers.append(
+                    (
+                        ReconcilePoller(
+                            hub,
+                            self.publisher.session(),
+                            tracker,
+                            days=s.reconcile_days,
+                            overlap=overlap,
+                            initial_lookback=lookback,
+                            lookups_per_round=s.reconcile_lookups,
+                            budget=self.hub_budget,
+                        ),
+                        s.reconcile_interval,
                     )
                 )
             if "community" in streams:
@@ -236,7 +223,11 @@ class Producers:
                 )
             if s.webhook_port is not None and s.webhook_secret:
                 self.webhooks = WebhookReceiver(
-                    self.publisher.session(), store, s.webhook_secret, port=s.webhook_port
+                    self.publisher,
+                    store,
+                    s.webhook_secret,
+                    port=s.webhook_port,
+                    outage=self.outage,
                 )
                 await self.webhooks.start()
                 log.info("receiving Hub webhooks at %s%s", self.webhooks.url, WebhookReceiver.path)
@@ -253,6 +244,11 @@ class Producers:
                         store,
                         repos=split_list(s.github_repos),
                         budget=self.github_budget,
+                        lookback=None
+                        if s.github_lookback_days is None
+                        else timedelta(days=s.github_lookback_days),
+                        repo_interval=s.github_repo_interval,
+                        round_seconds=s.github_interval,
                     ),
                     s.github_interval,
                 )
@@ -282,7 +278,7 @@ class Producers:
         return {poller.name: await poller.poll_once() for poller, _ in self.pollers}
 
     async def run(self, stop: asyncio.Event) -> None:
-        outage = Outage()
+        outage = self.outage
         retry_max = self.settings.sink_retry_max
         await asyncio.gather(
             *(

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RejectedSet", "StateStore", "TrackedModel"]
+__all__ = ["FollowedRepo", "RejectedSet", "StateStore", "TrackedModel"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -40,11 +41,27 @@ CREATE TABLE IF NOT EXISTS model_bases (   -- so a family can adopt children see
 CREATE TABLE IF NOT EXISTS discussions (
     repo_id TEXT, num INTEGER, status TEXT, PRIMARY KEY (repo_id, num));
 CREATE TABLE IF NOT EXISTS github_repos (repo TEXT PRIMARY KEY, source TEXT);
+CREATE TABLE IF NOT EXISTS github_links (   -- which model cards link a followed repo
+    repo TEXT, model TEXT, PRIMARY KEY (repo, model));
 CREATE TABLE IF NOT EXISTS rejected (
     stage TEXT, fingerprint TEXT, PRIMARY KEY (stage, fingerprint));
 CREATE TABLE IF NOT EXISTS etags (url TEXT PRIMARY KEY, etag TEXT);
 CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS heard (         -- repos named by a webhook before any listing
+    repo_id TEXT PRIMARY KEY, stream TEXT, at REAL);
 """
+
+
+_ADDED_COLUMNS = (  # added later: stores made before lack them
+    ("tier", "TEXT DEFAULT 'new'"),  # its snapshot tier (producers.snapshot_plan.TIERS)
+    ("tracked_at", "REAL"),  # when tracking began: a model never snapshotted is due from it
+    ("bulk_at", "REAL"),  # last seen in a bulk list call, which will likely see it again
+)
+
+_MODEL = (
+    "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot, next_snapshot,"
+    " community, tier FROM models"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +72,22 @@ class TrackedModel:
     likes: int | None
     velocity: float
     last_snapshot: float | None
+    next_snapshot: float = 0.0
+    followed: bool = False
+    "Its commits and discussions are polled: watched family or org, or enough likes."
+    tier: str = "new"
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedRepo:
+    repo: str
+    configured: bool
+    "Named in HUBWATCH_GITHUB_REPOS (else only linked from model cards)."
+    likes: int
+    downloads: int
+    "Summed over the tracked models whose cards link it."
+    followed_at: float
+    last_polled: float | None
 
 
 class StateStore:
@@ -70,7 +103,35 @@ class StateStore:
             # Answers in a row saying the repo is gone (404, or 401 when deleted, private or
             # gated): each one puts its next check further off.
             self._db.execute("ALTER TABLE models ADD COLUMN gone_strikes INTEGER DEFAULT 0")
+        for column, kind in _ADDED_COLUMNS:
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {kind}")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS models_tier_since"
+            " ON models (tier, coalesce(last_snapshot, tracked_at))"
+        )
+        self._upgrade_github()
         self._depth = 0
+        self._claims: dict[str, str] = {}
+        "repo id -> the stream about to report it as first seen (in flight, this process)."
+
+    def _upgrade_github(self) -> None:
+        """Stores made before the GitHub budget: repos get when they were followed and last
+        polled, card links get their own table, and ETags keyed by URL *and* query (a new
+        key whenever ``since`` moved, so one more row a day per repo and list) are dropped;
+        keys are now one per repo and endpoint."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(github_repos)")}
+        if "followed_at" not in columns:
+            self._db.execute("ALTER TABLE github_repos ADD COLUMN followed_at REAL")
+            self._db.execute("ALTER TABLE github_repos ADD COLUMN last_polled REAL")
+            self._db.execute(
+                "UPDATE github_repos SET followed_at = ? WHERE followed_at IS NULL", (time.time(),)
+            )
+            self._db.execute(
+                "INSERT OR IGNORE INTO github_links SELECT repo, substr(source, 6)"
+                " FROM github_repos WHERE source LIKE 'card:%'"
+            )
+        self._db.execute("DELETE FROM etags WHERE url LIKE '%?%'")
 
     def close(self) -> None:
         self._db.close()
@@ -106,13 +167,16 @@ class StateStore:
         next_snapshot: float,
         community: bool,
         base_models: tuple[str, ...] = (),
+        tracked_at: float | None = None,
+        tier: str = "new",
     ) -> None:
         """Start tracking a model. Streams see a model in any order (an edit can arrive
         before its upload), so a repeat only fills what is missing and can turn community
         polling on, never off."""
         self._db.execute(
             "INSERT INTO models (repo_id, author, created_at, fingerprint, downloads,"
-            " likes, next_snapshot, community) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " likes, next_snapshot, community, tier, tracked_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (repo_id) DO UPDATE SET"
             " author = coalesce(author, excluded.author),"
             " created_at = coalesce(created_at, excluded.created_at),"
@@ -126,12 +190,44 @@ class StateStore:
                 likes,
                 next_snapshot,
                 int(community),
+                tier,
+                tracked_at,
             ),
         )
         self._db.executemany(
             "INSERT OR IGNORE INTO model_bases VALUES (?, ?)",
             [(repo_id, base) for base in base_models],
         )
+
+    # -- first sight: which stream reports a repo as first seen --
+
+    def claim_first_sight(self, repo_id: str, stream: str) -> bool:
+        """Whether ``stream`` is to report ``repo_id`` as first seen: no stream has tracked
+        it yet and no other has it in flight. A claim lasts until the stream's next round
+        (:meth:`release_claims`); by then it is tracked, or its round failed and any stream
+        may claim the repo again."""
+        if self.get(repo_id) is not None:
+            return False
+        return self._claims.setdefault(repo_id, stream) == stream
+
+    def release_claims(self, stream: str) -> None:
+        self._claims = {r: s for r, s in self._claims.items() if s != stream}
+
+    def hear_of(self, repo_id: str, stream: str, at: float) -> bool:
+        """Note a repo named by ``stream`` (a webhook) that no listing has shown yet, for the
+        reconciliation sweep to look up; False if it is tracked already."""
+        if self.get(repo_id) is not None:
+            return False
+        self._db.execute("INSERT OR IGNORE INTO heard VALUES (?, ?, ?)", (repo_id, stream, at))
+        return True
+
+    def heard(self, limit: int) -> list[tuple[str, str]]:
+        """(repo id, stream that named it) of repos heard of and not yet tracked."""
+        rows = self._db.execute("SELECT repo_id, stream FROM heard ORDER BY at LIMIT ?", (limit,))
+        return [(row[0], row[1]) for row in rows]
+
+    def forget_heard(self, repo_id: str) -> None:
+        self._db.execute("DELETE FROM heard WHERE repo_id = ?", (repo_id,))
 
     def fingerprint(self, repo_id: str) -> str | None:
         row = self._db.execute(
@@ -146,19 +242,13 @@ class StateStore:
 
     def due_snapshots(self, now: float, limit: int) -> list[TrackedModel]:
         rows = self._db.execute(
-            "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot FROM models"
-            " WHERE next_snapshot <= ? ORDER BY next_snapshot LIMIT ?",
-            (now, limit),
+            f"{_MODEL} WHERE next_snapshot <= ? ORDER BY next_snapshot LIMIT ?", (now, limit)
         )
-        return [TrackedModel(*row) for row in rows]
+        return [_tracked(row) for row in rows]
 
     def get(self, repo_id: str) -> TrackedModel | None:
-        row = self._db.execute(
-            "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot FROM models"
-            " WHERE repo_id = ?",
-            (repo_id,),
-        ).fetchone()
-        return None if row is None else TrackedModel(*row)
+        row = self._db.execute(f"{_MODEL} WHERE repo_id = ?", (repo_id,)).fetchone()
+        return None if row is None else _tracked(row)
 
     def record_snapshot(
         self,
@@ -169,12 +259,36 @@ class StateStore:
         likes: int | None,
         velocity: float,
         next_snapshot: float,
+        tier: str | None = None,
+        bulk: bool = False,
     ) -> None:
         self._db.execute(
             "UPDATE models SET downloads = ?, likes = ?, velocity = ?, last_snapshot = ?,"
-            " next_snapshot = ?, gone_strikes = 0 WHERE repo_id = ?",
-            (downloads, likes, velocity, at, next_snapshot, repo_id),
+            " next_snapshot = ?, gone_strikes = 0, tier = coalesce(?, tier),"
+            " bulk_at = CASE WHEN ? THEN ? ELSE bulk_at END WHERE repo_id = ?",
+            (downloads, likes, velocity, at, next_snapshot, tier, bulk, at, repo_id),
         )
+
+    def tier_counts(self, *, bulk_since: float) -> dict[str, int]:
+        """Models per snapshot tier that per-model calls must reach: not gone, and not seen
+        by a bulk list call since ``bulk_since`` (those the bulk calls keep covering)."""
+        rows = self._db.execute(
+            "SELECT tier, count(*) FROM models WHERE gone_strikes = 0"
+            " AND (bulk_at IS NULL OR bulk_at < ?) GROUP BY tier",
+            (bulk_since,),
+        )
+        return {str(tier): int(n) for tier, n in rows}
+
+    def overdue(self, tier: str, promise: float, now: float) -> tuple[int, float]:
+        """Models of ``tier`` not snapshotted within ``promise`` seconds (since tracking
+        began, if never), and by how many seconds the longest-waiting one is late."""
+        count, oldest = self._db.execute(
+            "SELECT count(*), min(coalesce(last_snapshot, tracked_at)) FROM models"
+            " WHERE tier = ? AND coalesce(last_snapshot, tracked_at) < ?"
+            " AND gone_strikes = 0",
+            (tier, now - promise),
+        ).fetchone()
+        return int(count), 0.0 if oldest is None else now - promise - float(oldest)
 
     def strike_gone(self, repo_id: str) -> int:
         """One more answer in a row saying ``repo_id`` is gone; returns how many."""
@@ -247,11 +361,63 @@ class StateStore:
 
     # -- GitHub repos to follow --
 
-    def add_github_repo(self, repo: str, source: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO github_repos VALUES (?, ?)", (repo, source))
+    def add_github_repo(self, repo: str, source: str, *, at: float | None = None) -> None:
+        """Follow ``repo``; ``source`` is ``config`` or ``card:<model id>`` (the model whose
+        card links it, which lends the repo its likes and downloads). Config wins."""
+        self._db.execute(
+            "INSERT INTO github_repos (repo, source, followed_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (repo) DO UPDATE SET source = 'config' WHERE excluded.source = 'config'",
+            (repo, source, time.time() if at is None else at),
+        )
+        if source.startswith("card:"):
+            self._db.execute(
+                "INSERT OR IGNORE INTO github_links VALUES (?, ?)", (repo, source[len("card:") :])
+            )
+
+    def configure_github_repos(self, repos: Iterable[str], *, at: float | None = None) -> None:
+        """Make ``repos`` the configured set: one dropped from the configuration stays
+        followed if a card links it, and is forgotten (marks, ETags) otherwise."""
+        wanted = set(repos)
+        for (repo,) in self._db.execute(
+            "SELECT repo FROM github_repos WHERE source = 'config'"
+        ).fetchall():
+            if repo in wanted:
+                continue
+            if self._db.execute("SELECT 1 FROM github_links WHERE repo = ?", (repo,)).fetchone():
+                self._db.execute("UPDATE github_repos SET source = 'card' WHERE repo = ?", (repo,))
+            else:
+                self.forget_github_repo(repo)
+        for repo in sorted(wanted):
+            self.add_github_repo(repo, "config", at=at)
+
+    def forget_github_repo(self, repo: str) -> None:
+        self._db.execute("DELETE FROM github_repos WHERE repo = ?", (repo,))
+        self._db.execute("DELETE FROM github_links WHERE repo = ?", (repo,))
+        self._db.execute(
+            "DELETE FROM etags WHERE url = ? OR url LIKE ?", (f"/repos/{repo}", f"/repos/{repo}/%")
+        )
+        self._db.execute(
+            "DELETE FROM marks WHERE name IN (?, ?, ?)",
+            tuple(f"github.{what}.{repo}" for what in ("commits", "issues", "releases")),
+        )
 
     def github_repos(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT repo FROM github_repos ORDER BY repo")]
+
+    def followed_github_repos(self) -> list[FollowedRepo]:
+        rows = self._db.execute(
+            "SELECT g.repo, g.source = 'config', coalesce(sum(m.likes), 0),"
+            " coalesce(sum(m.downloads), 0), g.followed_at, g.last_polled"
+            " FROM github_repos g LEFT JOIN github_links l ON l.repo = g.repo"
+            " LEFT JOIN models m ON m.repo_id = l.model GROUP BY g.repo ORDER BY g.repo"
+        )
+        return [
+            FollowedRepo(repo, bool(configured), int(likes), int(downloads), float(at or 0), last)
+            for repo, configured, likes, downloads, at, last in rows
+        ]
+
+    def set_github_polled(self, repo: str, at: float) -> None:
+        self._db.execute("UPDATE github_repos SET last_polled = ? WHERE repo = ?", (at, repo))
 
     # -- dead-lettered input, reported once --
 
@@ -275,8 +441,15 @@ class StateStore:
         row = self._db.execute("SELECT etag FROM etags WHERE url = ?", (url,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_etag(self, url: str, etag: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO etags VALUES (?, ?)", (url, etag))
+    def set_etag(self, url: str, etag: str | None) -> None:
+        """None forgets it (the next request is unconditional)."""
+        if etag is None:
+            self._db.execute("DELETE FROM etags WHERE url = ?", (url,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO etags VALUES (?, ?)", (url, etag))
+
+    def etag_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM etags").fetchone()[0])
 
     def mark(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM marks WHERE name = ?", (name,)).fetchone()
@@ -284,6 +457,21 @@ class StateStore:
 
     def set_mark(self, name: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (name, value))
+
+
+def _tracked(row: tuple[object, ...]) -> TrackedModel:
+    repo_id, created, downloads, likes, velocity, last, next_at, community, tier = row
+    return TrackedModel(
+        str(repo_id),
+        created,  # type: ignore[arg-type]
+        downloads,  # type: ignore[arg-type]
+        likes,  # type: ignore[arg-type]
+        float(velocity or 0.0),  # type: ignore[arg-type]
+        last,  # type: ignore[arg-type]
+        float(next_at),  # type: ignore[arg-type]
+        bool(community),
+        str(tier or "new"),
+    )
 
 
 class RejectedSet:

@@ -4,12 +4,14 @@ models whose commits and discussions are polled."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from hubwatch import metrics
 from hubwatch.events import ModelCreated
 from producers.hub import relation_fingerprint
-from producers.state import StateStore
+from producers.snapshot_plan import TIERS, SnapshotPlan, plan_snapshots
+from producers.state import StateStore, TrackedModel
 
 __all__ = ["SnapshotSchedule", "Tracker", "TrackingPolicy", "gone_recheck"]
 
@@ -25,11 +27,14 @@ def gone_recheck(strikes: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotSchedule:
-    """How long until a model's next engagement snapshot: new and fast-moving models
-    often, the long tail rarely."""
+    """How long until a model's next engagement snapshot: followed, new and fast-moving
+    models often, the long tail rarely, each tier within what ``calls_per_day`` buys (see
+    :mod:`producers.snapshot_plan`)."""
 
     new_age: float = _DAY
     new_every: float = 15 * 60
+    followed_every: float = 15 * 60
+    "New models worth most: descendants of watched base models, of watched orgs, liked."
     hot_velocity: float = 100.0
     "downloads+likes per hour that make a model hot."
     hot_every: float = 30 * 60
@@ -40,19 +45,62 @@ class SnapshotSchedule:
     tail_downloads: int = 10
     tail_every: float = 7 * _DAY
     default_every: float = _DAY
+    calls_per_day: float | None = None
+    "Per-model snapshot calls a day (bulk list calls not counted); None: unbounded."
+    weights: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "followed": 8.0,
+            "new": 4.0,
+            "hot": 4.0,
+            "warm": 2.0,
+            "recent": 1.0,
+            "settled": 0.5,
+            "tail": 0.25,
+        }
+    )
+    "Each tier's share of a contested budget (what it does not need goes to the others)."
+    slack: float = 0.8
+    "Models are scheduled at this share of their tier's promise."
+    replan_every: float = 300.0
+    "Seconds between recounts of the tiers."
+
+    def tier(
+        self, *, age: float | None, velocity: float, downloads: int | None, followed: bool = False
+    ) -> str:
+        if age is not None and age < self.new_age:
+            return "followed" if followed else "new"
+        if velocity >= self.hot_velocity:
+            return "hot"
+        if velocity >= self.warm_velocity:
+            return "warm"
+        if age is not None and age < self.recent_age:
+            return "recent"
+        if (downloads or 0) < self.tail_downloads:
+            return "tail"
+        return "settled"
+
+    @property
+    def wanted(self) -> dict[str, float]:
+        """The interval each tier asks for, budget aside."""
+        return {
+            "followed": self.followed_every,
+            "new": self.new_every,
+            "hot": self.hot_every,
+            "warm": self.warm_every,
+            "recent": self.recent_every,
+            "settled": self.default_every,
+            "tail": self.tail_every,
+        }
 
     def interval(self, *, age: float | None, velocity: float, downloads: int | None) -> float:
-        if age is not None and age < self.new_age:
-            return self.new_every
-        if velocity >= self.hot_velocity:
-            return self.hot_every
-        if velocity >= self.warm_velocity:
-            return self.warm_every
-        if age is not None and age < self.recent_age:
-            return self.recent_every
-        if (downloads or 0) < self.tail_downloads:
-            return self.tail_every
-        return self.default_every
+        """The interval wanted for a model, budget aside."""
+        return self.wanted[self.tier(age=age, velocity=velocity, downloads=downloads)]
+
+    def plan(self, models: Mapping[str, int]) -> SnapshotPlan:
+        """Each tier's interval and promise, for ``models`` per tier, within the budget."""
+        return plan_snapshots(
+            models, self.wanted, self.weights, self.calls_per_day, slack=self.slack
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +124,75 @@ class Tracker:
         policy: TrackingPolicy | None = None,
         schedule: SnapshotSchedule | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        bulk_every: float = 300.0,
     ) -> None:
         self.store = store
         self.policy = policy or TrackingPolicy()
         self.schedule = schedule or SnapshotSchedule()
         self._clock = clock
+        self._plan: SnapshotPlan | None = None
+        self._planned_at = 0.0
+        self.bulk_every = bulk_every
         with store.transaction():
             for base in self.policy.watched_base_models:
                 store.add_family(base)
+
+    def plan(self, now: float | None = None) -> SnapshotPlan:
+        """The snapshot plan for the tiers as now counted, recounted every
+        ``schedule.replan_every`` seconds."""
+        now = self._clock() if now is None else now
+        if self._plan is None or now - self._planned_at >= self.schedule.replan_every:
+            # A model a bulk call saw in its last two rounds will most likely be seen again.
+            counts = self.store.tier_counts(bulk_since=now - 2 * self.bulk_every)
+            self._plan = self.schedule.plan(counts)
+            self._planned_at = now
+            for tier in TIERS:
+                promise = self._plan.promise(tier)
+                count, late = self.store.overdue(tier, promise, now)
+                metrics.SNAPSHOT_PROMISE.labels(tier).set(promise)
+                metrics.SNAPSHOT_OVERDUE.labels(tier).set(count)
+                metrics.SNAPSHOT_OVERDUE_SECONDS.labels(tier).set(late)
+        return self._plan
+
+    def record(
+        self,
+        model: TrackedModel,
+        *,
+        now: float,
+        downloads: int | None,
+        likes: int | None,
+        trending_downloads: int | None,
+        bulk: bool = False,
+    ) -> str:
+        """A snapshot of ``model`` taken at ``now`` (by a bulk list call, or its own): its
+        velocity since the last one, its tier, and its next snapshot within the plan.
+        ``downloads`` is the all-time count if the Hub gave one, ``trending_downloads`` the
+        30-day count. Returns the tier."""
+        velocity = 0.0
+        if model.last_snapshot is not None and now > model.last_snapshot:
+            hours = (now - model.last_snapshot) / 3600
+            gained = max(0, (downloads or 0) - (model.downloads or 0)) + max(
+                0, (likes or 0) - (model.likes or 0)
+            )
+            velocity = gained / hours
+        if not bulk and now > model.next_snapshot:
+            metrics.SNAPSHOT_LAG.labels(model.tier).observe(now - model.next_snapshot)
+        age = now - model.created_at if model.created_at is not None else None
+        tier = self.schedule.tier(
+            age=age, velocity=velocity, downloads=trending_downloads, followed=model.followed
+        )
+        self.store.record_snapshot(
+            model.repo_id,
+            at=now,
+            downloads=downloads,
+            likes=likes,
+            velocity=velocity,
+            next_snapshot=now + self.plan(now).every(tier),
+            tier=tier,
+            bulk=bulk,
+        )
+        return tier
 
     def wants_community(self, event: ModelCreated) -> bool:
         policy = self.policy
@@ -112,6 +221,12 @@ class Tracker:
                 created = event.created_at.timestamp() if event.created_at else None
                 bases = event.base_models + event.card_base_models
                 community = self.wants_community(event)
+                tier = self.schedule.tier(
+                    age=None if created is None else now - created,
+                    velocity=0.0,
+                    downloads=event.downloads,
+                    followed=community,
+                )
                 self.store.track(
                     event.repo_id,
                     author=event.author,
@@ -119,9 +234,11 @@ class Tracker:
                     fingerprint=relation_fingerprint(event),
                     downloads=event.downloads,
                     likes=event.likes,
-                    next_snapshot=now + self.schedule.new_every,
+                    next_snapshot=now + self.plan(now).every(tier),
+                    tier=tier,
                     community=community,
                     base_models=bases,
+                    tracked_at=now,
                 )
                 if community and self.store.in_family(bases):
                     self.store.add_family(event.repo_id)  # its descendants join too

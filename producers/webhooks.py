@@ -11,16 +11,18 @@ import dataclasses
 import hmac
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from hubwatch._server import LocalServer
-from hubwatch.errors import SchemaError
-from hubwatch.events import DeadLetter, ModelDiscussion, check_repo_id
+from hubwatch.errors import SchemaError, SinkError
+from hubwatch.events import DeadLetter, Event, ModelDiscussion, check_repo_id
 from producers.hub import model_discussion_from_api
-from producers.publish import EventPublisher
+from producers.outage import Outage
+from producers.publish import EventPublisher, Publisher
 from producers.state import StateStore
 
 __all__ = ["WebhookReceiver", "parse_webhook"]
@@ -33,17 +35,19 @@ class WebhookReceiver(LocalServer):
 
     def __init__(
         self,
-        publisher: EventPublisher,
+        publisher: Publisher,
         store: StateStore,
         secret: str,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        outage: Outage | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
         self._publisher = publisher
         self._store = store
         self._secret = secret.encode()
+        self._outage = outage or Outage()
         self.received = 0
 
     def app(self) -> web.Application:
@@ -56,21 +60,28 @@ class WebhookReceiver(LocalServer):
         if not hmac.compare_digest(given, self._secret):
             return web.json_response({"error": "bad secret"}, status=401)
         raw = await request.read()
+        # A delivery scope per request: requests run concurrently, and one request's flush
+        # must not take another's events and leave it answering before they are durable.
+        publisher = self._publisher.session()
         try:
             parsed = parse_webhook(raw)
         except SchemaError as error:
-            await self._publisher.dead_letter(
-                DeadLetter.of(
-                    stage="producer.webhooks", error=error, source=self.path, key=None, payload=raw
-                )
+            letter = DeadLetter.of(
+                stage="producer.webhooks", error=error, source=self.path, key=None, payload=raw
             )
-            await self._publisher.flush()
+            if not await self._deliver(publisher, letter):
+                return self._unavailable()
             return web.json_response({"error": str(error)[:300]}, status=400)
         if isinstance(parsed, str):
             return web.json_response({"ignored": parsed})
         repo_id, discussion = parsed
 
         self.received += 1
+        if self._store.get(repo_id) is None:
+            # A repo no listing has shown us (made public a moment ago, or listed late):
+            # the reconciliation sweep looks it up and reports it as first seen.
+            with self._store.transaction():
+                self._store.hear_of(repo_id, "hub.webhooks", time.time())
         if discussion is None:
             with self._store.transaction():
                 self._store.set_community(repo_id, True)
@@ -83,11 +94,37 @@ class WebhookReceiver(LocalServer):
         first = known is None and discussion.status in ("open", "draft")
         changed_at = discussion.created_at if first else datetime.now(UTC)
         discussion = dataclasses.replace(discussion, changed_at=changed_at)
-        await self._publisher.publish(discussion)
-        await self._publisher.flush()
+        if not await self._deliver(publisher, discussion):
+            return self._unavailable()
         with self._store.transaction():
             self._store.set_discussion_status(repo_id, discussion.num, discussion.status)
         return web.json_response({"published": 1})
+
+    async def _deliver(self, publisher: EventPublisher, item: Event | DeadLetter) -> bool:
+        """Publish and wait until it is durable; False while Kafka is out (reported once,
+        with the pollers' outage), so the Hub is told to come back rather than handed a
+        traceback."""
+        try:
+            if isinstance(item, DeadLetter):
+                await publisher.dead_letter(item)
+            else:
+                await publisher.publish(item)
+            await publisher.flush()
+        except SinkError as exc:
+            self._outage.noticed(exc)
+            return False
+        if self._outage.ongoing:
+            self._outage.recovered("webhooks")
+        return True
+
+    @staticmethod
+    def _unavailable() -> web.Response:
+        # Nothing was recorded: the Hub retries a webhook that did not get a 2xx.
+        return web.json_response(
+            {"error": "event store unavailable, retry later"},
+            status=503,
+            headers={"Retry-After": "30"},
+        )
 
 
 def parse_webhook(raw: bytes) -> tuple[str, ModelDiscussion | None] | str:

@@ -242,6 +242,9 @@ def engagement_snapshots(repo_id: str = "org/m") -> list[ModelSnapshot]:
 # The windows at the last snapshot, worked out by hand: hourly buckets, so "an hour ago"
 # is the value last seen in an hour that started before the window opened (the 23 h point
 # for 1 h: 11:00 holds the last two points); before the first point a window starts at it.
+# Velocity: the 24-hour gain (from the 30 h point) over the 29.8 hours it covers; the day
+# before, the 50 h to 30 h points: 300 downloads over 20 hours.
+_VELOCITY = round(1300 / (30 - 0.2), 3)
 EXPECTED_WINDOWS = {
     "likes_1h": 21 - 15,
     "likes_24h": 21 - 12,
@@ -249,8 +252,8 @@ EXPECTED_WINDOWS = {
     "downloads_1h": 1700 - 1000,
     "downloads_24h": 1700 - 400,
     "downloads_7d": 1700 - 100,
-    "velocity_per_hour": round(1300 / 24, 3),
-    "acceleration": round(1300 / 24 - (400 - 100) / 24, 3),
+    "velocity_per_hour": _VELOCITY,
+    "acceleration": round(_VELOCITY - (400 - 100) / (50 - 30), 3),
 }
 
 
@@ -316,7 +319,7 @@ def test_breakouts(ch: Any, writer: ClickHouseWriter) -> None:
         _model(slower, base),
         _model(grandchild, fast),
     ]
-    # All-time downloads 24 h apart: velocity per hour = gain / 24.
+    # All-time downloads 25 h apart: velocity per hour = gain / 25 (the span covered).
     gains = {base: 240, fast: 2_400, slow: 120, slower: 24, grandchild: 2_400 * 3}
     t1 = datetime(2026, 3, 10, 12, tzinfo=UTC)
     snaps = [
@@ -329,7 +332,7 @@ def test_breakouts(ch: Any, writer: ClickHouseWriter) -> None:
             [*models, *snaps], forest=FamilyForest(), engagement=RollingEngagement({})
         ).plans()
     )
-    velocity = {m: g / 24 for m, g in gains.items()}
+    velocity = {m: g / 25 for m, g in gains.items()}
     siblings = statistics.median([velocity[fast], velocity[slow], velocity[slower]])
     expected = [
         (
@@ -343,6 +346,57 @@ def test_breakouts(ch: Any, writer: ClickHouseWriter) -> None:
     found = _query(ch, "breakouts")
     assert [(r[0], r[1], r[8]) for r in found] == [(m, b, round(s, 3)) for m, b, s in expected]
     assert found[0][:2] == (fast, base) and found[0][6] == round(siblings, 3)
+
+
+def test_young_model_velocity_over_the_span_it_covers(ch: Any, writer: ClickHouseWriter) -> None:
+    """A derivative first seen 2 hours ago gained over 2 hours, not 24: the live table and
+    the query divide by the span covered, and so it breaks out against its base."""
+    base, young, older = "b/base", "y/young", ("s/one", "s/two")
+    now = datetime(2026, 3, 10, 12, 5, tzinfo=UTC)
+    # (minutes before now, all-time downloads)
+    points = {
+        base: [(25 * 60, 5_000), (23 * 60, 5_100), (0, 5_600)],
+        young: [(120, 0), (95, 40), (30, 150), (0, 200)],
+        **{m: [(25 * 60, 0), (0, 50)] for m in older},
+    }
+    snaps = [
+        ModelSnapshot(m, now - timedelta(minutes=ago), downloads_all_time=d)
+        for m, series in points.items()
+        for ago, d in series
+    ]
+    live = RollingEngagement({})
+    batch = plan_batch(
+        [_model(base), *(_model(m, base) for m in (young, *older)), *snaps],
+        forest=FamilyForest(),
+        engagement=live,
+    )
+    writer.write(batch.plans())
+
+    # Plain Python: the gain since the first point (young) or the last point more than a
+    # day old (base), per hour between those points; at least 1 hour.
+    def velocity(series: list[tuple[int, int]]) -> float:
+        before = [p for p in series if p[0] > 24 * 60]
+        start = before[-1] if before else series[0]
+        end = series[-1]
+        return round((end[1] - start[1]) / max(1.0, (start[0] - end[0]) / 60), 3)
+
+    expected = {m: velocity(series) for m, series in points.items()}
+    assert expected[young] == 100.0 and expected[base] == 24.0
+    stored = ch.query("SELECT repo_id, velocity_per_hour FROM engagement_live FINAL")
+    assert dict(stored.result_rows) == expected
+    at = (now + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    queried = {r[0]: r[7] for r in _query(ch, "engagement", at=at)}
+    assert queried == expected
+    # Once another model is snapshotted later, the same `at` is in the past: the query
+    # computes it from engagement_hourly, over the same spans.
+    later = ModelSnapshot("o/later", now + timedelta(hours=3), downloads_all_time=1)
+    writer.write(plan_batch([later], engagement=live).plans())
+    past = {r[0]: r[7] for r in _query(ch, "engagement", at=at)}
+    assert past == expected
+    # 100 an hour against its base's 24 and its siblings' 2: a breakout (200 / 24 h, 8.3
+    # an hour, would not have been).
+    [found] = _query(ch, "breakouts")
+    assert (found[0], found[1], found[8]) == (young, base, round(100 / 24, 3))
 
 
 def test_card_scores_compare_derivative_and_base(ch: Any, writer: ClickHouseWriter) -> None:

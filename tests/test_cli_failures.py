@@ -89,8 +89,8 @@ def _scores(ch: Any, final: bool = False) -> int:
     )
 
 
-def _import(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return hubwatch("import", "leaderboard", str(path), env=env)
+def _import(path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return hubwatch("import", "leaderboard", str(path), *extra, env=env)
 
 
 def test_import_twice_replaces(env: dict[str, str], ch: Any) -> None:
@@ -133,6 +133,24 @@ def test_a_failed_import_keeps_the_board_it_had(
     assert _scores(ch) == 7000
 
 
+def test_a_file_cut_at_a_line_break_does_not_replace_the_board(
+    env: dict[str, str], ch: Any, tmp_path: Path
+) -> None:
+    """Cut at a line break, a dump reads as a sound, shorter one: far fewer scores than the
+    board holds, or none at all, need --force."""
+    assert _import(V2, env).returncode == 0
+    lines = V2.read_bytes().split(b"\r\n")
+    head = tmp_path / "v2_head.csv"
+    head.write_bytes(b"\r\n".join(lines[:300]) + b"\r\n")  # `head -n 300`
+    _one_line_failure(_import(head, env), "shrinking_board", "7000 scores", "--force")
+    header_only = tmp_path / "v2_header.csv"
+    header_only.write_bytes(lines[0] + b"\r\n")
+    _one_line_failure(_import(header_only, env), "empty_board")
+    assert _scores(ch) == 7000
+    assert _import(head, env, "--force").returncode == 0
+    assert _scores(ch) == 299 * 7
+
+
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
@@ -151,3 +169,27 @@ def test_unreadable_files(
     path.write_bytes(content)
     _one_line_failure(_import(path, env), needle)
     assert _scores(ch) == 0
+
+
+def test_an_import_drops_staging_tables_left_by_a_dead_one(
+    clickhouse_url: str, database: str, ch: Any
+) -> None:
+    """An import killed mid-way leaves its staging table; the next import drops it once it
+    is old enough not to be another import's at work."""
+    from hubwatch.clickhouse import connect
+    from processors.partitions import replace_partition
+    from processors.sinks import InsertPlan
+
+    left = "leaderboard_scores_import_0123456789ab"
+    ch.command(f"CREATE TABLE {left} AS leaderboard_scores")
+    empty = [InsertPlan("leaderboard_scores", (), [])]
+
+    def tables() -> set[str]:
+        return {name for (name,) in ch.query("SHOW TABLES").result_rows}
+
+    replace_partition(lambda: connect(clickhouse_url), database, "open_llm_v1", empty)
+    assert left in tables()  # young: perhaps another import's
+    replace_partition(
+        lambda: connect(clickhouse_url), database, "open_llm_v1", empty, stale_after=0
+    )
+    assert not {t for t in tables() if "_import_" in t}

@@ -110,10 +110,16 @@ async def test_mistral_tree_through_kafka(
     assert len({m["event_id"] for m in published}) == 67
     assert {m["kind"] for m in published} == {"model.created"}
 
-    # Lose the checkpoint (a crash before it was saved): all 67 are published again with
-    # the same event ids, delivered again, and ClickHouse still holds each model once.
-    checkpoints = Path(env["HUBWATCH_STATE_DIR"]) / "checkpoints"
-    await asyncio.to_thread(lambda: [p.unlink() for p in checkpoints.glob("*.json")])
+    # Lose the producers' state (a crash before it was saved: the checkpoint and what is
+    # tracked): all 67 are published again with the same event ids, delivered again, and
+    # ClickHouse still holds each model once.
+    state = Path(env["HUBWATCH_STATE_DIR"])
+    await asyncio.to_thread(
+        lambda: [
+            p.unlink()
+            for p in [*state.glob("checkpoints/*.json"), *state.glob("producers.sqlite*")]
+        ]
+    )
     assert await _poll(env) == "hub.uploads: published 67"
     await _wait_rows(ch, "SELECT count() FROM models", 134, "the redelivered batch")
     assert _scalar(ch, "SELECT count() FROM models FINAL") == 67

@@ -64,6 +64,7 @@ async def test_all_streams_arrive_once_in_order_across_kill_and_faults(
             "HUBWATCH_WATCHED_BASE_MODELS": BASE,
             "HUBWATCH_COMMUNITY_REPO_INTERVAL": "1",
             "HUBWATCH_PAGE_LIMIT": "25",
+            "HUBWATCH_GITHUB_REPO_INTERVAL": "0",  # the one repo every round
         }
         for name in ("POLL", "EDITS", "ENGAGEMENT", "COMMUNITY", "GITHUB"):
             env[f"HUBWATCH_{name}_INTERVAL"] = "0.5"

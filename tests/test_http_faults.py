@@ -53,7 +53,9 @@ async def test_github_403_with_no_remaining_is_a_rate_limit() -> None:
     from hubwatch.replay import HubWorld, ListSource
 
     async with ReplayServer(HubWorld(ListSource([])), github=github, github_quota=1) as server:
-        async with httpx.AsyncClient(base_url=server.url) as client:
+        # With a token, as GitHub counts it: a 304 is free only for an authorized request.
+        token = {"Authorization": "Bearer ghp_test"}
+        async with httpx.AsyncClient(base_url=server.url, headers=token) as client:
             first = await client.get("/repos/octo/repo")
             again = await client.get(
                 "/repos/octo/repo", headers={"If-None-Match": first.headers["etag"]}

@@ -183,8 +183,10 @@ async def test_each_poller_flushes_only_its_own_deliveries(
         assert not caught.value.retriable  # the broker will never take that record
 
         # Two real pollers over one publisher, concurrently: the uploads poller's models are
-        # all refused, the engagement poller's snapshots all land.
+        # all refused, the engagement poller's snapshots all land. (The models are tracked
+        # already, as by an earlier round, so the engagement stream has none to report.)
         tracker = Tracker(store)
+        tracker.track_all(model_created_from_api(v, NOW) for v in replay.hub.released_views())
         uploads = HubUploadsPoller(
             client,
             publisher.session(),
@@ -303,8 +305,8 @@ ODD_MODELS: list[tuple[dict[str, Any], str]] = [
         "cardData.base_model_relation",
     ),
     (
-        {"id": "odd/bases", "baseModels": {"models": [{"id": "a/b"}, 5], "relation": "finetune"}},
-        "baseModels.models",
+        {"id": "odd/size", "safetensors": {"parameters": {"BF16": 7}, "total": "7B"}},
+        "safetensors.total",
     ),
     ({"id": "odd/likes", "likes": "many", "tags": ["fine", 3]}, "likes"),
 ]
@@ -342,10 +344,17 @@ async def test_odd_optional_fields_drop_the_field_not_the_model(
     # What was well-formed beside the odd part is kept.
     assert data["odd/relation"]["card_base_models"] == ["a/b"]
     assert data["odd/relation"]["card_base_model_relation"] is None
-    assert data["odd/bases"]["base_models"] == ["a/b"]
-    assert data["odd/bases"]["base_models_relation"] == "finetune"
+    assert data["odd/size"]["parameters"] is None
     assert data["odd/likes"]["tags"] == ["fine"] and data["odd/likes"]["likes"] is None
     assert not any(d["dropped"] for key, d in data.items() if not key.startswith("odd/"))
+
+
+def test_odd_base_models_drop_the_entry_not_the_model() -> None:
+    # baseModels comes from /api/models/{id} only (the listing refuses it), so not via a poll.
+    item = {"id": "odd/bases", "baseModels": {"models": [{"id": "a/b"}, 5], "relation": "finetune"}}
+    event = model_created_from_api(item, datetime.now(UTC))
+    assert event.base_models == ("a/b",) and event.base_models_relation == "finetune"
+    assert "baseModels.models" in event.dropped
 
 
 def _sample_dropped(field: str) -> float:

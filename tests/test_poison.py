@@ -9,6 +9,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hubwatch.clickhouse import connect
-from hubwatch.errors import SchemaError
+from hubwatch.errors import SchemaError, SinkError
 from hubwatch.events import (
     DEAD_LETTER_MAX_BYTES,
     Event,
@@ -281,6 +282,29 @@ def test_poison_records_at_the_function_level(clickhouse_url: str, database: str
         "SELECT payload_bytes, truncated FROM dead_letters WHERE reason = 'bad_json'"
     ).result_rows
     assert (size, truncated) == (len(CONTROL_BYTES), True)
+
+
+def test_a_server_error_is_not_blamed_on_the_rows(
+    clickhouse_url: str, database: str, ch: Any
+) -> None:
+    """A refusal about the server's state (here a table gone: UNKNOWN_TABLE) is retried and
+    then raised, so the batch stays unacknowledged; it never bisects good rows into dead
+    letters."""
+    ch.command("DROP TABLE model_snapshots")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(0.05)
+
+    writer = ClickHouseWriter(lambda: connect(clickhouse_url), database, retry_for=0.5, sleep=sleep)
+    batch = plan_batch([snapshot(f"good/m{i}", i) for i in range(8)])
+    with pytest.raises(SinkError) as failed:
+        writer.write(batch.plans())
+    writer.close()
+    assert failed.value.retriable and failed.value.code == 60
+    assert sleeps, "a server-state error is retried before it is raised"
+    assert ch.command("SELECT count() FROM dead_letters") == 0
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,11 @@ async def test_a_kafka_outage_is_one_line_in_the_processor_log(
 
 
 def test_takeover_settings_from_the_environment() -> None:
-    assert Settings.from_env({}).processor_instance_id == "processor-1"
+    # Dynamic membership unless asked: a shared static id would let two processors both
+    # consume every partition.
+    assert Settings.from_env({}).processor_instance_id is None
+    static = Settings.from_env({"HUBWATCH_PROCESSOR_INSTANCE_ID": "processor-1"})
+    assert static.processor_instance_id == "processor-1"
     dynamic = Settings.from_env(
         {"HUBWATCH_PROCESSOR_INSTANCE_ID": "", "HUBWATCH_PROCESSOR_SESSION_TIMEOUT": "30"}
     )

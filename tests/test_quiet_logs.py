@@ -92,3 +92,23 @@ def test_a_long_outage_is_recalled_and_a_silent_end_expires(lines: list[str], cl
     clock.now += 31  # nothing said it ended; the next error is a new outage
     _refused(2, clock)
     assert len(lines) == 3 and "Kafka unreachable" in lines[2]
+
+
+def test_membership_failures_and_crashes_are_never_held_back(
+    lines: list[str], clock: Clock
+) -> None:
+    """Inside an outage, what is not a connection error still shows: a heartbeat refused
+    because the member is not recognized (two processors sharing an instance id), and an
+    error with a traceback that happens to mention a connection error."""
+    _refused(5, clock)
+    coordinator.error("Heartbeat failed: local member_id was not recognized; resetting")
+    try:
+        raise RuntimeError("KafkaConnectionError while committing")
+    except RuntimeError:
+        logging.getLogger("faust.agents").exception("Agent crashed: KafkaConnectionError")
+    coordinator.warning("Heartbeat failed for group g: KafkaConnectionError: Connection lost")
+    assert lines[1:] == [
+        "ERROR aiokafka.consumer.group_coordinator: Heartbeat failed: local member_id was not "
+        "recognized; resetting",
+        "ERROR faust.agents: Agent crashed: KafkaConnectionError",
+    ]

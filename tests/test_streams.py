@@ -21,6 +21,7 @@ from hubwatch.events import (
     GithubRelease,
     GithubRepoSnapshot,
     ModelCommit,
+    ModelCreated,
     ModelDiscussion,
     ModelSnapshot,
     ModelUpdated,
@@ -121,16 +122,18 @@ async def test_edits_report_relation_changes_once(rig: Rig) -> None:
     assert await rig.poll(_edits(rig, restarted)) == []
 
 
-async def test_edits_leave_uploads_to_the_uploads_stream(rig: Rig) -> None:
+async def test_edits_and_uploads_report_each_model_once(rig: Rig) -> None:
     """Edits polled before the uploads stream's first round (a slow start, faults) report
-    nothing the uploads stream will report: no model.updated for a model not yet created."""
+    what they see first as model.created (never a model.updated for a model not yet
+    created), and the uploads stream then reports only the rest: each model once."""
     store = rig.store()
-    assert await rig.poll(_edits(rig, store)) == []  # sets its marks
     hub = rig.server.hub
     item = hub.view(hub.find(CHILD))  # type: ignore[arg-type]
     hub.edit(CHILD, {"tags": [*item["tags"], "license:mit"]})
-    assert await rig.poll(_edits(rig, store)) == []  # not known yet: the uploads stream's
-    assert len(await rig.uploads(rig.tracker(store))) == 67
+    first = await rig.poll(_edits(rig, store))
+    assert all(isinstance(e, ModelCreated) and e.first_seen_at for e in first)
+    assert len({e.repo_id for e in first}) == len(first) == 67
+    assert await rig.uploads(rig.tracker(store)) == []  # all seen already
     hub.edit(CHILD, {"tags": [*item["tags"], "base_model:adapter:org/extra"]})
     [update] = await rig.poll(_edits(rig, store))
     assert isinstance(update, ModelUpdated) and update.repo_id == CHILD
@@ -145,10 +148,14 @@ async def test_engagement_snapshots_follow_the_schedule(rig: Rig) -> None:
     poller = EngagementPoller(
         rig.client, rig.publisher, tracker, requests_per_round=30, clock=lambda: later
     )
+    before = rig.server.requests
     snaps = await rig.poll(poller)
     assert all(isinstance(s, ModelSnapshot) for s in snaps)
-    # One bulk trending call covers all 67 replayed models; no per-model call is needed.
+    # The bulk calls (trending, likes, downloads, lastModified) cover all 67 replayed
+    # models; no per-model call is needed, and each model's schedule moves on.
+    assert rig.server.requests - before == 4
     assert len({s.repo_id for s in snaps}) == 67
+    assert store.due_snapshots(later, 100) == []
     child = next(s for s in snaps if s.repo_id == CHILD)
     assert child.likes == 3 + 7
     assert store.get(CHILD).likes == 10  # type: ignore[union-attr]
@@ -160,7 +167,8 @@ async def test_per_model_snapshots_within_the_round_budget(rig: Rig) -> None:
     store = rig.store()
     tracker = rig.tracker(store)
     await rig.uploads(tracker)
-    later = time.time() + 3600
+    # The replayed models are months old: their tiers want a snapshot within 7 days at most.
+    later = time.time() + 8 * 86400
     poller = EngagementPoller(
         rig.client,
         rig.publisher,
@@ -216,9 +224,8 @@ async def test_community_commits_and_discussions(rig: Rig) -> None:
 
 
 async def test_a_watched_family_is_followed_in_whatever_order_it_is_seen(rig: Rig) -> None:
-    """The edits stream can see models first (ones older than the uploads stream's
-    lookback), and children can arrive before their parents: the whole family is still
-    followed."""
+    """The edits stream can see models first (and reports them as first seen), and
+    children can arrive before their parents: the whole family is still followed."""
     family = {v["id"] for v in rig.server.hub.released_views()}
     watched = {"watched_base_models": frozenset({BASE}), "community_min_likes": 10**6}
     store = rig.store()
@@ -229,8 +236,9 @@ async def test_a_watched_family_is_followed_in_whatever_order_it_is_seen(rig: Ri
         item = hub.view(hub.find(repo_id))  # type: ignore[arg-type]
         hub.edit(repo_id, {"tags": [*item["tags"], "license:mit"]})
     edited = await rig.poll(_edits(rig, store, day, **watched))
-    assert {CHILD, BASE} <= {e.repo_id for e in edited}  # and any in the overlap window
-    assert len(await rig.uploads(rig.tracker(store, **watched))) == 67
+    assert {CHILD, BASE} == {e.repo_id for e in edited}  # first seen here
+    assert all(isinstance(e, ModelCreated) for e in edited)
+    assert len(await rig.uploads(rig.tracker(store, **watched))) == 65  # the rest
     assert set(store.due_community(time.time(), 1000)) == family
 
     # Newest first, so nearly every child comes before its parent.
@@ -287,11 +295,19 @@ async def test_webhooks_push_and_polling_do_not_duplicate(rig: Rig) -> None:
 async def test_github_conditional_polls(rig: Rig) -> None:
     store = rig.store()
     budget = RequestBudget("github", limit=5000, window=3600)
-    async with make_client(base_url=rig.server.url, headers=GITHUB_HEADERS) as client:
+    # With a token: only then is a 304 free (tests/test_github_budget.py has anonymous).
+    async with make_client(
+        base_url=rig.server.url, token="ghp_test", headers=GITHUB_HEADERS
+    ) as client:
 
         def poller() -> GithubPoller:
             return GithubPoller(
-                client, rig.publisher, store, repos=("octo/inference",), budget=budget
+                client,
+                rig.publisher,
+                store,
+                repos=("octo/inference",),
+                budget=budget,
+                repo_interval=0,  # every round, as if the budget were endless
             )
 
         first = await rig.poll(poller())

@@ -3,7 +3,9 @@ a 400 and a dead letter, never a 500, and the next good webhook is still served.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from producers.publish import KafkaPublisher
 from producers.state import StateStore
 from producers.topics import ensure_topics
 from producers.webhooks import WebhookReceiver
-from tests.conftest import kcat
+from tests.conftest import StackPart, kcat
 
 SECRET = "s3cret"
 
@@ -88,3 +90,40 @@ async def test_hostile_webhook_is_refused_and_dead_lettered(
     assert letter["payload_bytes"] == len(body)
     published = kcat(kafka_bootstrap, f"{topic_prefix}model.discussion")
     assert [(e["key"], e["data"]["num"]) for e in published] == [("org/model", 7)]
+
+
+async def test_a_webhook_during_a_kafka_outage_is_told_to_retry(
+    own_kafka: StackPart, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kafka down: the receiver answers 503 with Retry-After and records nothing (the Hub
+    sends the webhook again), logs the outage once and no traceback; Kafka back: the
+    webhook sent again is published."""
+    await ensure_topics(own_kafka.bootstrap, topics(topic_prefix))
+    store = StateStore(tmp_path / "producers.sqlite")
+    headers = {"X-Webhook-Secret": SECRET, "Content-Type": "application/json"}
+    body = _json(_discussion(num=3))
+    try:
+        async with (
+            KafkaPublisher(
+                own_kafka.bootstrap,
+                topic_prefix=topic_prefix,
+                request_timeout=3,
+                delivery_timeout=3,
+            ) as publisher,
+            WebhookReceiver(publisher, store, SECRET) as receiver,
+            httpx.AsyncClient(base_url=receiver.url, timeout=60) as client,
+        ):
+            await asyncio.to_thread(own_kafka.down)
+            during = [await client.post(WebhookReceiver.path, content=body, headers=headers)]
+            during.append(await client.post(WebhookReceiver.path, content=body, headers=headers))
+            await asyncio.to_thread(own_kafka.up)
+            after = await client.post(WebhookReceiver.path, content=body, headers=headers)
+    finally:
+        store.close()
+    assert [(r.status_code, r.headers.get("Retry-After")) for r in during] == [(503, "30")] * 2
+    assert (after.status_code, after.json()) == (200, {"published": 1})
+    published = kcat(own_kafka.bootstrap, f"{topic_prefix}model.discussion")
+    assert {(e["key"], e["data"]["num"]) for e in published} == {("org/model", 3)}
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum("unavailable" in r.getMessage() for r in warnings) == 1, warnings
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

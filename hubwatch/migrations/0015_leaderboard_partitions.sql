@@ -10,6 +10,11 @@ PARTITION BY board
 ORDER BY (board, model_id, precision, benchmark);
 INSERT INTO leaderboard_scores_by_board SELECT * FROM leaderboard_scores;
 EXCHANGE TABLES leaderboard_scores AND leaderboard_scores_by_board;
+-- Rows written live (card scores) between the copy and the exchange went to the old table:
+-- copy those over too, and only those (no doubled rows waiting for a merge).
+INSERT INTO leaderboard_scores SELECT * FROM leaderboard_scores_by_board
+WHERE (board, model_id, precision, benchmark) NOT IN
+    (SELECT board, model_id, precision, benchmark FROM leaderboard_scores);
 DROP TABLE leaderboard_scores_by_board;
 
 DROP TABLE IF EXISTS leaderboard_edges_by_board;
@@ -19,4 +24,9 @@ PARTITION BY board
 ORDER BY (derivative_id, base_model_id);
 INSERT INTO leaderboard_edges_by_board SELECT * FROM leaderboard_edges;
 EXCHANGE TABLES leaderboard_edges AND leaderboard_edges_by_board;
+-- Rows written live (card scores) between the copy and the exchange went to the old table:
+-- copy those over too, and only those.
+INSERT INTO leaderboard_edges SELECT * FROM leaderboard_edges_by_board
+WHERE (derivative_id, base_model_id) NOT IN
+    (SELECT derivative_id, base_model_id FROM leaderboard_edges);
 DROP TABLE leaderboard_edges_by_board;

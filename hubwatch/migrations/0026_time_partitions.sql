@@ -5,7 +5,8 @@
 -- Engine, partition and sort keys cannot be altered in place: build the twin, copy,
 -- EXCHANGE TABLES (atomic), drop the old. Re-running after a crash is harmless.
 
--- The view is tied to the table it reads; it comes back once the new tables are in place.
+-- The view is tied to the table it reads; it comes back once the new tables are in place,
+-- as 0022_engagement_span left it (each hour's first and last snapshot times too).
 DROP VIEW IF EXISTS engagement_hourly_mv;
 
 DROP TABLE IF EXISTS model_snapshots_by_month;
@@ -38,13 +39,16 @@ CREATE TABLE engagement_hourly_by_month
     likes_first     AggregateFunction(argMin, UInt64, DateTime64(3, 'UTC')) COMMENT 'likes at the hour''s first snapshot (argMinMerge to read)',
     likes_last      AggregateFunction(argMax, UInt64, DateTime64(3, 'UTC')) COMMENT 'likes at the hour''s last snapshot (argMaxMerge to read)',
     downloads_first AggregateFunction(argMin, UInt64, DateTime64(3, 'UTC')) COMMENT 'all-time downloads at the hour''s first snapshot',
-    downloads_last  AggregateFunction(argMax, UInt64, DateTime64(3, 'UTC')) COMMENT 'all-time downloads at the hour''s last snapshot'
+    downloads_last  AggregateFunction(argMax, UInt64, DateTime64(3, 'UTC')) COMMENT 'all-time downloads at the hour''s last snapshot',
+    first_at        SimpleAggregateFunction(min, DateTime64(3, 'UTC')) DEFAULT hour CODEC(Delta, ZSTD(1)) COMMENT 'time of the hour''s first snapshot',
+    last_at         SimpleAggregateFunction(max, DateTime64(3, 'UTC')) DEFAULT hour CODEC(Delta, ZSTD(1)) COMMENT 'time of the hour''s last snapshot'
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
 ORDER BY (hour, repo_id);
 INSERT INTO engagement_hourly_by_month
-SELECT hour, repo_id, likes_first, likes_last, downloads_first, downloads_last
+SELECT hour, repo_id, likes_first, likes_last, downloads_first, downloads_last,
+       first_at, last_at
 FROM engagement_hourly;
 EXCHANGE TABLES engagement_hourly AND engagement_hourly_by_month;
 DROP TABLE engagement_hourly_by_month;
@@ -56,7 +60,9 @@ SELECT
     argMinState(ifNull(likes, 0), observed_at) AS likes_first,
     argMaxState(ifNull(likes, 0), observed_at) AS likes_last,
     argMinState(ifNull(downloads_all_time, ifNull(downloads, 0)), observed_at) AS downloads_first,
-    argMaxState(ifNull(downloads_all_time, ifNull(downloads, 0)), observed_at) AS downloads_last
+    argMaxState(ifNull(downloads_all_time, ifNull(downloads, 0)), observed_at) AS downloads_last,
+    min(observed_at) AS first_at,
+    max(observed_at) AS last_at
 FROM model_snapshots
 GROUP BY repo_id, hour;
 

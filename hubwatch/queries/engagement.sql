@@ -1,13 +1,15 @@
 -- Rolling engagement as of {at:DateTime}: per model, likes and (all-time) downloads gained
--- over the last 1 hour, 24 hours and 7 days, 24-hour download velocity per hour, and
--- acceleration (that velocity minus the one of the 24 hours before), for the models
--- snapshotted in the 24 hours before {at:DateTime}; the {limit:UInt32} that gained most
--- downloads in 24 hours. "Now" ({at:DateTime} at or after the newest snapshot) is served
--- from engagement_live: each model's windows as of its latest snapshot, as the processor
--- keeps them. An earlier {at:DateTime} is computed from engagement_hourly at hourly
--- resolution, reading the 15 days before it (the live windows' horizon): a gain is the
--- value at {at:DateTime} minus the last value seen before the window opened (or the first
--- value inside it, for a model younger than the window).
+-- over the last 1 hour, 24 hours and 7 days, download velocity per hour, and acceleration
+-- (that velocity minus the one of the 24 hours before), for the models snapshotted in the
+-- 24 hours before {at:DateTime}; the {limit:UInt32} that gained most downloads in 24 hours.
+-- "Now" ({at:DateTime} at or after the newest snapshot) is served from engagement_live:
+-- each model's windows as of its latest snapshot, as the processor keeps them. An earlier
+-- {at:DateTime} is computed from engagement_hourly at hourly resolution, reading the 15
+-- days before it (the live windows' horizon): a gain is the value at {at:DateTime} minus
+-- the last value seen before the window opened (or the first value inside it, for a model
+-- younger than the window). Velocity divides the 24-hour gain by the span it covers, from
+-- the snapshot it is measured from to the newest, and at least 1 hour (a model first seen
+-- 2 hours ago gained over 2 hours, not 24).
 -- defaults: at=now limit=1000
 WITH
     toDateTime({at:DateTime}, 'UTC') AS t,
@@ -25,7 +27,8 @@ WITH
         SELECT repo_id, hour,
                argMinMerge(likes_first) AS likes_first, argMaxMerge(likes_last) AS likes_last,
                argMinMerge(downloads_first) AS downloads_first,
-               argMaxMerge(downloads_last) AS downloads_last
+               argMaxMerge(downloads_last) AS downloads_last,
+               min(first_at) AS first_at, max(last_at) AS last_at
         FROM engagement_hourly
         WHERE NOT now_ AND hour < t AND hour >= t - INTERVAL 15 DAY
             AND repo_id IN (SELECT repo_id FROM engagement_hourly
@@ -36,8 +39,10 @@ WITH
         SELECT repo_id,
                argMax(likes_last, hour) AS likes_now,
                argMax(downloads_last, hour) AS downloads_now,
+               argMax(last_at, hour) AS at_now,
                argMin(likes_first, hour) AS likes_first_seen,
                argMin(downloads_first, hour) AS downloads_first_seen,
+               argMin(first_at, hour) AS first_seen_at,
                countIf(hour < t - INTERVAL 1 HOUR) > 0 AS seen_1h,
                countIf(hour < t - INTERVAL 24 HOUR) > 0 AS seen_24h,
                countIf(hour < t - INTERVAL 48 HOUR) > 0 AS seen_48h,
@@ -48,7 +53,9 @@ WITH
                argMaxIf(downloads_last, hour, hour < t - INTERVAL 1 HOUR) AS downloads_at_1h,
                argMaxIf(downloads_last, hour, hour < t - INTERVAL 24 HOUR) AS downloads_at_24h,
                argMaxIf(downloads_last, hour, hour < t - INTERVAL 48 HOUR) AS downloads_at_48h,
-               argMaxIf(downloads_last, hour, hour < t - INTERVAL 7 DAY) AS downloads_at_7d
+               argMaxIf(downloads_last, hour, hour < t - INTERVAL 7 DAY) AS downloads_at_7d,
+               argMaxIf(last_at, hour, hour < t - INTERVAL 24 HOUR) AS time_at_24h,
+               argMaxIf(last_at, hour, hour < t - INTERVAL 48 HOUR) AS time_at_48h
         FROM hourly
         GROUP BY repo_id
     ),
@@ -61,9 +68,13 @@ WITH
             downloads_now - if(seen_1h, downloads_at_1h, downloads_first_seen) AS downloads_1h,
             downloads_now - if(seen_24h, downloads_at_24h, downloads_first_seen) AS downloads_24h,
             downloads_now - if(seen_7d, downloads_at_7d, downloads_first_seen) AS downloads_7d,
-            round(downloads_24h / 24, 3) AS velocity_per_hour,
+            round(downloads_24h / greatest(1, dateDiff('millisecond',
+                if(seen_24h, time_at_24h, first_seen_at), at_now) / 3600000), 3)
+                AS velocity_per_hour,
             round(velocity_per_hour - if(seen_24h,
-                (downloads_at_24h - if(seen_48h, downloads_at_48h, downloads_first_seen)) / 24,
+                (downloads_at_24h - if(seen_48h, downloads_at_48h, downloads_first_seen))
+                    / greatest(1, dateDiff('millisecond',
+                        if(seen_48h, time_at_48h, first_seen_at), time_at_24h) / 3600000),
                 0), 3) AS acceleration
         FROM valued
         ORDER BY downloads_24h DESC, repo_id

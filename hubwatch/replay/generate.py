@@ -85,9 +85,12 @@ class GeneratedSource:
         return ((index * 0x9E3779B1) >> 7) % 1000
 
     def ranked(self) -> array:
-        """Indices by trendingScore, highest first; built once, on first use."""
+        """Indices by trendingScore, highest first, ties by ``_id`` (the index) highest
+        first, the replay's listing order; built once, on first use."""
         if self._ranked is None:
-            self._ranked = array("i", sorted(range(self.n), key=self.trending, reverse=True))
+            # Stable even reversed: ties keep their input order, highest index first.
+            order = sorted(range(self.n - 1, -1, -1), key=self.trending, reverse=True)
+            self._ranked = array("i", order)
         return self._ranked
 
     def repo_id(self, index: int) -> str:

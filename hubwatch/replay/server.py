@@ -1,20 +1,31 @@
 """The replay server: the Hub's and GitHub's HTTP APIs, as ``shared/reference/`` describes
 them, over a :mod:`~hubwatch.replay.world`.
 
-Hub: ``GET /api/models`` (``sort`` always descending, repeated ``expand=``, ``limit``,
-``filter``/``author``/``search``, ``Link`` cursor pagination), ``/api/models/{id}``,
-``/commits/{rev}`` (``Link`` pagination), ``/discussions`` (page numbers, no Link),
-``/discussions/{num}`` (with its status-change ``events``), and the 5-minute fixed-window
-``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
+Hub: ``GET /api/models`` (``sort`` always descending with ties in one fixed order, repeated
+``expand=`` checked against what the listing accepts, the default field set without it,
+``full``/``config``/``cardData``, the filters ``filter``/``author``/``search``/
+``pipeline_tag``/``gated``/``num_parameters``, ``limit``, ``Link`` cursor pagination),
+``/api/models/{id}`` and ``/revision/{rev}`` (``expand``), ``/commits/{rev}`` (``Link``
+pagination, ``expand[]=formatted``), ``/discussions`` (page numbers, no Link; ``type``,
+``status``, ``author``), ``/discussions/{num}`` (with its status-change ``events``), and
+the 5-minute fixed-window ``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the
+quota.
 
-GitHub: ``/repos/{o}/{r}``, ``/commits`` (``since``), ``/issues`` (``state``, ``sort``,
-``direction``, ``since``), ``/releases``; ``page``/``per_page`` with ``Link``; ETags with
-304 (free); hourly ``x-ratelimit-*`` with 403 once spent.
+GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``),
+``/issues`` (``state``, ``labels``, ``creator``, ``sort``, ``direction``, ``since``),
+``/releases``; ``page``/``per_page`` with ``Link``; timestamps in whole seconds; ETags with
+304 (free only with a token); hourly ``x-ratelimit-*`` with 403 once spent.
+
+What the real services refuse, the replay refuses too (:mod:`~hubwatch.replay.contract`): an
+unknown ``expand`` or parameter, or one the replay cannot answer truthfully, is a 400 (422 on
+GitHub), never silently ignored. ``tests/test_contract.py`` holds it to that with
+``huggingface_hub`` and PyGithub.
 
 A model's own endpoints answer as the Hub does for a repo it does not show (deleted,
 private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a token.
 
-Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``restrict``, ``edit``,
+Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``list`` (a model
+listed now whatever its createdAt: a late-listed repo), ``restrict``, ``edit``,
 ``engage``, ``commit``, ``discussion``, ``github/{repo,commit,issue,release,star}`` and
 ``faults`` (scripted 429s, 5xx, slow and truncated answers, reset connections). With a
 webhook URL and secret it POSTs Hub-style webhooks for content and discussion changes.
@@ -26,11 +37,13 @@ import asyncio
 import base64
 import hashlib
 import heapq
+import html
 import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,6 +51,13 @@ import aiohttp
 from aiohttp import web
 
 from hubwatch._server import LocalServer
+from hubwatch.replay.contract import (
+    LIST_DEFAULT_FIELDS,
+    bad_parameters,
+    github_time,
+    info_expand,
+    list_fields,
+)
 from hubwatch.replay.world import GithubWorld, HubWorld
 
 __all__ = ["Fault", "ReplayServer"]
@@ -45,6 +65,13 @@ __all__ = ["Fault", "ReplayServer"]
 _HUB_WINDOW = 300
 _MAX_LIMIT = 1000
 _SORTABLE = ("createdAt", "lastModified", "downloads", "likes", "trendingScore")
+_INFO_PARAMS = ("expand", "expand[]", "securityStatus", "blobs")
+_STATUSES = ("all", "open", "closed")
+_GH_DOCS = {"documentation_url": "https://docs.github.com/rest"}
+_GH_NOT_FOUND = {"message": "Not Found", **_GH_DOCS}
+_GH_COMMIT_PARAMS = ("sha", "since", "until", "author")
+_GH_ISSUE_PARAMS = ("state", "labels", "creator", "sort", "direction", "since")
+_GH_SORTS = {"created": "created_at", "updated": "updated_at", "comments": "comments"}
 _REPO = "{repo_id:[^/]+(?:/[^/]+)?}"
 
 
@@ -60,33 +87,119 @@ class Fault:
     seconds: float = 1.0
 
 
-def _sort_value(item: Any, sort: str) -> tuple[Any, str]:
+def _sort_value(item: Any, sort: str) -> tuple[Any, str, str]:
+    """The listing's order, descending: the sort field, then ``_id`` and ``id`` so that ties
+    (thousands of models share a trendingScore) fall in one fixed order and a cursor past
+    one of them neither skips nor repeats the rest."""
     if not isinstance(item, dict):  # malformed items sort last
-        return ("", "") if sort in ("createdAt", "lastModified") else (-1, "")
+        return ("", "", "") if sort in ("createdAt", "lastModified") else (-1, "", "")
     value = item.get(sort)
     ident = item.get("id") if isinstance(item.get("id"), str) else ""
+    oid = item.get("_id") if isinstance(item.get("_id"), str) else ""
     if sort in ("createdAt", "lastModified"):
-        return (value if isinstance(value, str) else "", ident)
+        return (value if isinstance(value, str) else "", oid, ident)
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else -1
-    return (number, ident)
+    return (number, oid, ident)
+
+
+_SIZE = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+
+
+def _parameters(text: str) -> int:
+    """``6B``, ``500M``, ``7000000`` as a number of parameters."""
+    text = text.strip().upper()
+    scale = _SIZE.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def _num_parameters(spec: str) -> tuple[int, int]:
+    """``min:6B,max:128B`` (either bound optional) as inclusive bounds; ValueError if not."""
+    low, high = 0, 1 << 62
+    for part in spec.split(","):
+        key, _, value = part.partition(":")
+        if key == "min":
+            low = _parameters(value)
+        elif key == "max":
+            high = _parameters(value)
+        else:
+            raise ValueError(spec)
+    return low, high
 
 
 def _matches(item: Any, query: Mapping[str, list[str]]) -> bool:
+    """The listing filters the Hub documents: ``filter`` (tags, all of them), ``author``,
+    ``search`` (substring of the id), ``pipeline_tag``, ``gated`` and ``num_parameters``
+    (safetensors total)."""
     if not isinstance(item, dict):
-        return not (query.get("filter") or query.get("author") or query.get("search"))
+        return not any(query.get(name) for name in _LIST_FILTERS)
     tags = item.get("tags") if isinstance(item.get("tags"), list) else []
     ident = item.get("id") if isinstance(item.get("id"), str) else ""
     if any(tag not in tags for tag in query.get("filter", [])):
         return False
     if any(item.get("author") != author for author in query.get("author", [])):
         return False
+    if any(item.get("pipeline_tag") != tag for tag in query.get("pipeline_tag", [])):
+        return False
+    for gated in query.get("gated", []):
+        if (item.get("gated") not in (False, None)) != (gated.lower() in ("true", "1")):
+            return False
+    for spec in query.get("num_parameters", []):
+        low, high = _num_parameters(spec)
+        safetensors = item.get("safetensors")
+        total = safetensors.get("total") if isinstance(safetensors, dict) else None
+        if not isinstance(total, int) or not low <= total <= high:
+            return False
     return all(term.lower() in ident.lower() for term in query.get("search", []))
 
 
-def _project(item: Any, expand: list[str]) -> Any:
-    if not expand or not isinstance(item, dict):
+_LIST_FILTERS = ("filter", "author", "search", "pipeline_tag", "gated", "num_parameters")
+_LIST_PARAMS = (
+    *_LIST_FILTERS,
+    *("sort", "direction", "limit", "cursor", "expand", "expand[]", "full", "config", "cardData"),
+)
+_LIST_DOCUMENTED = ("inference", "inference_provider", "apps")
+"Listing filters the Hub takes that the replay has no data for: refused, not ignored."
+
+
+def _project(item: Any, fields: frozenset[str] | None, *, listing: bool = False) -> Any:
+    """An item as the Hub shows it: only the ``fields`` asked for (with ``_id`` and ``id``);
+    None means every field for a model's own endpoint and the default set in a listing."""
+    if not isinstance(item, dict):
         return item
-    return {k: v for k, v in item.items() if k in ("_id", "id") or k in expand}
+    if fields is None and not listing:
+        return item
+    keep = fields if fields is not None else LIST_DEFAULT_FIELDS
+    shown = {k: v for k, v in item.items() if k in ("_id", "id") or k in keep}
+    if listing and fields is None:
+        shown["modelId"] = item.get("id")  # the default listing carries it, expand drops it
+    return shown
+
+
+def _hub_error(
+    status: int, message: str, headers: Mapping[str, str], code: str = ""
+) -> web.Response:
+    extra = {"X-Error-Message": message, **({"X-Error-Code": code} if code else {})}
+    return web.json_response({"error": message}, status=status, headers={**headers, **extra})
+
+
+def _multi(request: web.Request) -> dict[str, list[str]]:
+    query: dict[str, list[str]] = {}
+    for key, value in request.query.items():
+        query.setdefault(key, []).append(value)
+    return query
+
+
+def _formatted(commit: Mapping[str, Any]) -> dict[str, str]:
+    title, message = html.escape(commit["title"]), html.escape(commit["message"])
+    return {"title": f"<p>{title}</p>", "message": f"<p>{message}</p>" if message else ""}
+
+
+def _gh_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _gh_links(name: str) -> dict[str, str]:
+    return {"html_url": f"https://github.com/{name}"}
 
 
 def _endpoint(request: web.Request) -> str:
@@ -155,6 +268,7 @@ class ReplayServer(LocalServer):
         get(f"/api/models/{_REPO}/discussions", self._discussions)
         get(f"/api/models/{_REPO}/discussions/{{num:\\d+}}", self._discussion)
         get(f"/api/models/{_REPO}", self._model_info)
+        get(f"/api/models/{_REPO}/revision/{{rev}}", self._model_info)
         get("/repos/{owner}/{name}", self._gh_repo)
         get("/repos/{owner}/{name}/commits", self._gh_commits)
         get("/repos/{owner}/{name}/issues", self._gh_issues)
@@ -163,6 +277,7 @@ class ReplayServer(LocalServer):
         post("/_replay/release", self._release)
         post("/_replay/faults", self._set_faults)
         post("/_replay/restrict", self._restrict)
+        post("/_replay/list", self._list_late)
         return app
 
     # -- faults --
@@ -242,9 +357,15 @@ class ReplayServer(LocalServer):
         return headers
 
     def _github_answer(
-        self, request: web.Request, body: Any, headers: dict[str, str] | None = None
+        self,
+        request: web.Request,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        status: int = 200,
     ) -> web.Response:
-        """ETag and 304 (which costs nothing), else count against the hourly limit."""
+        """Every request counts against the hourly limit, as on GitHub, except a 304 to an
+        authenticated conditional request ("does not count ... when the request is
+        authorized"); an anonymous 304 costs one like any other answer."""
         payload = json.dumps(body).encode()
         etag = f'W/"{hashlib.sha1(payload).hexdigest()}"'
         now = time.time()
@@ -258,22 +379,31 @@ class ReplayServer(LocalServer):
                 "x-ratelimit-limit": str(self.github_quota),
                 "x-ratelimit-remaining": str(max(0, self.github_quota - count)),
                 "x-ratelimit-used": str(count),
-                "x-ratelimit-reset": reset,
                 "x-ratelimit-resource": "core",
+                "x-ratelimit-reset": reset,
             }
 
         self.requests += 1
         self.by_endpoint["github"] += 1
-        if request.headers.get("If-None-Match") == etag:
+        authorized = request.headers.get("Authorization", "") != ""
+        unchanged = status == 200 and request.headers.get("If-None-Match") == etag
+        if unchanged and authorized:
             self._github_window = (index, used)
             return web.Response(status=304, headers={"ETag": etag, **limits(used)})
         if used >= self.github_quota:
+            self._github_window = (index, used)
             self.throttled += 1
             return web.json_response(
                 {"message": "API rate limit exceeded"}, status=403, headers=limits(used)
             )
         used += 1
         self._github_window = (index, used)
+        if unchanged:
+            return web.Response(status=304, headers={"ETag": etag, **limits(used)})
+        if status != 200:
+            return web.Response(
+                body=payload, status=status, content_type="application/json", headers=limits(used)
+            )
         return web.Response(
             body=payload,
             content_type="application/json",
@@ -286,23 +416,27 @@ class ReplayServer(LocalServer):
         headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
-        query: dict[str, list[str]] = {}
-        for key, value in request.query.items():
-            query.setdefault(key, []).append(value)
+        query = _multi(request)
+        refused = bad_parameters(query, _LIST_PARAMS, _LIST_DOCUMENTED)
+        fields, bad_expand = list_fields(query)
+        refused = refused or bad_expand
         sort = query.get("sort", ["createdAt"])[-1]
         if sort not in _SORTABLE:
-            return web.json_response({"error": f"Invalid sort: {sort}"}, status=400)
+            refused = refused or f"Invalid sort: {sort}"
         try:
+            for spec in query.get("num_parameters", []):
+                _num_parameters(spec)
             limit = min(_MAX_LIMIT, max(1, int(query.get("limit", ["1000"])[-1])))
             token = query.get("cursor", [None])[-1]
             after = _uncursor(token) if token else None
         except ValueError:
-            return web.json_response({"error": "Invalid limit or cursor"}, status=400)
-        expand = query.get("expand", []) + query.get("expand[]", [])
+            refused = refused or "Invalid limit, cursor or num_parameters"
+        if refused:
+            return _hub_error(400, refused, headers)
         page, next_cursor = self._page(sort, query, limit, after)
         if next_cursor is not None:
             headers["Link"] = _link(request, cursor=_cursor(next_cursor))
-        return web.json_response([_project(i, expand) for i in page], headers=headers)
+        return web.json_response([_project(i, fields, listing=True) for i in page], headers=headers)
 
     def _page(
         self, sort: str, query: Mapping[str, list[str]], limit: int, after: Any
@@ -320,9 +454,9 @@ class ReplayServer(LocalServer):
                     last = index
             return page, None
         if sort == "lastModified" and getattr(hub.source, "modified_is_created", False):
-            return self._lazy_page(self._modified_order(), sort, limit, after)
+            return self._lazy_page(self._modified_order(), sort, query, limit, after)
         if sort == "trendingScore" and hasattr(hub.source, "ranked"):
-            return self._lazy_page(self._trending_order(), sort, limit, after)
+            return self._lazy_page(self._trending_order(), sort, query, limit, after)
         candidates = sorted(
             (v for v in hub.released_views() if _matches(v, query)),
             key=lambda i: _sort_value(i, sort),
@@ -337,12 +471,18 @@ class ReplayServer(LocalServer):
 
     @staticmethod
     def _lazy_page(
-        ordered: Iterator[Any], sort: str, limit: int, after: Any
+        ordered: Iterator[Any],
+        sort: str,
+        query: Mapping[str, list[str]],
+        limit: int,
+        after: Any,
     ) -> tuple[list[Any], Any]:
         bound = tuple(after) if after is not None else None
         page: list[Any] = []
         for item in ordered:
             if bound is not None and _sort_value(item, sort) >= bound:
+                continue
+            if not _matches(item, query):
                 continue
             if len(page) == limit:
                 return page, list(_sort_value(page[-1], sort))
@@ -368,17 +508,45 @@ class ReplayServer(LocalServer):
         return self._merged(hub.engaged(), rest, "trendingScore")
 
     async def _model_info(self, request: web.Request) -> web.Response:
+        """``/api/models/{id}`` and ``/api/models/{id}/revision/{rev}``."""
         headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
+        query = _multi(request)
+        fields, refused = info_expand(query)
+        refused = bad_parameters(query, _INFO_PARAMS) or refused
+        if refused:
+            return _hub_error(400, refused, headers)
         repo_id = request.match_info["repo_id"]
-        refused = self._refuse(request, repo_id, headers)
-        if refused is not None:
-            return refused
+        denied = self._refuse(request, repo_id, headers)
+        if denied is not None:
+            return denied
         index = self.hub.find(repo_id)
         assert index is not None  # _refuse answered for every repo not shown
-        expand = request.query.getall("expand", [])
-        return web.json_response(_project(self.hub.view(index), expand), headers=headers)
+        view = self.hub.view(index)
+        rev = request.match_info.get("rev")
+        if rev is not None:
+            history = self._history(repo_id, rev)
+            if history is None:
+                return self._no_revision(repo_id, rev, headers)
+            if isinstance(view, dict) and history and history[0]["id"] != view.get("sha"):
+                # An older commit: the repo as it was then, as far as the replay knows it.
+                view = {**view, "sha": history[0]["id"], "lastModified": history[0]["date"]}
+        return web.json_response(_project(view, fields), headers=headers)
+
+    def _history(self, repo_id: str, rev: str) -> list[dict[str, Any]] | None:
+        """A model's commits from ``rev`` (a branch, ``refs/heads/…``, or a commit id) down,
+        newest first; None for a revision the repo does not have."""
+        history = self.hub.commits(repo_id)
+        if rev in ("main", "refs/heads/main"):
+            return history
+        start = next((n for n, c in enumerate(history) if c["id"] == rev), None)
+        return None if start is None else history[start:]
+
+    @staticmethod
+    def _no_revision(repo_id: str, rev: str, headers: Mapping[str, str]) -> web.Response:
+        # huggingface_hub reads X-Error-Code RevisionNotFound as RevisionNotFoundError.
+        return _hub_error(404, f"Invalid rev id: {rev}", headers, "RevisionNotFound")
 
     def _refuse(
         self, request: web.Request, repo_id: str, headers: dict[str, str]
@@ -418,56 +586,100 @@ class ReplayServer(LocalServer):
     _PER_PAGE = 50
 
     def _repo_listing(
-        self, request: web.Request, listing: Callable[[str], list[Any]]
-    ) -> web.Response | tuple[dict[str, str], list[Any], int, int]:
-        """Rate limit, 404, then one page (``p``) of a model repo's listing."""
+        self, request: web.Request, params: tuple[str, ...]
+    ) -> web.Response | tuple[dict[str, str], dict[str, list[str]], str, int]:
+        """Rate limit, parameters, 401/403/404, then (headers, query, repo id, page ``p``)."""
         headers = self._hub_limit(request)
         if isinstance(headers, web.Response):
             return headers
+        query = _multi(request)
+        refused = bad_parameters(query, params)
+        try:
+            page = int(query.get("p", ["0"])[-1])
+        except ValueError:
+            page = -1
+        if refused or page < 0:
+            return _hub_error(400, refused or "p must be a page index", headers)
         repo_id = request.match_info["repo_id"]
-        refused = self._refuse(request, repo_id, headers)
-        if refused is not None:
-            return refused
-        every = listing(repo_id)
-        start = int(request.query.get("p", "0")) * self._PER_PAGE
-        return headers, every[start : start + self._PER_PAGE], start, len(every)
+        denied = self._refuse(request, repo_id, headers)
+        return denied or (headers, query, repo_id, page)
 
     async def _commits(self, request: web.Request) -> web.Response:
-        listed = self._repo_listing(request, self.hub.commits)
+        """``/commits/{rev}``: newest first from ``rev``, ``Link`` pages, and with
+        ``expand[]=formatted`` the title and message as HTML too."""
+        listed = self._repo_listing(request, ("p", "expand", "expand[]"))
         if isinstance(listed, web.Response):
             return listed
-        headers, chunk, start, total = listed
-        if start + self._PER_PAGE < total:  # Link pagination, like the Hub's commits
-            headers["Link"] = _link(request, p=str(start // self._PER_PAGE + 1))
+        headers, query, repo_id, page = listed
+        expand = set(query.get("expand", []) + query.get("expand[]", []))
+        if expand - {"formatted"}:
+            return _hub_error(400, f'"expand" must be one of [formatted]; got {expand}', headers)
+        history = self._history(repo_id, request.match_info["rev"])
+        if history is None:
+            return self._no_revision(repo_id, request.match_info["rev"], headers)
+        start = page * self._PER_PAGE
+        chunk = history[start : start + self._PER_PAGE]
+        if expand:
+            chunk = [{**c, "formatted": _formatted(c)} for c in chunk]
+        if start + self._PER_PAGE < len(history):  # Link pagination, like the Hub's commits
+            headers["Link"] = _link(request, p=str(page + 1))
         return web.json_response(chunk, headers=headers)
 
     async def _discussions(self, request: web.Request) -> web.Response:
-        listed = self._repo_listing(request, self.hub.discussions)
+        """Page numbers (``p``), no Link, like the Hub's; ``type``, ``status``, ``author``."""
+        listed = self._repo_listing(request, ("p", "type", "status", "author"))
         if isinstance(listed, web.Response):
             return listed
-        headers, chunk, start, total = listed  # page numbers, no Link, like the Hub's
+        headers, query, repo_id, page = listed
+        kind = query.get("type", ["all"])[-1]
+        status = query.get("status", ["all"])[-1]
+        if kind not in ("all", "discussion", "pull_request") or status not in _STATUSES:
+            return _hub_error(400, f"Invalid type or status: {kind}, {status}", headers)
+        every = [
+            d
+            for d in self.hub.discussions(repo_id)
+            if (kind == "all" or d["isPullRequest"] == (kind == "pull_request"))
+            and (status == "all" or d["status"] == status)
+            and all(d["author"].get("name") == a for a in query.get("author", []))
+        ]
+        start = page * self._PER_PAGE
+        chunk = every[start : start + self._PER_PAGE]
         return web.json_response(
-            {"discussions": chunk, "count": total, "start": start}, headers=headers
+            {"discussions": chunk, "count": len(every), "start": start}, headers=headers
         )
 
     async def _discussion(self, request: web.Request) -> web.Response:
-        headers = self._hub_limit(request)
-        if isinstance(headers, web.Response):
-            return headers
-        repo_id = request.match_info["repo_id"]
-        refused = self._refuse(request, repo_id, headers)
-        if refused is not None:
-            return refused
+        """``/discussions/{num}``: one discussion with its status-change ``events``."""
+        listed = self._repo_listing(request, ())
+        if isinstance(listed, web.Response):
+            return listed
+        headers, _, repo_id, _ = listed
         detail = self.hub.discussion_detail(repo_id, int(request.match_info["num"]))
         if detail is None:
-            return web.json_response({"error": "Discussion not found"}, status=404)
+            return _hub_error(404, "Discussion not found", headers)
         return web.json_response(detail, headers=headers)
 
     # -- GitHub --
 
-    def _gh(self, request: web.Request) -> Any:
+    def _gh(
+        self, request: web.Request, emulated: tuple[str, ...], documented: tuple[str, ...] = ()
+    ) -> tuple[str, Any, web.Response | None]:
+        """The repo's name and record, or a 404 / 422 to answer instead."""
         name = f"{request.match_info['owner']}/{request.match_info['name']}"
-        return name, self.github.repos.get(name)
+        repo = self.github.repos.get(name)
+        if repo is None:
+            return name, None, self._github_answer(request, _GH_NOT_FOUND, status=404)
+        problem = bad_parameters(request.query, (*emulated, "per_page", "page"), documented)
+        for key in ("per_page", "page"):
+            if key in request.query and not request.query[key].isdigit():
+                problem = problem or f"{key} must be a positive integer"
+        for key in ("since", "until"):
+            if key in request.query and github_time(request.query[key]) is None:
+                problem = problem or f"{key} is not an ISO 8601 timestamp"
+        if problem:
+            failed = {"message": f"Invalid request.\n\n{problem}", **_GH_DOCS}
+            return name, repo, self._github_answer(request, failed, status=422)
+        return name, repo, None
 
     @staticmethod
     def _paged(request: web.Request, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
@@ -479,48 +691,81 @@ class ReplayServer(LocalServer):
             headers["Link"] = _link(request, page=str(page + 1))
         return chunk, headers
 
+    @staticmethod
+    def _api(request: web.Request, name: str) -> str:
+        return f"{request.url.origin()}/repos/{name}"
+
     async def _gh_repo(self, request: web.Request) -> web.Response:
-        _, repo = self._gh(request)
-        if repo is None:
-            return web.json_response({"message": "Not Found"}, status=404)
-        return self._github_answer(request, repo.info)
+        name, repo, refused = self._gh(request, ())
+        if refused is not None:
+            return refused
+        api = self._api(request, name)
+        return self._github_answer(request, {**repo.info, "url": api, **_gh_links(name)})
 
     async def _gh_commits(self, request: web.Request) -> web.Response:
-        _, repo = self._gh(request)
-        if repo is None:
-            return web.json_response({"message": "Not Found"}, status=404)
-        since = request.query.get("since")
-        items = [c for c in repo.commits if since is None or c["commit"]["author"]["date"] >= since]
+        """``sha`` (a branch or a commit to start from), ``since``/``until`` compared as
+        times on the committer date, ``author`` (login)."""
+        name, repo, refused = self._gh(request, _GH_COMMIT_PARAMS, ("path", "committer"))
+        if refused is not None:
+            return refused
+        query = request.query
+        commits = repo.commits
+        start = query.get("sha", repo.info.get("default_branch", "main"))
+        if start != repo.info.get("default_branch", "main"):
+            first = next((n for n, c in enumerate(commits) if c["sha"].startswith(start)), None)
+            if len(start) < 4 or first is None:
+                return self._github_answer(request, _GH_NOT_FOUND, status=404)
+            commits = commits[first:]
+        since, until = (github_time(query[k]) if k in query else None for k in ("since", "until"))
+        api = self._api(request, name)
+        items = [
+            {**c, "url": f"{api}/commits/{c['sha']}"}
+            for c in commits
+            if (since is None or since <= _gh_time(c["commit"]["committer"]["date"]))
+            and (until is None or _gh_time(c["commit"]["committer"]["date"]) <= until)
+            and all(c["author"]["login"] == a for a in query.getall("author", []))
+        ]
         chunk, headers = self._paged(request, items)
         return self._github_answer(request, chunk, headers)
 
     async def _gh_issues(self, request: web.Request) -> web.Response:
-        _, repo = self._gh(request)
-        if repo is None:
-            return web.json_response({"message": "Not Found"}, status=404)
-        state = request.query.get("state", "open")
-        since = request.query.get("since")
-        key = {"created": "created_at", "updated": "updated_at"}.get(
-            request.query.get("sort", "created"), "created_at"
+        """``state``, ``labels`` (all of them), ``creator``, ``sort``, ``direction`` and
+        ``since`` (updated at or after, as a time); pull requests are listed too."""
+        name, repo, refused = self._gh(
+            request, _GH_ISSUE_PARAMS, ("assignee", "mentioned", "milestone", "type")
         )
+        if refused is not None:
+            return refused
+        query = request.query
+        state = query.get("state", "open")
+        sort = query.get("sort", "created")
+        direction = query.get("direction", "desc")
+        if state not in _STATUSES or sort not in _GH_SORTS or direction not in ("asc", "desc"):
+            failed = {"message": "Validation Failed", **_GH_DOCS}
+            return self._github_answer(request, failed, status=422)
+        since = github_time(query["since"]) if "since" in query else None
+        labels = {label.strip() for label in query.get("labels", "").split(",") if label.strip()}
+        key = _GH_SORTS[sort]
+        api = self._api(request, name)
         items = [
-            i
+            {**i, "url": f"{api}/issues/{i['number']}", "repository_url": api}
             for i in repo.issues.values()
             if (state == "all" or i["state"] == state)
-            and (since is None or i["updated_at"] >= since)
+            and (since is None or _gh_time(i["updated_at"]) >= since)
+            and labels <= {label["name"] for label in i["labels"]}
+            and all(i["user"]["login"] == c for c in query.getall("creator", []))
         ]
-        items.sort(
-            key=lambda i: (i[key], i["number"]),
-            reverse=request.query.get("direction", "desc") == "desc",
-        )
+        items.sort(key=lambda i: (i[key], i["number"]), reverse=direction == "desc")
         chunk, headers = self._paged(request, items)
         return self._github_answer(request, chunk, headers)
 
     async def _gh_releases(self, request: web.Request) -> web.Response:
-        _, repo = self._gh(request)
-        if repo is None:
-            return web.json_response({"message": "Not Found"}, status=404)
-        chunk, headers = self._paged(request, repo.releases)
+        name, repo, refused = self._gh(request, ())
+        if refused is not None:
+            return refused
+        api = self._api(request, name)
+        items = [{**r, "url": f"{api}/releases/{r['id']}"} for r in repo.releases]
+        chunk, headers = self._paged(request, items)
         return self._github_answer(request, chunk, headers)
 
     # -- control --
@@ -544,6 +789,23 @@ class ReplayServer(LocalServer):
                 self.hub.release(int(request.query.get("n", "1")))
             except ValueError:
                 return web.json_response({"error": "n must be an integer"}, status=400)
+        return await self._status(request)
+
+    async def _list_late(self, request: web.Request) -> web.Response:
+        """A JSON model item (or a list of them) listed from now on: one created before the
+        newest listed model shows up inside the listing, as a repo made public late does."""
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return web.json_response({"error": f"bad item: {exc}"}, status=400)
+        items = body if isinstance(body, list) else [body]
+        if not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in items):
+            return web.json_response({"error": "each item needs an id"}, status=400)
+        try:
+            for item in items:
+                self.hub.list_now(item)
+        except TypeError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         return await self._status(request)
 
     async def _restrict(self, request: web.Request) -> web.Response:

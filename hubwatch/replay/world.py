@@ -37,6 +37,11 @@ def iso_now() -> str:
     return iso(time.time())
 
 
+def github_iso(ts: float) -> str:
+    """GitHub's timestamps: whole seconds, ``Z`` (``2025-01-01T00:00:00Z``)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _sha(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
 
@@ -153,6 +158,13 @@ class HubWorld:
             if due > 0:
                 self._activity_mark += due / self.activity_rate
 
+    def release_from_now(self, rate: float) -> None:
+        """Release ``rate`` models per second from now on (a soak's uploads start when its
+        faults do, not when the world was built)."""
+        self.tick()
+        self.rate = rate
+        self._release_mark = self._clock()
+
     def release(self, count: int) -> None:
         self.released = min(len(self.source), self.released + max(0, count))
 
@@ -164,6 +176,15 @@ class HubWorld:
             raise TypeError("this source is fixed")
         if insert(item) < self.released:
             self.released += 1
+
+    def list_now(self, item: Any) -> None:
+        """List one more item from now on, whatever its createdAt: an old one shows up inside
+        the createdAt listing, as a repo created privately and made public late does (models
+        due before a newer one are released with it)."""
+        self.add(item)
+        index = self.source.index_of(item["id"]) if isinstance(item, dict) else None
+        if index is not None and index >= self.released:
+            self.released = index + 1
 
     def _random_activity(self) -> None:
         item = self.source.item(self._rng.randrange(self.released))
@@ -238,9 +259,12 @@ class HubWorld:
                     "date": modified,
                 }
             )
+        only = not (isinstance(modified, str) and modified != created)
+        sha = item.get("sha") if only and isinstance(item.get("sha"), str) else None
         history.append(
             {
-                "id": _sha(repo_id, "initial"),
+                # A repo never changed since it was made shows that commit as its sha.
+                "id": sha or _sha(repo_id, "initial"),
                 "title": "initial commit",
                 "message": "",
                 "authors": [{"user": author}],
@@ -402,7 +426,7 @@ class GithubWorld:
                 "stargazers_count": 10,
                 "forks_count": 2,
                 "open_issues_count": 0,
-                "pushed_at": iso_now(),
+                "pushed_at": github_iso(time.time()),
                 "default_branch": "main",
             }
         )
@@ -435,7 +459,7 @@ class GithubWorld:
 
     def commit(self, name: str, message: str, *, at: float | None = None) -> str:
         repo = self.repos[name]
-        when = iso(at if at is not None else time.time())
+        when = github_iso(at if at is not None else time.time())
         sha = _sha(name, when, len(repo.commits), message)
         owner = name.partition("/")[0]
         repo.commits.insert(
@@ -467,10 +491,17 @@ class GithubWorld:
         state: str = "open",
         pull_request: bool = False,
         merged: bool = False,
+        labels: Sequence[str] | None = None,
         at: float | None = None,
     ) -> dict[str, Any]:
+        """Open an issue (or PR), or with the ``number`` of one, change its state (and
+        ``labels``, when given)."""
         repo = self.repos[name]
-        when = iso(at if at is not None else time.time())
+        when = github_iso(at if at is not None else time.time())
+        shown_labels = [
+            {"id": self._next_id(), "name": label, "color": "ededed", "default": False}
+            for label in labels or ()
+        ]
         if number is not None and number in repo.issues:
             issue = repo.issues[number]
             if issue["state"] != state:  # as GitHub: a reopen clears closed_at
@@ -481,6 +512,8 @@ class GithubWorld:
                 if merged and "pull_request" in issue:
                     issue["pull_request"]["merged_at"] = when
             issue.update(state=state, updated_at=when)
+            if labels is not None:
+                issue["labels"] = shown_labels
         else:
             number = max(repo.issues, default=0) + 1
             issue = {
@@ -489,7 +522,7 @@ class GithubWorld:
                 "title": title,
                 "state": state,
                 "user": {"login": "someuser", "id": 2},
-                "labels": [],
+                "labels": shown_labels,
                 "comments": 0,
                 "created_at": when,
                 "updated_at": when,
@@ -510,7 +543,7 @@ class GithubWorld:
 
     def release(self, name: str, tag: str, *, at: float | None = None) -> None:
         repo = self.repos[name]
-        when = iso(at if at is not None else time.time())
+        when = github_iso(at if at is not None else time.time())
         repo.releases.insert(
             0,
             {

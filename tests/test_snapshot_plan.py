@@ -1,0 +1,103 @@
+"""The engagement schedule within its budget: the plan's arithmetic, and the real Tracker
+and state store kept within their promise when new models arrive faster than the budget
+could snapshot them at the intervals the schedule wants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from hubwatch.events import ModelCreated
+from producers.snapshot_plan import DAY, plan_snapshots
+from producers.state import StateStore
+from producers.tracking import SnapshotSchedule, Tracker, TrackingPolicy
+
+WANTED = {"followed": 900.0, "new": 900.0, "recent": 6 * 3600.0}
+WEIGHTS = {"followed": 8.0, "new": 4.0, "recent": 1.0}
+
+
+def test_within_budget_every_tier_gets_what_it_wants() -> None:
+    plan = plan_snapshots({"new": 10, "recent": 100}, WANTED, WEIGHTS, 10_000, slack=0.8)
+    assert plan.promise("new") == 900 and plan.every("new") == 720
+    assert plan.promise("recent") == 6 * 3600
+
+
+def test_over_budget_the_promise_is_what_the_share_buys() -> None:
+    models = {"followed": 10, "new": 3000, "recent": 40_000}
+    plan = plan_snapshots(models, WANTED, WEIGHTS, 42_000, slack=0.8)
+    calls = {t: p.calls_per_day for t, p in plan.tiers.items()}
+    # The followed tier fits its share and keeps 15 minutes; the rest is shared 4:1.
+    assert plan.promise("followed") == 900
+    assert calls["followed"] == pytest.approx(10 * DAY / 720)
+    left = 42_000 - calls["followed"]
+    assert calls["new"] == pytest.approx(left * 4 / 5)
+    assert calls["recent"] == pytest.approx(left / 5)
+    assert sum(calls.values()) == pytest.approx(42_000)
+    for tier in ("new", "recent"):  # scheduled at what the calls buy, promised 1/slack
+        assert plan.every(tier) * calls[tier] == pytest.approx(models[tier] * DAY)
+        assert plan.promise(tier) == pytest.approx(plan.every(tier) / 0.8)
+    assert plan.promise("new") == pytest.approx(3000 * DAY / calls["new"] / 0.8)
+    assert plan.promise("new") > 900
+
+
+def _created(repo_id: str, at: float, base: str | None = None) -> ModelCreated:
+    when = datetime.fromtimestamp(at, UTC)
+    return ModelCreated(repo_id, when, when, base_models=(base,) if base else ())
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_new_models_beyond_the_budget_stay_within_the_promise(tmp_path: Path) -> None:
+    """12 new models an hour, each wanted every 15 minutes (1,440 calls an hour after a
+    day), against 80 calls an hour: the old schedule fell behind without end; the plan
+    stretches the promise to what the calls buy and keeps it, the watched base's new
+    derivatives first."""
+    start = 1_770_000_000.0
+    clock = [start]
+    store = StateStore(tmp_path / "producers.sqlite")
+    calls_per_round, round_every = 20, 900.0  # 80 an hour
+    tracker = Tracker(
+        store,
+        TrackingPolicy(watched_base_models=frozenset({"w/base"})),
+        SnapshotSchedule(calls_per_day=calls_per_round * DAY / round_every),
+        clock=lambda: clock[0],
+        bulk_every=round_every,
+    )
+    count = 0
+    snapped: dict[str, int] = {}
+    for _ in range(int(DAY / round_every)):  # one day
+        clock[0] += round_every
+        now = clock[0]
+        events = [
+            _created(f"o/m{count + i}", now, "w/base" if (count + i) % 48 == 0 else None)
+            for i in range(3)
+        ]
+        count += 3
+        tracker.track_all(events)
+        with store.transaction():
+            for model in store.due_snapshots(now, calls_per_round):
+                tracker.record(
+                    model, now=now, downloads=0, likes=0, trending_downloads=0, bulk=False
+                )
+                snapped[model.repo_id] = snapped.get(model.repo_id, 0) + 1
+    now = clock[0]
+    plan = tracker.plan(now + 301)  # recounted: the gauges are set from this plan
+    promise = plan.promise("new")
+    assert 900 < promise < DAY  # stretched, but a promise that means something
+    for tier in ("new", "followed"):
+        overdue, late = store.overdue(tier, plan.promise(tier), now)
+        # None overdue, bar models tracked within one round of the end (not yet due).
+        assert overdue == 0, (tier, overdue, late)
+        assert _sample("hubwatch_snapshot_overdue_models", tier=tier) == 0
+        assert _sample("hubwatch_snapshot_promise_seconds", tier=tier) == plan.promise(tier)
+    assert plan.promise("followed") == 900  # the watched base's derivatives keep 15 min
+    older = {m: n for m, n in snapped.items() if int(m[3:]) < count // 2}
+    followed = [n for m, n in older.items() if int(m[3:]) % 48 == 0]
+    others = [n for m, n in older.items() if int(m[3:]) % 48 != 0]
+    assert len(followed) == 3 and min(followed) > 2 * max(others)
+    store.close()
