@@ -166,7 +166,7 @@ def _params(name: str, params: dict[str, str], defaults: dict[str, str]) -> dict
     return {k: defaults.get(k, given.get(k, "")) if k not in given else given[k] for k in params}
 
 
-def run(url: str, fraction: float, *, before_ref: str | None) -> None:
+def run(url: str, fraction: float, *, before_ref: str | None, keep: bool = False) -> None:
     database = f"bench_storage_{'before' if before_ref else 'after'}"
     client = connect(url, database="default")
     client.command(f"DROP DATABASE IF EXISTS {database}")
@@ -225,7 +225,8 @@ def run(url: str, fraction: float, *, before_ref: str | None) -> None:
             f"  {table:20} {rows:>12,} rows {size / 2**20:9.1f} MiB"
             f"   -> {size / fraction / 2**30:7.2f} GiB per year at full scale"
         )
-    connect(url, database="default").command(f"DROP DATABASE {database}")
+    if not keep:
+        connect(url, database="default").command(f"DROP DATABASE {database}")
 
 
 def main() -> None:
@@ -234,10 +235,11 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.05)
     parser.add_argument("--before", action="store_true", help="also the old layout, first")
     parser.add_argument("--before-ref", default="main")
+    parser.add_argument("--keep", action="store_true", help="keep the generated databases")
     args = parser.parse_args()
     if args.before:
-        run(args.url, args.fraction, before_ref=args.before_ref)
-    run(args.url, args.fraction, before_ref=None)
+        run(args.url, args.fraction, before_ref=args.before_ref, keep=args.keep)
+    run(args.url, args.fraction, before_ref=None, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 -- transition (opened, closed, merged, reopened) timed when its status changed, however
 -- often hubwatch polled. GitHub activity counts for every model whose card links the
 -- repo; a family is its root model; an org is the namespace of the model's id. Reads
--- only the 7 days before {at:DateTime}; model_families by family, models by architecture.
+-- only the 7 days before {at:DateTime}, the links of the GitHub repos active in them
+-- (github_links), model_lineage by family and models by architecture.
 -- defaults: at=now by=model limit=1000
 WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,
@@ -17,11 +18,9 @@ WITH
         WHERE at < t AND at >= t - INTERVAL 7 DAY
     ),
     linked AS (
-        -- No FINAL: a model's links are the same in every copy of its row; DISTINCT dedupes.
-        -- IN builds a hash set of the week's repos (has() over an array scanned it per row).
+        -- github_links is sorted by the GitHub repo: only the week's repos are read.
         SELECT DISTINCT repo_id, github_repo
-        FROM models
-        ARRAY JOIN github_repos AS github_repo
+        FROM github_links
         WHERE github_repo IN (SELECT repo FROM recent WHERE source = 'github')
     ),
     attributed AS (
@@ -35,12 +34,11 @@ WITH
         WHERE r.source = 'github'
     ),
     -- Lookups without FINAL, each read only for its grouping. A model's family: its newest
-    -- model_families row (a placement wins over a deletion of the same version); none: its
+    -- model_lineage row (a placement wins over a deletion of the same version); none: its
     -- own. Its architecture: from its newest models row.
     families AS (
-        SELECT model_id,
-               argMax((root_id, is_deleted), (version, 1 - is_deleted)) AS newest
-        FROM model_families
+        SELECT model_id, argMax((root_id, is_deleted), rank) AS newest
+        FROM model_lineage
         WHERE {by:String} = 'family' AND model_id IN (SELECT model_id FROM attributed)
         GROUP BY model_id
         HAVING newest.2 = 0
