@@ -411,7 +411,11 @@ def _migrate(settings: Settings, quiet: bool = False) -> int:
 
     client = connect(settings.clickhouse_url)
     try:
-        ran = apply_migrations(client, settings.clickhouse_database)
+        ran = apply_migrations(
+            client,
+            settings.clickhouse_database,
+            snapshot_retention_days=settings.snapshot_retention_days,
+        )
     finally:
         client.close()
     if not quiet:
@@ -500,7 +504,11 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.list or not args.name:
         for query in canned_queries().values():
-            params = " ".join(f"--param {k}=<{t}>" for k, t in query.params.items())
+            defaults = query.defaults
+            params = " ".join(
+                f"--param {k}=<{t}>" + (f" (default {defaults[k]})" if k in defaults else "")
+                for k, t in query.params.items()
+            )
             print(f"{query.name} {params}\n    {query.description}\n")
         return 0
     try:
@@ -516,6 +524,7 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
             takes = " ".join(f"--param {k}=<{t}>" for k, t in query.params.items()) or "none"
             raise ConfigError(f"{query.name} has no parameter {name!r}; it takes: {takes}")
         given[name] = value
+    given = query.bind(given)
     missing = set(query.params) - set(given)
     if missing:
         raise ConfigError(f"{query.name} needs --param {' --param '.join(sorted(missing))}")

@@ -108,7 +108,12 @@ async def run_embedded(
     replay_server: ReplayServer | None = None
     try:
         client = await asyncio.to_thread(connect, server.url)
-        ran = await asyncio.to_thread(apply_migrations, client, settings.clickhouse_database)
+        ran = await asyncio.to_thread(
+            apply_migrations,
+            client,
+            settings.clickhouse_database,
+            snapshot_retention_days=settings.snapshot_retention_days,
+        )
         client.close()
         if ran:
             log.info("applied migrations: %s", ", ".join(m.name for m in ran))

@@ -291,7 +291,8 @@ class ModelCommit(Event):
 
 @dataclass(frozen=True, slots=True)
 class ModelDiscussion(Event):
-    """A discussion or pull request on a model repo, in one status."""
+    """A discussion or pull request on a model repo taking one status at one time: opened
+    (its first status, at its creation), or changed to closed, merged or open again."""
 
     KIND: ClassVar[str] = "model.discussion"
 
@@ -303,14 +304,16 @@ class ModelDiscussion(Event):
     is_pull_request: bool
     created_at: datetime | None
     author: str | None = None
+    changed_at: datetime | None = None
+    "When it took ``status`` (the Hub's status-change event); its creation for the first."
 
     @property
     def key(self) -> str:
         return self.repo_id
 
     def identity(self) -> tuple[object, ...]:
-        # A status change is news; the same status seen again is not.
-        return (self.repo_id, self.num, self.status)
+        # A status change is news; the same change seen again is not, a reopen is.
+        return (self.repo_id, self.num, self.status, self.changed_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +367,8 @@ class GithubCommit(Event):
 
 @dataclass(frozen=True, slots=True)
 class GithubIssue(Event):
-    """An issue or pull request as of its ``updated_at``."""
+    """An issue or pull request as of its ``updated_at``; the processor turns it into the
+    status transitions its times show (opened, closed or merged, reopened)."""
 
     KIND: ClassVar[str] = "github.issue"
 
@@ -376,6 +380,11 @@ class GithubIssue(Event):
     created_at: datetime | None
     updated_at: datetime | None
     author: str | None = None
+    closed_at: datetime | None = None
+    merged_at: datetime | None = None
+    "A pull request's ``pull_request.merged_at``."
+    state_reason: str | None = None
+    "``completed``, ``not_planned`` or ``reopened`` (GitHub sets it on a reopen)."
 
     @property
     def key(self) -> str:

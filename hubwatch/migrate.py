@@ -10,6 +10,7 @@ from typing import Any
 
 from hubwatch.clickhouse import split_statements
 from hubwatch.errors import ConfigError
+from hubwatch.retention import DEFAULT_SNAPSHOT_RETENTION_DAYS, apply_snapshot_retention
 
 __all__ = ["Migration", "apply_migrations", "load_migrations"]
 
@@ -40,11 +41,14 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def apply_migrations(client: Any, database: str) -> list[Migration]:
+def apply_migrations(
+    client: Any, database: str, *, snapshot_retention_days: int = DEFAULT_SNAPSHOT_RETENTION_DAYS
+) -> list[Migration]:
     """Create ``database`` if needed and run what has not run yet; returns what ran.
 
     Records each migration with its checksum in ``schema_migrations``; a recorded migration
-    whose file changed since is an error, not a silent re-run.
+    whose file changed since is an error, not a silent re-run. Then sets how long raw
+    snapshots are kept (``hubwatch/retention.py``), which is a setting, not a migration.
     """
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     client.command(
@@ -78,4 +82,5 @@ def apply_migrations(client: Any, database: str) -> list[Migration]:
             column_names=["version", "name", "checksum"],
         )
         ran.append(migration)
+    apply_snapshot_retention(client, database, snapshot_retention_days)
     return ran

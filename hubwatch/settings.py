@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hubwatch.errors import ConfigError
+from hubwatch.retention import DEFAULT_SNAPSHOT_RETENTION_DAYS, MIN_SNAPSHOT_RETENTION_DAYS
 
 __all__ = ["Settings", "split_list"]
 
@@ -37,6 +38,9 @@ class Settings:
     "Prefix of every topic name; lets several hubwatch deployments share one cluster."
     clickhouse_url: str = "http://127.0.0.1:8123"
     clickhouse_database: str = "hubwatch"
+    snapshot_retention_days: int = DEFAULT_SNAPSHOT_RETENTION_DAYS
+    """Days raw model_snapshots are kept (engagement_hourly keeps their hourly aggregates
+    for ever); 0: for ever. Applied by ``hubwatch migrate`` (and embedded mode's start)."""
     state_dir: Path = Path(".hubwatch")
     "Checkpoints, and in embedded mode the ClickHouse data directory."
     poll_interval: float = 60.0
@@ -166,6 +170,12 @@ class Settings:
             )
         if not 1 <= self.page_limit <= 1000:
             raise ConfigError("page_limit must be between 1 and 1000")
+        days = self.snapshot_retention_days
+        if days != 0 and days < MIN_SNAPSHOT_RETENTION_DAYS:
+            raise ConfigError(
+                f"snapshot_retention_days must be 0 (for ever) or at least "
+                f"{MIN_SNAPSHOT_RETENTION_DAYS}, got {days}"
+            )
         if not self.clickhouse_database.replace("_", "").isalnum():
             raise ConfigError(
                 f"clickhouse_database must be a plain identifier, got {self.clickhouse_database!r}"

@@ -42,7 +42,7 @@ from hubwatch.events import (
     decode,
     encode,
 )
-from processors.activity import community_row, repo_snapshot_row, snapshot_row
+from processors.activity import community_rows, repo_snapshot_row, snapshot_row
 from processors.aliases import Aliases, AliasRow, alias_row
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
@@ -96,7 +96,7 @@ def rows_for(event: Event) -> list[Any]:
         case GithubRepoSnapshot():
             return [repo_snapshot_row(event)]
         case ModelCommit() | ModelDiscussion() | GithubCommit() | GithubIssue() | GithubRelease():
-            return [community_row(event)]
+            return list(community_rows(event))
         case ModelAlias():
             return [alias_row(event)]
     return []

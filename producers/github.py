@@ -116,6 +116,9 @@ def issue_from_api(repo: str, item: object) -> GithubIssue:
         created_at=f.when(data, "created_at"),
         updated_at=f.when(data, "updated_at"),
         author=f.text(f.mapping(data, "user"), "login", "user.login"),
+        closed_at=f.when(data, "closed_at"),
+        merged_at=f.when(f.mapping(data, "pull_request"), "merged_at", "pull_request.merged_at"),
+        state_reason=f.text(data, "state_reason"),
     )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "EXPAND_FIELDS",
     "RELATION_FIELDS",
     "card_scores_in",
+    "discussion_transitions",
     "github_repos_in",
     "model_commit_from_api",
     "model_created_from_api",
@@ -358,6 +359,37 @@ def model_discussion_from_api(repo_id: str, item: object) -> ModelDiscussion:
         created_at=f.when(item, "createdAt"),
         author=f.text(author, "name", "author.name"),
     )
+
+
+def discussion_transitions(
+    listed: ModelDiscussion, detail: object, observed_at: datetime
+) -> list[ModelDiscussion]:
+    """Every status a discussion took, with when, from its detail (``events`` of type
+    ``status-change``): opened at its creation, then closed, merged or open again. A PR
+    leaving or entering draft is not a transition. Without usable events, a discussion no
+    longer open is taken as changed when it was seen so (``observed_at``)."""
+    events = detail.get("events") if isinstance(detail, Mapping) else None
+    changes = []
+    for event in events if isinstance(events, list) else []:
+        if not isinstance(event, Mapping) or event.get("type") != "status-change":
+            continue
+        data = event.get("data")
+        status = data.get("status") if isinstance(data, Mapping) else None
+        at = Fields(ModelDiscussion.KIND).when(event, "createdAt")
+        if isinstance(status, str) and at is not None:
+            changes.append((at, status))
+    changes.sort()
+    taken = [dataclasses.replace(listed, status="open", changed_at=listed.created_at)]
+    previous = "open"
+    for at, status in changes:
+        if {previous, status} == {"open", "draft"}:
+            previous = status
+            continue
+        taken.append(dataclasses.replace(listed, status=status, changed_at=at))
+        previous = status
+    if not changes and listed.status not in ("open", "draft"):
+        taken.append(dataclasses.replace(listed, changed_at=observed_at))
+    return taken
 
 
 def _repo_id(item: Mapping[str, Any]) -> str:

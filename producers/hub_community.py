@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +19,11 @@ from hubwatch.events import ModelCommit, ModelDiscussion
 from producers._http import request
 from producers._pagination import iter_pages
 from producers._ratelimit import RequestBudget
-from producers.hub import model_commit_from_api, model_discussion_from_api
+from producers.hub import (
+    discussion_transitions,
+    model_commit_from_api,
+    model_discussion_from_api,
+)
 from producers.hub_uploads import reject
 from producers.publish import EventPublisher
 from producers.tracking import Tracker, gone_recheck
@@ -27,12 +32,16 @@ __all__ = ["CommunityPoller"]
 
 log = logging.getLogger(__name__)
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 @dataclass(slots=True)
 class _RepoNews:
     repo_id: str
     commits: list[ModelCommit] = field(default_factory=list)
     discussions: list[ModelDiscussion] = field(default_factory=list)
+    statuses: dict[int, str] = field(default_factory=dict)
+    "Listed status of each discussion whose status is news (what the store keeps)."
     gone: bool = False
 
 
@@ -78,8 +87,8 @@ class CommunityPoller:
                 store.clear_gone(repo.repo_id)
                 if repo.commits:
                     store.set_commit_head(repo.repo_id, repo.commits[-1].commit_id)
-                for d in repo.discussions:
-                    store.set_discussion_status(repo.repo_id, d.num, d.status)
+                for num, status in repo.statuses.items():
+                    store.set_discussion_status(repo.repo_id, num, status)
                 store.schedule_community(
                     repo.repo_id, now + self._tracker.community_interval(repo.repo_id)
                 )
@@ -89,7 +98,7 @@ class CommunityPoller:
         news = _RepoNews(repo_id)
         try:
             news.commits = await self._commits(repo_id)
-            news.discussions = await self._discussions(repo_id)
+            news.discussions, news.statuses = await self._discussions(repo_id)
         except NotFound as exc:
             metrics.SOURCE_GONE.labels(self.name, str(exc.status)).inc()
             news.gone = True
@@ -126,9 +135,10 @@ class CommunityPoller:
         fresh.reverse()
         return fresh
 
-    async def _discussions(self, repo_id: str) -> list[ModelDiscussion]:
+    async def _discussions(self, repo_id: str) -> tuple[list[ModelDiscussion], dict[int, str]]:
         url = f"/api/models/{repo_id}/discussions"
         changed: list[ModelDiscussion] = []
+        statuses: dict[int, str] = {}
         page = 0
         while True:
             body, _ = await request(self._client, url, params={"p": page}, budget=self._budget)
@@ -146,15 +156,31 @@ class CommunityPoller:
                         error=error,
                     )
                     continue
-                if (
-                    self._tracker.store.discussion_status(repo_id, discussion.num)
-                    != discussion.status
-                ):
-                    changed.append(discussion)
+                known = self._tracker.store.discussion_status(repo_id, discussion.num)
+                if known != discussion.status:
+                    changed += await self._transitions(url, discussion, known)
+                    statuses[discussion.num] = discussion.status
             start, count = body.get("start", 0), body.get("count", 0)
             # Page-number pagination, as huggingface_hub reads it: no Link header here.
             if not items or start + len(items) >= count:
                 break
             page += 1
-        changed.sort(key=lambda d: d.num)
-        return changed
+        changed.sort(key=lambda d: (d.num, d.changed_at or d.created_at or _EPOCH))
+        return changed, statuses
+
+    async def _transitions(
+        self, url: str, listed: ModelDiscussion, known: str | None
+    ) -> list[ModelDiscussion]:
+        """A discussion whose status is news, as the transitions that led to it. One first
+        seen in its first status needs nothing more; any other asks the discussion's detail
+        for when its status changed (events already sent carry the same ids)."""
+        observed = datetime.fromtimestamp(self._clock(), UTC)
+        if known is None and listed.status in ("open", "draft"):
+            return discussion_transitions(listed, None, observed)
+        try:
+            detail, _ = await request(
+                self._client, f"{url}/{listed.num}", params={}, budget=self._budget
+            )
+        except NotFound:
+            detail = None
+        return discussion_transitions(listed, detail, observed)

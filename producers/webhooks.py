@@ -7,10 +7,12 @@ them); content changes bring the repo's commit and discussion poll forward.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -85,8 +87,13 @@ class WebhookReceiver(LocalServer):
                 self._store.set_community(repo_id, True)
                 self._store.schedule_community(repo_id, 0.0)  # poll its commits now
             return web.json_response({"scheduled": repo_id}, status=202)
-        if self._store.discussion_status(repo_id, discussion.num) == discussion.status:
+        known = self._store.discussion_status(repo_id, discussion.num)
+        if known == discussion.status:
             return web.json_response({"duplicate": True})
+        # A push comes as the status changes: now is when, unless this is its first status.
+        first = known is None and discussion.status in ("open", "draft")
+        changed_at = discussion.created_at if first else datetime.now(UTC)
+        discussion = dataclasses.replace(discussion, changed_at=changed_at)
         if not await self._deliver(publisher, discussion):
             return self._unavailable()
         with self._store.transaction():

@@ -44,7 +44,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _query(ch: Any, name: str, **params: str) -> list[tuple[Any, ...]]:
-    return ch.query(load(name).sql, parameters=params).result_rows
+    query = load(name)
+    return ch.query(query.sql, parameters=query.bind(params)).result_rows
 
 
 @pytest.fixture
@@ -230,7 +231,8 @@ def test_tree_and_family_growth(
     assert by_relation == [relations[r] for r in ("finetune", "quantized", "adapter", "merge")]
 
 
-SNAPSHOT_AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+# Recent, on the hour: raw snapshots older than their 90-day TTL are dropped on insert.
+SNAPSHOT_AT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
 # Hours before SNAPSHOT_AT, all-time downloads, likes.
 SNAPSHOT_POINTS = [(50, 100, 10), (30, 400, 12), (23, 1000, 15), (0.5, 1600, 20), (0.2, 1700, 21)]
 
@@ -280,6 +282,20 @@ def test_engagement_windows(
     assert latest["at"] == snaps[-1].observed_at and latest["likes"] == 21
     rows = batch.rows["engagement_live"]
     assert [r.likes_24h for r in rows] == [0, 2, 5, 8, 9]  # each as of its own snapshot
+
+    # A later snapshot of another model: the same `at` is now in the past and the windows
+    # come from engagement_hourly; at or after the newest snapshot, "now", they come from
+    # engagement_live, as of each model's latest snapshot (hourly, two hours on, org/m
+    # would have gained nothing in the last hour).
+    later = ModelSnapshot("org/later", snaps[-1].observed_at + timedelta(hours=2), likes=1)
+    writer.write(plan_batch([later], engagement=live).plans())
+    past = {r[0]: r[1:] for r in _query(ch, "engagement", at=at.strftime("%Y-%m-%d %H:%M:%S"))}
+    assert dict(zip(EXPECTED_WINDOWS, past["org/m"], strict=True)) == EXPECTED_WINDOWS
+    assert "org/later" not in past  # not yet snapshotted then
+    now = later.observed_at + timedelta(seconds=1)
+    current = {r[0]: r[1:] for r in _query(ch, "engagement", at=now.strftime("%Y-%m-%d %H:%M:%S"))}
+    assert dict(zip(EXPECTED_WINDOWS, current["org/m"], strict=True)) == EXPECTED_WINDOWS
+    assert set(current) == {"org/m", "org/later"}
 
     # Out of order: the older snapshots after the newer ones give the same final windows.
     shuffled = RollingEngagement({})
@@ -376,6 +392,12 @@ def test_young_model_velocity_over_the_span_it_covers(ch: Any, writer: ClickHous
     at = (now + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
     queried = {r[0]: r[7] for r in _query(ch, "engagement", at=at)}
     assert queried == expected
+    # Once another model is snapshotted later, the same `at` is in the past: the query
+    # computes it from engagement_hourly, over the same spans.
+    later = ModelSnapshot("o/later", now + timedelta(hours=3), downloads_all_time=1)
+    writer.write(plan_batch([later], engagement=live).plans())
+    past = {r[0]: r[7] for r in _query(ch, "engagement", at=at)}
+    assert past == expected
     # 100 an hour against its base's 24 and its siblings' 2: a breakout (200 / 24 h, 8.3
     # an hour, would not have been).
     [found] = _query(ch, "breakouts")
@@ -465,12 +487,45 @@ def test_community_activity(ch: Any, writer: ClickHouseWriter) -> None:
     events: list[Any] = [
         ModelCommit("x/child", f"c{i}", at - a, title="t") for i, a in enumerate(ago)
     ]
+    h = timedelta(hours=1)
     events += [
-        ModelDiscussion("b/base", 1, "GGUF?", "open", False, at - ago[1]),
-        ModelDiscussion("b/base", 2, "Fix", "open", True, at - ago[2]),
+        # A discussion opened and closed the same day, a pull request opened and merged.
+        ModelDiscussion("b/base", 1, "GGUF?", "open", False, at - ago[1], changed_at=at - ago[1]),
+        ModelDiscussion("b/base", 1, "GGUF?", "closed", False, at - ago[1], changed_at=at - h),
+        ModelDiscussion("b/base", 2, "Fix", "open", True, at - ago[2], changed_at=at - ago[2]),
+        ModelDiscussion("b/base", 2, "Fix", "merged", True, at - ago[2], changed_at=at - h),
         GithubCommit("o/r", "s1", at - ago[0]),
-        GithubIssue("o/r", 7, "bug", "open", False, at - ago[2], at - ago[2]),
-        GithubIssue("o/r", 8, "pr", "open", True, at - ago[1], at - ago[1]),
+        # An issue edited three times is one issue opened.
+        *(
+            GithubIssue("o/r", 7, "bug", "open", False, at - ago[2], at - ago[2] + e * h)
+            for e in range(3)
+        ),
+        # Opened before the window, closed, then reopened inside it.
+        GithubIssue(
+            "o/r",
+            9,
+            "old",
+            "closed",
+            False,
+            at - ago[3],
+            at - ago[1],
+            closed_at=at - ago[1],
+            state_reason="completed",
+        ),
+        GithubIssue(
+            "o/r", 9, "old", "open", False, at - ago[3], at - ago[0], state_reason="reopened"
+        ),
+        GithubIssue(
+            "o/r",
+            8,
+            "pr",
+            "closed",
+            True,
+            at - ago[1],
+            at - h,
+            closed_at=at - h,
+            merged_at=at - h,
+        ),
         GithubRelease("o/r", 1, "v1", at - ago[1]),
         GithubRelease("o/unlinked", 2, "v1", at - ago[1]),  # no model links it
     ]
@@ -480,16 +535,20 @@ def test_community_activity(ch: Any, writer: ClickHouseWriter) -> None:
         rows = _query(ch, "community_activity", by=by, at=at.strftime("%Y-%m-%d %H:%M:%S"))
         return {r[0]: r[1:] for r in rows}
 
-    # hub commits 1h/24h/7d, discussions 24h/7d, hub PRs, GitHub commits 24h/7d, issues,
-    # GitHub PRs, releases, all events in 7 days.
-    child = (1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3)
-    base = (0, 0, 0, 1, 2, 1, 0, 0, 0, 0, 0, 2)
-    other = (0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 4)
+    # hub commits 1h/24h/7d; discussions opened 24h/7d, closed; Hub reopened; Hub PRs
+    # opened, merged; GitHub commits 24h/7d; issues opened, closed; GitHub reopened; GitHub
+    # PRs opened, merged; releases; distinct items in 7 days.
+    child = (1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3)
+    base = (0, 0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2)
+    other = (0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 5)
     assert activity("model") == {"x/child": child, "b/base": base, "y/other": other}
     family = tuple(c + b for c, b in zip(child, base, strict=True))
     assert activity("family") == {"b/base": family, "y/other": other}
     assert activity("org") == {"x": child, "b": base, "y": other}
     assert activity("architecture") == {"MistralForCausalLM": family, "LlamaForCausalLM": other}
+    assert list(activity("model")) == ["y/other", "x/child", "b/base"]
+    top = _query(ch, "community_activity", by="model", limit="1", at=str(at)[:19])
+    assert [r[0] for r in top] == ["y/other"]
     with pytest.raises(Exception, match="by must be model, family, org or architecture"):
         activity("planet")
 

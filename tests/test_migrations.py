@@ -55,3 +55,60 @@ def test_schema_doc_matches_the_migrations(ch: Any, database: str) -> None:
     doc = Path(__file__).parents[1] / "docs" / "schema.md"
     assert described == doc.read_text(), "regenerate: hubwatch schema > docs/schema.md"
     assert "|  |" not in described  # no column without a meaning
+
+
+def test_snapshot_retention_is_a_setting(clickhouse_url: str) -> None:
+    """HUBWATCH_SNAPSHOT_RETENTION_DAYS sets the TTL of raw snapshots at `hubwatch migrate`:
+    expired snapshots go, their hourly aggregates stay; re-running changes nothing."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from hubwatch.clickhouse import connect
+    from hubwatch.retention import snapshot_retention_days
+    from tests.conftest import hubwatch
+
+    name = f"hubwatch_ttl_{uuid.uuid4().hex[:8]}"
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": name}
+    ch = connect(clickhouse_url, database="default")
+    try:
+        assert hubwatch("migrate", env=env).returncode == 0
+        assert snapshot_retention_days(ch, name) == 90
+        now = datetime.now(UTC)
+        # 40 and 1 days old: always in different monthly parts.
+        ch.insert(
+            f"{name}.model_snapshots",
+            [["org/m", now - timedelta(days=40), 1, 1, 1, 0.0], ["org/m", now, 2, 2, 2, 0.0]],
+            column_names=[
+                "repo_id",
+                "observed_at",
+                "downloads",
+                "downloads_all_time",
+                "likes",
+                "trending_score",
+            ],
+        )
+
+        def kept() -> tuple[int, int]:
+            ch.command(f"OPTIMIZE TABLE {name}.model_snapshots FINAL")
+            snapshots = ch.query(f"SELECT count() FROM {name}.model_snapshots").result_rows
+            hours = ch.query(f"SELECT count() FROM {name}.engagement_hourly").result_rows
+            return snapshots[0][0], hours[0][0]
+
+        assert kept() == (2, 2)
+        short = hubwatch("migrate", env={**env, "HUBWATCH_SNAPSHOT_RETENTION_DAYS": "30"})
+        assert short.returncode == 0, short.stderr
+        assert snapshot_retention_days(ch, name) == 30
+        assert kept() == (1, 2)  # the 40-day-old poll is gone, its hour is not
+        again = hubwatch("migrate", env={**env, "HUBWATCH_SNAPSHOT_RETENTION_DAYS": "30"})
+        assert (
+            again.stdout.strip() == "applied: nothing" and snapshot_retention_days(ch, name) == 30
+        )
+        forever = hubwatch("migrate", env={**env, "HUBWATCH_SNAPSHOT_RETENTION_DAYS": "0"})
+        assert forever.returncode == 0 and snapshot_retention_days(ch, name) == 0
+        too_short = hubwatch("migrate", env={**env, "HUBWATCH_SNAPSHOT_RETENTION_DAYS": "7"})
+        assert too_short.returncode != 0 and "Traceback" not in too_short.stderr
+        assert "snapshot_retention_days must be 0 (for ever) or at least 16" in too_short.stderr
+        assert snapshot_retention_days(ch, name) == 0
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {name}")
+        ch.close()

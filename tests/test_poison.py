@@ -40,6 +40,8 @@ from producers.topics import ensure_topics
 from tests.conftest import StackPart, kcat, spawn, wait_until
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# Snapshots are recent: raw ones older than their 90-day TTL are dropped on insert.
+SNAPSHOT_T = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 CONTROL_BYTES = bytes(range(1, 32)) * 10_000  # ~300 KB; JSON writes each as six bytes
 # A rule the column types do not show, so only the server can refuse the row.
 CONSTRAINT = "ALTER TABLE models ADD CONSTRAINT likes_sane CHECK likes IS NULL OR likes < 1e9"
@@ -50,7 +52,7 @@ def created(repo_id: str, **fields: Any) -> ModelCreated:
 
 
 def snapshot(repo_id: str, downloads: int, **fields: Any) -> ModelSnapshot:
-    return ModelSnapshot(repo_id, T0, downloads=downloads, likes=1, **fields)
+    return ModelSnapshot(repo_id, SNAPSHOT_T, downloads=downloads, likes=1, **fields)
 
 
 def surrogate_discussion() -> bytes:

@@ -214,8 +214,13 @@ async def test_community_commits_and_discussions(rig: Rig) -> None:
         repos_per_round=100,
         clock=lambda: time.time() + 4 * 7200,
     )
-    [closed] = await rig.poll(poller)
+    # A status change brings the discussion's transitions, each timed when it happened
+    # (re-sending the opening is harmless: the row's natural key replaces it).
+    opened, closed = await rig.poll(poller)
     assert isinstance(closed, ModelDiscussion) and closed.status == "closed"
+    assert isinstance(opened, ModelDiscussion) and opened.status == "open"
+    assert opened.changed_at == opened.created_at
+    assert closed.changed_at is not None and closed.changed_at > opened.created_at
 
 
 async def test_a_watched_family_is_followed_in_whatever_order_it_is_seen(rig: Rig) -> None:

@@ -1,18 +1,23 @@
 """Canned queries that answer the seed study's questions; ``hubwatch query NAME``.
 
 Each ``NAME.sql`` starts with ``--`` comment lines that say what it answers and which
-``{param:Type}`` parameters it takes (ClickHouse binds them server-side).
+``{param:Type}`` parameters it takes (ClickHouse binds them server-side). A line
+``-- defaults: name=value …`` gives the parameters a caller may leave out; ``now`` stands
+for the current UTC time.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 
 __all__ = ["CannedQuery", "canned_queries", "load"]
 
 _PARAM = re.compile(r"\{(\w+):(\w+)\}")
+_DEFAULTS = "-- defaults:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,22 @@ class CannedQuery:
     @property
     def params(self) -> dict[str, str]:
         return dict(_PARAM.findall(self.sql))
+
+    @property
+    def defaults(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for line in self.sql.splitlines():
+            if line.startswith(_DEFAULTS):
+                found.update(p.split("=", 1) for p in line[len(_DEFAULTS) :].split())
+        return found
+
+    def bind(self, given: Mapping[str, str]) -> dict[str, str]:
+        """``given`` with the defaults filled in (``now`` resolved); what is still missing
+        is the caller's to report."""
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        bound = {k: now if v == "now" else v for k, v in self.defaults.items()}
+        bound.update(given)
+        return bound
 
 
 def canned_queries() -> dict[str, CannedQuery]:

@@ -1,65 +1,105 @@
 -- Community activity as of {at:DateTime}, per {by:String} (model, family, org or
--- architecture): Hub commits, discussions and pull requests, GitHub commits, issues and
--- pull requests, and releases in the last 1 hour, 24 hours and 7 days. GitHub activity
--- counts for every model whose card links the repo; a family is its root model.
+-- architecture), the {limit:UInt32} most active groups: distinct Hub commits, discussions
+-- and pull requests, GitHub commits, issues, pull requests and releases in the last 1
+-- hour, 24 hours and 7 days. A discussion, issue or pull request counts once per kind of
+-- transition (opened, closed, merged, reopened) timed when its status changed, however
+-- often hubwatch polled. GitHub activity counts for every model whose card links the
+-- repo; a family is its root model; an org is the namespace of the model's id. Reads
+-- only the 7 days before {at:DateTime}, the links of the GitHub repos active in them
+-- (github_links), model_lineage by family and models by architecture.
+-- defaults: at=now by=model limit=1000
 WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,
     recent AS (
-        SELECT source, repo, kind, is_pull_request, at
-        FROM community_events FINAL
+        -- No FINAL: every count below is of distinct items, which a second copy of a row
+        -- (before the merge that replaces it) cannot change.
+        SELECT source, repo, kind, item, transition, is_pull_request, at
+        FROM community_events
         WHERE at < t AND at >= t - INTERVAL 7 DAY
     ),
     linked AS (
-        -- No FINAL: a model's links are the same in every copy of its row; DISTINCT dedupes.
-        SELECT DISTINCT repo_id, arrayJoin(github_repos) AS github_repo
-        FROM models
-        WHERE notEmpty(github_repos)
+        -- github_links is sorted by the GitHub repo: only the week's repos are read.
+        SELECT DISTINCT repo_id, github_repo
+        FROM github_links
+        WHERE github_repo IN (SELECT repo FROM recent WHERE source = 'github')
     ),
     attributed AS (
-        SELECT repo AS model_id, kind, is_pull_request, at FROM recent WHERE source = 'hub'
+        SELECT repo AS model_id, kind, repo, item, transition, is_pull_request, at
+        FROM recent WHERE source = 'hub'
         UNION ALL
-        SELECT l.repo_id AS model_id, r.kind AS kind, r.is_pull_request AS is_pull_request,
-               r.at AS at
+        SELECT l.repo_id AS model_id, r.kind AS kind, r.repo AS repo, r.item AS item,
+               r.transition AS transition, r.is_pull_request AS is_pull_request, r.at AS at
         FROM recent AS r
         INNER JOIN linked AS l ON l.github_repo = r.repo
         WHERE r.source = 'github'
     ),
+    -- Lookups without FINAL, each read only for its grouping. A model's family: its newest
+    -- model_lineage row (a placement wins over a deletion of the same version); none: its
+    -- own. Its architecture: from its newest models row.
+    families AS (
+        SELECT model_id, argMax((root_id, is_deleted), rank) AS newest
+        FROM model_lineage
+        WHERE {by:String} = 'family' AND model_id IN (SELECT model_id FROM attributed)
+        GROUP BY model_id
+        HAVING newest.2 = 0
+    ),
+    architectures AS (
+        SELECT repo_id,
+               argMax(if(empty(architectures), model_type, architectures[1]),
+                      observed_at) AS architecture
+        FROM models
+        WHERE {by:String} = 'architecture' AND repo_id IN (SELECT model_id FROM attributed)
+        GROUP BY repo_id
+    ),
     described AS (
-        SELECT a.model_id AS model_id, a.kind AS kind, a.is_pull_request AS is_pull_request,
-               a.at AS at, m.author AS org,
-               if(empty(m.architectures), m.model_type, m.architectures[1]) AS architecture,
-               if(f.root_id = '', a.model_id, f.root_id) AS family
+        -- An item as a 64-bit hash: distinct counts of numbers are several times faster
+        -- than of string pairs, and a collision among a week's items is out of reach.
+        SELECT a.model_id AS model_id, a.kind AS kind, sipHash64(a.repo, a.item) AS what,
+               a.transition AS transition, a.is_pull_request AS is_pull_request,
+               a.at AS at, m.architecture AS architecture,
+               if(f.newest.1 = '', a.model_id, f.newest.1) AS family
         FROM attributed AS a
-        LEFT JOIN (
-            SELECT repo_id, author, architectures, model_type FROM models FINAL
-            WHERE repo_id IN (SELECT model_id FROM attributed)
-        ) AS m ON m.repo_id = a.model_id
-        LEFT JOIN (
-            SELECT model_id, root_id FROM model_families FINAL
-            WHERE model_id IN (SELECT model_id FROM attributed)
-        ) AS f ON f.model_id = a.model_id
+        LEFT JOIN families AS f ON f.model_id = a.model_id
+        LEFT JOIN architectures AS m ON m.repo_id = a.model_id
     )
 SELECT
     multiIf(
         {by:String} = 'model', model_id,
         {by:String} = 'family', family,
-        {by:String} = 'org', if(org = '', splitByChar('/', model_id)[1], org),
+        -- A Hub repo id is its author's namespace, then the name.
+        {by:String} = 'org', splitByChar('/', model_id)[1],
         architecture
     ) AS group_key,
-    countIf(kind = 'model.commit' AND at >= t - INTERVAL 1 HOUR) AS hub_commits_1h,
-    countIf(kind = 'model.commit' AND at >= t - INTERVAL 24 HOUR) AS hub_commits_24h,
-    countIf(kind = 'model.commit') AS hub_commits_7d,
-    countIf(kind = 'model.discussion' AND at >= t - INTERVAL 24 HOUR) AS discussions_24h,
-    countIf(kind = 'model.discussion') AS discussions_7d,
-    countIf(kind = 'model.discussion' AND is_pull_request) AS hub_pull_requests_7d,
-    countIf(kind = 'github.commit' AND at >= t - INTERVAL 24 HOUR) AS github_commits_24h,
-    countIf(kind = 'github.commit') AS github_commits_7d,
-    countIf(kind = 'github.issue' AND NOT is_pull_request) AS github_issues_7d,
-    countIf(kind = 'github.issue' AND is_pull_request) AS github_pull_requests_7d,
-    countIf(kind = 'github.release') AS releases_7d,
-    count() AS events_7d
+    uniqExactIf(what, kind = 'model.commit' AND at >= t - INTERVAL 1 HOUR) AS hub_commits_1h,
+    uniqExactIf(what, kind = 'model.commit' AND at >= t - INTERVAL 24 HOUR) AS hub_commits_24h,
+    uniqExactIf(what, kind = 'model.commit') AS hub_commits_7d,
+    uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
+                AND transition = 'opened' AND at >= t - INTERVAL 24 HOUR) AS discussions_opened_24h,
+    uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
+                AND transition = 'opened') AS discussions_opened_7d,
+    uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
+                AND transition = 'closed') AS discussions_closed_7d,
+    uniqExactIf(what, kind = 'model.discussion' AND transition = 'reopened') AS hub_reopened_7d,
+    uniqExactIf(what, kind = 'model.discussion' AND is_pull_request
+                AND transition = 'opened') AS hub_pull_requests_opened_7d,
+    uniqExactIf(what, kind = 'model.discussion' AND is_pull_request
+                AND transition = 'merged') AS hub_pull_requests_merged_7d,
+    uniqExactIf(what, kind = 'github.commit' AND at >= t - INTERVAL 24 HOUR) AS github_commits_24h,
+    uniqExactIf(what, kind = 'github.commit') AS github_commits_7d,
+    uniqExactIf(what, kind = 'github.issue' AND NOT is_pull_request
+                AND transition = 'opened') AS github_issues_opened_7d,
+    uniqExactIf(what, kind = 'github.issue' AND NOT is_pull_request
+                AND transition = 'closed') AS github_issues_closed_7d,
+    uniqExactIf(what, kind = 'github.issue' AND transition = 'reopened') AS github_reopened_7d,
+    uniqExactIf(what, kind = 'github.issue' AND is_pull_request
+                AND transition = 'opened') AS github_pull_requests_opened_7d,
+    uniqExactIf(what, kind = 'github.issue' AND is_pull_request
+                AND transition = 'merged') AS github_pull_requests_merged_7d,
+    uniqExactIf(what, kind = 'github.release') AS releases_7d,
+    uniqExact(what) AS items_7d
 FROM described
 WHERE throwIf({by:String} NOT IN ('model', 'family', 'org', 'architecture'),
               'by must be model, family, org or architecture') = 0
 GROUP BY group_key
-ORDER BY events_7d DESC, group_key
+ORDER BY items_7d DESC, group_key
+LIMIT {limit:UInt32}

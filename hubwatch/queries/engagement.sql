@@ -1,12 +1,28 @@
 -- Rolling engagement as of {at:DateTime}: per model, likes and (all-time) downloads gained
 -- over the last 1 hour, 24 hours and 7 days, download velocity per hour, and acceleration
--- (that velocity minus the one of the 24 hours before). A gain is the value at
--- {at:DateTime} minus the last value seen before the window opened (or the first value
--- inside it, for a model younger than the window), at hourly resolution. Velocity divides
--- the 24-hour gain by the span it covers, from the snapshot it is measured from to the
--- newest, and at least 1 hour (a model first seen 2 hours ago gained over 2 hours, not 24).
+-- (that velocity minus the one of the 24 hours before), for the models snapshotted in the
+-- 24 hours before {at:DateTime}; the {limit:UInt32} that gained most downloads in 24 hours.
+-- "Now" ({at:DateTime} at or after the newest snapshot) is served from engagement_live:
+-- each model's windows as of its latest snapshot, as the processor keeps them. An earlier
+-- {at:DateTime} is computed from engagement_hourly at hourly resolution, reading the 15
+-- days before it (the live windows' horizon): a gain is the value at {at:DateTime} minus
+-- the last value seen before the window opened (or the first value inside it, for a model
+-- younger than the window). Velocity divides the 24-hour gain by the span it covers, from
+-- the snapshot it is measured from to the newest, and at least 1 hour (a model first seen
+-- 2 hours ago gained over 2 hours, not 24).
+-- defaults: at=now limit=1000
 WITH
     toDateTime({at:DateTime}, 'UTC') AS t,
+    -- A constant per query: one of the two branches below reads nothing.
+    toDateTime64(t, 3, 'UTC') >= (SELECT max(at) FROM engagement_live) AS now_,
+    live AS (
+        SELECT repo_id, likes_1h, likes_24h, likes_7d, downloads_1h, downloads_24h,
+               downloads_7d, velocity_per_hour, acceleration
+        FROM engagement_live FINAL
+        WHERE now_ AND at >= (SELECT max(at) FROM engagement_live) - INTERVAL 1 DAY
+        ORDER BY downloads_24h DESC, repo_id
+        LIMIT {limit:UInt32}
+    ),
     hourly AS (
         SELECT repo_id, hour,
                argMinMerge(likes_first) AS likes_first, argMaxMerge(likes_last) AS likes_last,
@@ -14,7 +30,9 @@ WITH
                argMaxMerge(downloads_last) AS downloads_last,
                min(first_at) AS first_at, max(last_at) AS last_at
         FROM engagement_hourly
-        WHERE hour < t
+        WHERE NOT now_ AND hour < t AND hour >= t - INTERVAL 15 DAY
+            AND repo_id IN (SELECT repo_id FROM engagement_hourly
+                            WHERE NOT now_ AND hour < t AND hour >= t - INTERVAL 24 HOUR)
         GROUP BY repo_id, hour
     ),
     valued AS (
@@ -40,21 +58,30 @@ WITH
                argMaxIf(last_at, hour, hour < t - INTERVAL 48 HOUR) AS time_at_48h
         FROM hourly
         GROUP BY repo_id
+    ),
+    past AS (
+        SELECT
+            repo_id,
+            likes_now - if(seen_1h, likes_at_1h, likes_first_seen) AS likes_1h,
+            likes_now - if(seen_24h, likes_at_24h, likes_first_seen) AS likes_24h,
+            likes_now - if(seen_7d, likes_at_7d, likes_first_seen) AS likes_7d,
+            downloads_now - if(seen_1h, downloads_at_1h, downloads_first_seen) AS downloads_1h,
+            downloads_now - if(seen_24h, downloads_at_24h, downloads_first_seen) AS downloads_24h,
+            downloads_now - if(seen_7d, downloads_at_7d, downloads_first_seen) AS downloads_7d,
+            round(downloads_24h / greatest(1, dateDiff('millisecond',
+                if(seen_24h, time_at_24h, first_seen_at), at_now) / 3600000), 3)
+                AS velocity_per_hour,
+            round(velocity_per_hour - if(seen_24h,
+                (downloads_at_24h - if(seen_48h, downloads_at_48h, downloads_first_seen))
+                    / greatest(1, dateDiff('millisecond',
+                        if(seen_48h, time_at_48h, first_seen_at), time_at_24h) / 3600000),
+                0), 3) AS acceleration
+        FROM valued
+        ORDER BY downloads_24h DESC, repo_id
+        LIMIT {limit:UInt32}
     )
-SELECT
-    repo_id,
-    likes_now - if(seen_1h, likes_at_1h, likes_first_seen) AS likes_1h,
-    likes_now - if(seen_24h, likes_at_24h, likes_first_seen) AS likes_24h,
-    likes_now - if(seen_7d, likes_at_7d, likes_first_seen) AS likes_7d,
-    downloads_now - if(seen_1h, downloads_at_1h, downloads_first_seen) AS downloads_1h,
-    downloads_now - if(seen_24h, downloads_at_24h, downloads_first_seen) AS downloads_24h,
-    downloads_now - if(seen_7d, downloads_at_7d, downloads_first_seen) AS downloads_7d,
-    round(downloads_24h / greatest(1, dateDiff('millisecond',
-        if(seen_24h, time_at_24h, first_seen_at), at_now) / 3600000), 3) AS velocity_per_hour,
-    round(velocity_per_hour - if(seen_24h,
-        (downloads_at_24h - if(seen_48h, downloads_at_48h, downloads_first_seen))
-            / greatest(1, dateDiff('millisecond',
-                if(seen_48h, time_at_48h, first_seen_at), time_at_24h) / 3600000),
-        0), 3) AS acceleration
-FROM valued
+SELECT repo_id, likes_1h, likes_24h, likes_7d, downloads_1h, downloads_24h, downloads_7d,
+       velocity_per_hour, acceleration
+FROM (SELECT * FROM live UNION ALL SELECT * FROM past)
 ORDER BY downloads_24h DESC, repo_id
+LIMIT {limit:UInt32}

@@ -8,8 +8,9 @@ Hub: ``GET /api/models`` (``sort`` always descending with ties in one fixed orde
 ``/api/models/{id}`` and ``/revision/{rev}`` (``expand``; a renamed repo's old name answers
 307 with a relative ``Location`` to its new one, an id in another case is the model),
 ``/commits/{rev}`` (``Link`` pagination, ``expand[]=formatted``), ``/discussions`` (page
-numbers, no Link; ``type``, ``status``, ``author``), and the 5-minute fixed-window
-``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
+numbers, no Link; ``type``, ``status``, ``author``), ``/discussions/{num}`` (with its
+status-change ``events``), and the 5-minute fixed-window ``RateLimit`` /
+``RateLimit-Policy`` headers with 429 past the quota.
 
 GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``),
 ``/issues`` (``state``, ``labels``, ``creator``, ``sort``, ``direction``, ``since``),
@@ -268,6 +269,7 @@ class ReplayServer(LocalServer):
         get("/api/models", self._list_models)
         get(f"/api/models/{_REPO}/commits/{{rev}}", self._commits)
         get(f"/api/models/{_REPO}/discussions", self._discussions)
+        get(f"/api/models/{_REPO}/discussions/{{num:\\d+}}", self._discussion)
         get(f"/api/models/{_REPO}", self._model_info)
         get(f"/api/models/{_REPO}/revision/{{rev}}", self._model_info)
         get("/repos/{owner}/{name}", self._gh_repo)
@@ -671,6 +673,17 @@ class ReplayServer(LocalServer):
         return web.json_response(
             {"discussions": chunk, "count": len(every), "start": start}, headers=headers
         )
+
+    async def _discussion(self, request: web.Request) -> web.Response:
+        """``/discussions/{num}``: one discussion with its status-change ``events``."""
+        listed = self._repo_listing(request, ())
+        if isinstance(listed, web.Response):
+            return listed
+        headers, _, repo_id, _ = listed
+        detail = self.hub.discussion_detail(repo_id, int(request.match_info["num"]))
+        if detail is None:
+            return _hub_error(404, "Discussion not found", headers)
+        return web.json_response(detail, headers=headers)
 
     # -- GitHub --
 

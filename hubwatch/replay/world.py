@@ -109,6 +109,8 @@ class _Overlay:
     commits: list[dict[str, Any]] = field(default_factory=list)
     "Newest first, before the generated history."
     discussions: list[dict[str, Any]] = field(default_factory=list)
+    discussion_events: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    "Per discussion number, its status-change events (the detail endpoint's ``events``)."
 
 
 class HubWorld:
@@ -373,10 +375,16 @@ class HubWorld:
         num: int | None = None,
         status: str = "open",
         is_pull_request: bool = False,
+        at: float | None = None,
     ) -> dict[str, Any]:
         overlay = self._overlay(repo_id)
+        when = iso(at if at is not None else time.time())
         existing = next((d for d in overlay.discussions if d["num"] == num), None)
         if existing is not None:
+            if existing["status"] != status:
+                overlay.discussion_events.setdefault(existing["num"], []).append(
+                    {"type": "status-change", "createdAt": when, "data": {"status": status}}
+                )
             existing["status"] = status
             discussion = existing
         else:
@@ -385,13 +393,21 @@ class HubWorld:
                 "title": title,
                 "status": status,
                 "isPullRequest": is_pull_request,
-                "createdAt": iso_now(),
+                "createdAt": when,
                 "author": {"name": "someuser"},
                 "repo": {"name": repo_id, "type": "model"},
             }
             overlay.discussions.append(discussion)
         self._notify("discussion", repo_id, {"discussion": dict(discussion)})
         return discussion
+
+    def discussion_detail(self, repo_id: str, num: int) -> dict[str, Any] | None:
+        """``/discussions/{num}``: the listed fields and the status-change ``events``."""
+        overlay = self._overlays.get(repo_id)
+        found = next((d for d in overlay.discussions if d["num"] == num), None) if overlay else None
+        if overlay is None or found is None:
+            return None
+        return {**found, "events": list(overlay.discussion_events.get(num, []))}
 
     def restrict(self, repo_id: str, why: str) -> None:
         """Make a model's own endpoints (info, commits, discussions) refuse requests as the
@@ -512,6 +528,7 @@ class GithubWorld:
         number: int | None = None,
         state: str = "open",
         pull_request: bool = False,
+        merged: bool = False,
         labels: Sequence[str] | None = None,
         at: float | None = None,
     ) -> dict[str, Any]:
@@ -525,9 +542,14 @@ class GithubWorld:
         ]
         if number is not None and number in repo.issues:
             issue = repo.issues[number]
-            issue.update(
-                state=state, updated_at=when, closed_at=when if state == "closed" else None
-            )
+            if issue["state"] != state:  # as GitHub: a reopen clears closed_at
+                issue["state_reason"] = (
+                    "reopened" if state == "open" else None if merged else "completed"
+                )
+                issue["closed_at"] = when if state == "closed" else None
+                if merged and "pull_request" in issue:
+                    issue["pull_request"]["merged_at"] = when
+            issue.update(state=state, updated_at=when)
             if labels is not None:
                 issue["labels"] = shown_labels
         else:
@@ -543,11 +565,13 @@ class GithubWorld:
                 "created_at": when,
                 "updated_at": when,
                 "closed_at": None,
+                "state_reason": None,
                 "author_association": "NONE",
             }
             if pull_request:
                 issue["pull_request"] = {
-                    "url": f"https://api.github.com/repos/{name}/pulls/{number}"
+                    "url": f"https://api.github.com/repos/{name}/pulls/{number}",
+                    "merged_at": None,
                 }
             repo.issues[number] = issue
         repo.info["open_issues_count"] = sum(
