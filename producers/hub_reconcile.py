@@ -70,6 +70,8 @@ class ReconcilePoller:
         # Younger ones are within the uploads stream's overlap: its to report, this round.
         newest = observed_at - self._overlap
         wanted: dict[str, str] = dict(self._store.heard(self._lookups))
+        listed: dict[str, datetime] = {}
+        "createdAt of the repos the listing shows (one of a name re-created is new)."
         params = [
             ("sort", "createdAt"),
             ("limit", str(self._page_limit)),
@@ -84,8 +86,9 @@ class ReconcilePoller:
                 if created_at < floor:
                     done = True
                     break
-                if created_at <= newest and not self._sight.seen(repo_id):
+                if created_at <= newest and not self._sight.seen(repo_id, created_at):
                     wanted.setdefault(repo_id, self.name)
+                    listed[repo_id] = created_at
             if done or len(wanted) >= self._lookups:
                 break
 
@@ -93,7 +96,7 @@ class ReconcilePoller:
         found_by: dict[str, str] = {}
         gone: list[str] = []
         for repo_id, stream in list(wanted.items())[: self._lookups]:
-            if self._sight.seen(repo_id):
+            if self._sight.seen(repo_id, listed.get(repo_id)):
                 gone.append(repo_id)  # tracked since it was heard of
                 continue
             created = await self._look_up(repo_id, observed_at, gone)

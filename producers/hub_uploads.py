@@ -188,7 +188,7 @@ class HubUploadsPoller:
                         # Descending order: everything after this is older still.
                         reached_floor = True
                         break
-                    if event.repo_id in state.recent:
+                    if _emitted(state, event):
                         continue
                     listed.append(event)
                     if self._sight is None:
@@ -239,3 +239,10 @@ class HubUploadsPoller:
             state.recent = {
                 rid: at for rid, at in state.recent.items() if parse_datetime(at) >= keep_from
             }
+
+
+def _emitted(state: UploadsCheckpoint, event: ModelCreated) -> bool:
+    """Emitted within the overlap window already (as the repo created then: one deleted
+    and re-created under its name is new)."""
+    at = state.recent.get(event.repo_id)
+    return at is not None and (event.created_at is None or at == format_datetime(event.created_at))

@@ -172,6 +172,30 @@ async def test_the_engagement_bulk_call_reports_an_unseen_trending_model(
     assert await streams.poll(streams.sweep) == []
 
 
+@pytest.mark.parametrize("repo_id", [CHILD, FRESH], ids=["old", "within-overlap"])
+async def test_a_repo_deleted_and_created_again_is_a_new_model(
+    streams: Streams, repo_id: str
+) -> None:
+    """A model's identity is (repo id, createdAt): a repo deleted and created again under its
+    name is reported again, by the uploads stream, and tracked as the new model."""
+    hub = streams.server.hub
+    template = hub.view(hub.find(repo_id))  # type: ignore[arg-type]
+    old = streams.store.get(repo_id)
+    assert old is not None and old.created_at is not None
+    hub.delete(repo_id)
+    created = datetime.now(UTC) - timedelta(seconds=1)
+    hub.list_now(model_item(template, repo_id, created))
+    [event] = await streams.poll(streams.uploads)
+    assert isinstance(event, ModelCreated) and event.repo_id == repo_id
+    assert event.created_at == parse_datetime(_iso(created))
+    model = streams.store.get(repo_id)
+    assert model is not None and model.created_at == event.created_at.timestamp()
+    assert model.created_at != old.created_at and model.last_snapshot is None
+    assert model.tier in ("new", "followed")
+    for poller in (streams.uploads, streams.edits, streams.sweep, streams.engagement):
+        assert not _created(await streams.poll(poller)), poller.name
+
+
 async def test_a_restart_between_sightings_reports_it_once(streams: Streams) -> None:
     """The store is the arbiter across restarts, and among streams in one round: a claim
     by one stream keeps the others from reporting the same repo while it is in flight."""
