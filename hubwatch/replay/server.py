@@ -79,7 +79,8 @@ _REPO = "{repo_id:[^/]+(?:/[^/]+)?}"
 class Fault:
     """The next ``count`` requests whose path starts with ``path`` get ``kind``:
     ``429``, ``500``/``502``/``503``, ``slow`` (``seconds`` late), ``truncate`` (half the
-    body) or ``reset`` (connection closed)."""
+    body), ``reset`` (connection closed) or ``secondary`` (GitHub's secondary rate limit as
+    it often comes: 403, primary quota left, no ``retry-after``)."""
 
     kind: str
     count: int = 1
@@ -323,6 +324,17 @@ class ReplayServer(LocalServer):
                     "RateLimit-Policy": f'"fixed window";"api";q={self.api_quota};w={_HUB_WINDOW}',
                     "Retry-After": str(int(fault.seconds)),
                 },
+            )
+        if fault.kind == "secondary":
+            self.throttled += 1
+            return self._github_answer(
+                request,
+                {
+                    "message": "You have exceeded a secondary rate limit. Please wait a few"
+                    " minutes before you try again.",
+                    **_GH_DOCS,
+                },
+                status=403,
             )
         if fault.kind == "truncate":
             response = await handler(request)
