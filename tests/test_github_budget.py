@@ -289,3 +289,34 @@ async def test_a_secondary_rate_limit_ends_the_round(server: ReplayServer, tmp_p
     assert server.faults[0].count == 0
     assert server.by_endpoint["github"] == 6  # all on the limited repo, none on the next
     assert now[0] - start >= 60 * (1 + 2 + 4 + 8 + 16)  # waited before each retry
+
+
+async def test_an_empty_repo_or_one_failing_list_skips_nothing_else(
+    server: ReplayServer, tmp_path: Path
+) -> None:
+    """An empty repo answers its commits with 409 (no commits, not a failure), and an error
+    answer for one list leaves the repo's other lists polled all the same."""
+    world = server.github
+    world.add_repo("octo/empty", history=0)  # an issue, a PR and a release; no commits
+    world.add_repo(REPO, history=1)
+    server.faults = [Fault("422", count=1, path=f"/repos/{REPO}/issues")]
+    store = StateStore(tmp_path / "producers.sqlite")
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    async with make_client(base_url=server.url, headers=GITHUB_HEADERS) as client:
+        probe = await client.get("/repos/octo/empty/commits")
+        assert probe.status_code == 409 and "empty" in probe.json()["message"]
+        poller = _poller(client, queue, store, repos=("octo/empty", REPO))
+        events = await poll_draining(poller, queue)
+    store.close()
+
+    def kinds(repo: str) -> list[str]:
+        return sorted(type(e).__name__ for e in events if e.repo == repo)
+
+    assert server.faults[0].count == 0
+    assert kinds("octo/empty") == [
+        "GithubIssue",
+        "GithubIssue",
+        "GithubRelease",
+        "GithubRepoSnapshot",
+    ]
+    assert kinds(REPO) == ["GithubCommit", "GithubRelease", "GithubRepoSnapshot"]

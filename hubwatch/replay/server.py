@@ -11,7 +11,8 @@ Hub: ``GET /api/models`` (``sort`` always descending with ties in one fixed orde
 numbers, no Link; ``type``, ``status``, ``author``), and the 5-minute fixed-window
 ``RateLimit`` / ``RateLimit-Policy`` headers with 429 past the quota.
 
-GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``),
+GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``;
+409 for a repo with no commits at all),
 ``/issues`` (``state``, ``labels``, ``creator``, ``sort``, ``direction``, ``since``),
 ``/releases``; ``page``/``per_page`` with ``Link``; timestamps in whole seconds; ETags with
 304 (free only with a token); hourly ``x-ratelimit-*`` with 403 once spent.
@@ -733,6 +734,9 @@ class ReplayServer(LocalServer):
         name, repo, refused = self._gh(request, _GH_COMMIT_PARAMS, ("path", "committer"))
         if refused is not None:
             return refused
+        if not repo.commits:
+            empty = {"message": "Git Repository is empty.", **_GH_DOCS}
+            return self._github_answer(request, empty, status=409)
         query = request.query
         commits = repo.commits
         start = query.get("sha", repo.info.get("default_branch", "main"))
