@@ -78,9 +78,14 @@ class FirstSight:
         return self._store.seen(repo_id, _stamp(created_at))
 
     def claim(self, event: ModelCreated) -> ModelCreated | None:
-        """The event to report if this stream is the first to see the repo, else None."""
+        """The event to report if this stream is the first to see the repo, else None.
+        One another stream has in flight is noted for the sweep too, which looks it up,
+        whatever its window, should that stream's round fail."""
         created = _stamp(event.created_at)
         if not self._store.claim_first_sight(event.repo_id, self.stream, created):
+            if not self._store.seen(event.repo_id, created):
+                with self._store.transaction():
+                    self._store.hear_of(event.repo_id, self.stream, event.observed_at.timestamp())
             return None
         return dataclasses.replace(event, first_seen_at=event.first_seen_at or event.observed_at)
 

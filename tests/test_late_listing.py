@@ -220,6 +220,28 @@ async def test_a_restart_between_sightings_reports_it_once(streams: Streams) -> 
     assert again.repo_id == other
 
 
+@pytest.mark.parametrize(("finder", "holder"), [("edits", "uploads"), ("uploads", "edits")])
+async def test_a_repo_another_stream_has_in_flight_is_left_for_the_sweep(
+    streams: Streams, finder: str, holder: str
+) -> None:
+    """A stream that finds a repo another stream has claimed notes it for the sweep: when
+    the claiming stream's round fails, the sweep looks it up, whatever its window (here:
+    created before it, or too young for it)."""
+    hub = streams.server.hub
+    if finder == "edits":
+        await streams.list_now(LATE, datetime.now(UTC) - timedelta(days=30))
+        hub.edit(LATE, {"tags": [*hub.view(hub.find(LATE))["tags"], "license:mit"]})  # type: ignore[arg-type]
+    else:
+        await streams.list_now(LATE, datetime.now(UTC) - timedelta(seconds=5))
+    assert streams.store.claim_first_sight(LATE, getattr(streams, holder).name)
+    assert not _created(await streams.poll(getattr(streams, finder)))
+    streams.restart()  # the claiming stream's round failed: its claim went with it
+    [event] = await streams.poll(streams.sweep)
+    assert isinstance(event, ModelCreated) and event.repo_id == LATE
+    for poller in (streams.sweep, streams.uploads, streams.edits, streams.engagement):
+        assert not _created(await streams.poll(poller)), poller.name
+
+
 async def test_a_repo_named_by_a_webhook_is_looked_up_by_the_sweep(streams: Streams) -> None:
     """A webhook for a repo no listing showed (the sweep's window is days; this one was
     created before it) is looked up by id and reported, counted for the webhooks."""
