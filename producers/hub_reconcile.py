@@ -23,7 +23,7 @@ from producers._pagination import iter_pages
 from producers._ratelimit import RequestBudget
 from producers.first_seen import FirstSight
 from producers.hub import EXPAND_FIELDS, model_created_from_api, now_utc
-from producers.hub_uploads import reject
+from producers.hub_uploads import WATERMARK_MARK, reject
 from producers.publish import EventPublisher
 from producers.tracking import Tracker
 
@@ -67,8 +67,11 @@ class ReconcilePoller:
         if self._sight.horizon is not None:
             # Older repos were never the uploads stream's to report: not missed, not late.
             floor = max(floor, self._sight.horizon)
-        # Younger ones are within the uploads stream's overlap: its to report, this round.
-        newest = observed_at - self._overlap
+        # Younger ones are within the uploads stream's overlap, or above its watermark when
+        # it lags: its to report, not missed.
+        mark = self._store.mark(WATERMARK_MARK)
+        uploads_at = observed_at if mark is None else min(observed_at, parse_datetime(mark))
+        newest = uploads_at - self._overlap
         wanted: dict[str, str] = dict(self._store.heard(self._lookups))
         listed: dict[str, datetime] = {}
         "createdAt of the repos the listing shows (one of a name re-created is new)."

@@ -25,9 +25,12 @@ from producers.publish import EventPublisher
 from producers.state import StateStore
 from producers.tracking import Tracker
 
-__all__ = ["HubUploadsPoller", "Seen", "reject"]
+__all__ = ["WATERMARK_MARK", "HubUploadsPoller", "Seen", "reject"]
 
 log = logging.getLogger(__name__)
+
+WATERMARK_MARK = "hub.uploads.watermark"
+"The uploads stream's watermark in the state store, for the sweep: what is newer is its."
 
 
 @dataclass(slots=True)
@@ -216,6 +219,10 @@ class HubUploadsPoller:
         self._checkpoints.save(state.to_json())
         if state.watermark is not None:
             metrics.WATERMARK.labels(self.name).set(state.watermark.timestamp())
+            if self._sight is not None:
+                store = self._sight.tracker.store
+                with store.transaction():
+                    store.set_mark(WATERMARK_MARK, format_datetime(state.watermark))
         if fresh:
             log.info(
                 "hub uploads: %d new, watermark %s",

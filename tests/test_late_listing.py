@@ -142,6 +142,30 @@ async def test_a_late_listed_model_is_reported_once_by_the_sweep(
         assert not _created(await streams.poll(poller)), poller.name
 
 
+async def test_the_sweep_leaves_what_a_lagging_uploads_stream_has_yet_to_list(
+    fixture_items: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The uploads stream's watermark is behind (its last round listed only the fixture's
+    old models): a model created since, though older than the overlap, is the uploads
+    stream's to report, not one for the sweep to spend a lookup on and count as missed."""
+    server = ReplayServer(HubWorld(ListSource(fixture_items), start=len(fixture_items)))
+    async with server:
+        s = Streams(server, tmp_path)
+        try:
+            assert len(await s.poll(s.uploads)) == 67
+            await s.list_now(LATE, datetime.now(UTC) - timedelta(minutes=5))
+            before, late = server.info_by_id[LATE], _late_seen("hub.reconcile")
+            assert await s.poll(s.sweep) == []
+            assert server.info_by_id[LATE] == before  # not looked up
+            [event] = await s.poll(s.uploads)
+            assert event.repo_id == LATE
+            assert await s.poll(s.sweep) == []
+            assert _late_seen("hub.reconcile") == late
+        finally:
+            s.store.close()
+            await s.client.aclose()
+
+
 async def test_a_late_model_with_a_fresh_last_modified_is_reported_by_the_edits_stream(
     streams: Streams,
 ) -> None:
