@@ -22,7 +22,7 @@ from producers._http import request
 from producers._pagination import iter_pages
 from producers._ratelimit import RequestBudget
 from producers.first_seen import FirstSight
-from producers.hub import EXPAND_FIELDS, model_created_from_api, now_utc
+from producers.hub import EXPAND_FIELDS, listed_id_and_created, model_created_from_api, now_utc
 from producers.hub_uploads import WATERMARK_MARK, reject
 from producers.publish import EventPublisher
 from producers.tracking import Tracker
@@ -83,7 +83,7 @@ class ReconcilePoller:
         async for page in iter_pages(self._client, "/api/models", params, budget=self._budget):
             done = False
             for item in page:
-                repo_id, created_at = _id_and_created(item)
+                repo_id, created_at = listed_id_and_created(item)
                 if created_at is None or repo_id is None:
                     continue  # the uploads stream letters a malformed item
                 if created_at < floor:
@@ -147,15 +147,3 @@ class ReconcilePoller:
             )
             gone.append(repo_id)
         return None
-
-
-def _id_and_created(item: object) -> tuple[str | None, datetime | None]:
-    if not isinstance(item, dict):
-        return None, None
-    repo_id, created = item.get("id"), item.get("createdAt")
-    if not isinstance(repo_id, str) or not isinstance(created, str):
-        return None, None
-    try:
-        return repo_id, parse_datetime(created)
-    except SchemaError:
-        return None, None

@@ -84,7 +84,7 @@ class Streams:
             self.client, self.publisher, tracker, days=7, page_limit=50, **common
         )
         self.engagement = EngagementPoller(
-            self.client, self.publisher, tracker, requests_per_round=5, **common
+            self.client, self.publisher, tracker, requests_per_round=5
         )
 
     def restart(self) -> None:
@@ -180,20 +180,26 @@ async def test_a_late_model_with_a_fresh_last_modified_is_reported_by_the_edits_
         assert not _created(await streams.poll(poller)), poller.name
 
 
-async def test_the_engagement_bulk_call_reports_an_unseen_trending_model(
+async def test_an_unseen_model_in_an_engagement_bulk_call_is_reported_by_the_sweep(
     streams: Streams,
 ) -> None:
-    await streams.list_now(LATE, datetime.now(UTC) - timedelta(days=3))
+    """Created before the sweep's window, so only the bulk call lists it: the bulk call
+    (counters and createdAt only) names it, and the sweep's lookup reports it, once."""
+    await streams.list_now(LATE, datetime.now(UTC) - timedelta(days=30))
     streams.server.hub.engage(LATE, downloads=10**6)  # trending
-    found = await streams.poll(streams.engagement)
-    [event] = _created(found)
-    assert event.repo_id == LATE and event.first_seen_at is not None
-    # Reported before its snapshot, and tracked with it.
-    assert found.index(event) < next(
-        i for i, e in enumerate(found) if isinstance(e, ModelSnapshot) and e.repo_id == LATE
-    )
-    assert streams.store.get(LATE).last_snapshot is not None  # type: ignore[union-attr]
-    assert await streams.poll(streams.sweep) == []
+    assert await streams.poll(streams.sweep) == []  # older than the sweep's window
+    bulk = await streams.poll(streams.engagement)
+    # Not followed yet: no model.created and no snapshot from the bulk call.
+    assert not [e for e in bulk if e.repo_id == LATE]
+    assert bulk and all(streams.store.get(e.repo_id) is not None for e in bulk)
+    [event] = await streams.poll(streams.sweep)
+    assert isinstance(event, ModelCreated) and event.repo_id == LATE
+    assert event.first_seen_at is not None and streams.store.get(LATE) is not None
+    streams.engagement._next_bulk = 0.0  # the next bulk call snapshots it
+    again = await streams.poll(streams.engagement)
+    assert any(isinstance(e, ModelSnapshot) and e.repo_id == LATE for e in again)
+    for poller in (streams.sweep, streams.uploads, streams.edits, streams.engagement):
+        assert not _created(await streams.poll(poller)), poller.name
 
 
 @pytest.mark.parametrize("repo_id", [CHILD, FRESH], ids=["old", "within-overlap"])
