@@ -28,7 +28,8 @@ private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a 
 Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``list`` (a model
 listed now whatever its createdAt: a late-listed repo), ``rename``, ``restrict``, ``edit``,
 ``engage``, ``commit``, ``discussion``, ``github/{repo,commit,issue,release,star}`` and
-``faults`` (scripted 429s, 5xx, slow and truncated answers, reset connections). With a
+``faults`` (scripted 429s, GitHub secondary limits, 5xx, slow and truncated answers, reset
+connections). With a
 webhook URL and secret it POSTs Hub-style webhooks for content and discussion changes.
 """
 
