@@ -98,6 +98,12 @@ def _raise_for_status(response: httpx.Response, budget: RequestBudget | None) ->
     github_limited = status == 403 and (
         retry_after is not None or (limit is not None and limit.remaining == 0)
     )
+    if status in (403, 429) and retry_after is None and _secondary_limit(response):
+        # GitHub: "wait at least one minute", longer while it repeats.
+        wait = budget.secondary_wait() if budget is not None else _SECONDARY_WAIT
+        raise RateLimited(
+            f"secondary rate limit from {url}", status=status, url=url, retry_after=wait
+        )
     if status == 429 or github_limited:
         wait = retry_after if retry_after is not None else (limit.reset_after if limit else None)
         raise RateLimited(f"rate limited by {url}", status=status, url=url, retry_after=wait)
@@ -106,6 +112,19 @@ def _raise_for_status(response: httpx.Response, budget: RequestBudget | None) ->
     error = SourceStatusError(f"HTTP {status} from {url}", status=status, url=url)
     error.retriable = status in _RETRY_STATUSES  # type: ignore[misc]
     raise error
+
+
+_SECONDARY_WAIT = 60.0
+
+
+def _secondary_limit(response: httpx.Response) -> bool:
+    """GitHub's secondary rate limit, often sent with primary quota left and no
+    ``retry-after``: known by its message."""
+    try:
+        message = loads(response.content).get("message")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(message, str) and "secondary rate limit" in message.lower()
 
 
 _REPO_API = re.compile(r"/api/(?:models|datasets|spaces)/[^/]+(?:/[^/]+)?(?:/|$)")

@@ -123,6 +123,8 @@ class RequestBudget:
         self.throttled = 0
         "429s and limit-403s received."
         self.last_seen: RateLimit | None = None
+        self._secondary = (0.0, 0.0)
+        "(when the last secondary limit ends, how long it was)."
 
     @property
     def rate(self) -> float:
@@ -168,6 +170,16 @@ class RequestBudget:
             self.window = limit.window
         if limit.remaining <= self.limit * (1 - self.share):
             self.pause(limit.reset_after)
+
+    def secondary_wait(self, first: float = 60.0, cap: float = 3600.0) -> float:
+        """How long to wait on a secondary limit that names no time (GitHub: at least a
+        minute, backing off exponentially): ``first``, doubled for each that follows
+        within as long again after the last one ended."""
+        now = self._clock()
+        ends, last = self._secondary
+        wait = min(cap, 2 * last) if last and now <= ends + last else first
+        self._secondary = (now + wait, wait)
+        return wait
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)

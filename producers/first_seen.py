@@ -72,12 +72,20 @@ class FirstSight:
         """A new round: claims of the last one are tracked by now, or it failed."""
         self._store.release_claims(self.stream)
 
-    def seen(self, repo_id: str) -> bool:
-        return self._store.get(repo_id) is not None
+    def seen(self, repo_id: str, created_at: datetime | None = None) -> bool:
+        """Tracked, as the repo created at ``created_at`` if given (a repo deleted and
+        re-created under its name is a new model)."""
+        return self._store.seen(repo_id, _stamp(created_at))
 
     def claim(self, event: ModelCreated) -> ModelCreated | None:
-        """The event to report if this stream is the first to see the repo, else None."""
-        if not self._store.claim_first_sight(event.repo_id, self.stream):
+        """The event to report if this stream is the first to see the repo, else None.
+        One another stream has in flight is noted for the sweep too, which looks it up,
+        whatever its window, should that stream's round fail."""
+        created = _stamp(event.created_at)
+        if not self._store.claim_first_sight(event.repo_id, self.stream, created):
+            if not self._store.seen(event.repo_id, created):
+                with self._store.transaction():
+                    self._store.hear_of(event.repo_id, self.stream, event.observed_at.timestamp())
             return None
         return dataclasses.replace(event, first_seen_at=event.first_seen_at or event.observed_at)
 
@@ -106,3 +114,7 @@ class FirstSight:
                 event.repo_id,
                 delay,
             )
+
+
+def _stamp(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()

@@ -369,22 +369,32 @@ class GithubPoller:
 
     async def poll_repo(self, repo: str) -> int:
         """One repo, each list checkpointed as it goes. Gone (404): skipped. An error
-        answer for this repo: logged, what it published so far kept, the round goes on. A
-        rate limit or an unreachable GitHub ends the round."""
+        answer for one list: logged, what it published so far kept, the repo's other lists
+        and the round go on. A rate limit or an unreachable GitHub ends the round."""
         published = 0
-        try:
-            published += await self._counters(repo)
-            published += await self._commits(repo)
-            published += await self._issues(repo)
-            published += await self._releases(repo)
-        except NotFound:
-            log.warning("github: %s is gone; skipping it", repo)
-        except SchemaError as error:
-            await self._reject("", repo, None, error)
-        except RateLimited:
-            raise
-        except SourceStatusError as error:
-            log.warning("github: %s failed (%s); its progress so far is kept", repo, error)
+        lists = (
+            ("", self._counters),
+            ("commits", self._commits),
+            ("issues", self._issues),
+            ("releases", self._releases),
+        )
+        for what, poll in lists:
+            try:
+                published += await poll(repo)
+            except NotFound:
+                log.warning("github: %s is gone; skipping it", repo)
+                break
+            except SchemaError as error:
+                await self._reject(what, repo, None, error)
+            except RateLimited:
+                raise
+            except SourceStatusError as error:
+                log.warning(
+                    "github: %s %s failed (%s); its progress so far is kept",
+                    repo,
+                    what or "counters",
+                    error,
+                )
         return published
 
     async def _counters(self, repo: str) -> int:
@@ -494,20 +504,25 @@ class GithubPoller:
             window = mark.get("window") or {}
             return set(mark.get("at", [])) | set(window.get("at", []))
 
-        return await self._walk(
-            repo,
-            "commits",
-            params,
-            advance_commits,
-            skip,
-            commit_from_api,
-            lambda e: e.sha,
-            # ``since`` and ``until`` filter on the committer's date
-            lambda item: (
-                _raw_time(item, "commit", "committer", "date")
-                or _raw_time(item, "commit", "author", "date")
-            ),
-        )
+        try:
+            return await self._walk(
+                repo,
+                "commits",
+                params,
+                advance_commits,
+                skip,
+                commit_from_api,
+                lambda e: e.sha,
+                # ``since`` and ``until`` filter on the committer's date
+                lambda item: (
+                    _raw_time(item, "commit", "committer", "date")
+                    or _raw_time(item, "commit", "author", "date")
+                ),
+            )
+        except SourceStatusError as error:
+            if error.status == 409:  # "Git Repository is empty": no commits yet
+                return 0
+            raise
 
     async def _issues(self, repo: str) -> int:
         def params(mark: dict[str, Any]) -> dict[str, str]:

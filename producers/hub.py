@@ -32,6 +32,7 @@ __all__ = [
     "card_scores_in",
     "discussion_transitions",
     "github_repos_in",
+    "listed_id_and_created",
     "model_commit_from_api",
     "model_created_from_api",
     "model_discussion_from_api",
@@ -394,3 +395,17 @@ def discussion_transitions(
 
 def _repo_id(item: Mapping[str, Any]) -> str:
     return check_repo_id(item.get("id"))
+
+
+def listed_id_and_created(item: object) -> tuple[str | None, datetime | None]:
+    """A listed item's id and createdAt, or Nones when either is missing or malformed (a
+    stream that reports the item dead-letters it)."""
+    if not isinstance(item, dict):
+        return None, None
+    repo_id, created = item.get("id"), item.get("createdAt")
+    if not isinstance(repo_id, str) or not isinstance(created, str):
+        return None, None
+    try:
+        return repo_id, parse_datetime(created)
+    except SchemaError:
+        return None, None

@@ -106,7 +106,7 @@ class HubEditsPoller:
                         break
                     if newest is None or created.last_modified > newest:
                         newest = created.last_modified
-                    if not self._sight.seen(created.repo_id):
+                    if not self._sight.seen(created.repo_id, created.created_at):
                         # Whatever its createdAt: the uploads stream may never list it
                         # (made public days after it was created), or has not yet.
                         claimed = self._sight.claim(created)

@@ -4,28 +4,27 @@ samples one. Each round spends a bounded share of the Hub budget: bulk list call
 then per-model calls for the tracked models due that no bulk call saw, at the intervals
 the budget buys (:mod:`producers.snapshot_plan`).
 
-The bulk calls ask for everything ``model.created`` needs too: a listed model hubwatch has
-never seen (one listed late, after its createdAt) is reported as first seen here."""
+The bulk calls ask for the counters and createdAt only (they run every round; a first
+sight among them is rare): a listed model hubwatch has never seen (one listed late, after
+its createdAt) is handed to the reconciliation sweep, which looks it up and reports it.
+Only tracked models' snapshots are published: the rest of the thousands listed is noise."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import httpx
 
 from hubwatch import metrics
 from hubwatch.errors import NotFound, SchemaError
-from hubwatch.events import ModelCreated, ModelSnapshot
+from hubwatch.events import ModelSnapshot
 from producers._http import request
 from producers._ratelimit import RequestBudget
-from producers.first_seen import FirstSight
 from producers.hub import (
     ENGAGEMENT_FIELDS,
-    EXPAND_FIELDS,
-    model_created_from_api,
+    listed_id_and_created,
     model_snapshot_from_api,
     now_utc,
 )
@@ -57,8 +56,6 @@ class EngagementPoller:
         bulk_sorts: tuple[str, ...] = BULK_SORTS,
         budget: RequestBudget | None = None,
         clock: Callable[[], float] = time.time,
-        overlap: timedelta = timedelta(seconds=120),
-        initial_lookback: timedelta | None = None,
     ) -> None:
         self._client = client
         self._publisher = publisher
@@ -71,30 +68,22 @@ class EngagementPoller:
         self._clock = clock
         self._next_bulk = 0.0
         self._expand = [("expand", f) for f in ENGAGEMENT_FIELDS]
-        self._bulk_expand = [
-            ("expand", f) for f in dict.fromkeys(ENGAGEMENT_FIELDS + EXPAND_FIELDS)
-        ]
-        self._sight = FirstSight(
-            tracker, self.name, overlap=overlap, initial_lookback=initial_lookback
-        )
+        self._bulk_expand = [("expand", f) for f in (*ENGAGEMENT_FIELDS, "createdAt")]
 
     async def poll_once(self) -> int:
         now = self._clock()
-        self._sight.begin()
         snapshots: dict[str, ModelSnapshot] = {}
-        first: list[ModelCreated] = []
+        unseen: list[str] = []
         gone: list[str] = []
         used = 0
         bulk = now >= self._next_bulk and bool(self._bulk_sorts)
         if bulk:
             for sort in self._bulk_sorts:
                 used += 1
-                bulk_snaps, sighted = await self._bulk(sort)
+                bulk_snaps, listed_unseen = await self._bulk(sort)
                 for snap in bulk_snaps:
                     snapshots.setdefault(snap.repo_id, snap)
-                # A model in several orders is first seen once (its claim is this stream's).
-                claimed = {event.repo_id for event in first}
-                first += [event for event in sighted if event.repo_id not in claimed]
+                unseen += listed_unseen
         from_bulk = set(snapshots)
         store = self._tracker.store
         # Due models a bulk call just saw are snapshotted already: ask for more to fill the
@@ -130,29 +119,29 @@ class EngagementPoller:
                 continue
             snapshots[snap.repo_id] = snap
 
-        for created in first:  # before its snapshots, as the uploads stream's would be
-            await self._publisher.publish(created)
         for snap in snapshots.values():
             await self._publisher.publish(snap)
         await self._publisher.flush()
         if bulk:  # only once delivered: a round that failed retries its bulk call too
             self._next_bulk = now + self._bulk_every
         with store.transaction():
-            self._sight.record(first)  # tracked first, so its snapshot is recorded too
+            for repo_id in unseen:  # for the sweep to look up and report
+                store.hear_of(repo_id, self.name, now)
             for snap in snapshots.values():
                 self._record(snap, now, bulk=snap.repo_id in from_bulk)
             for repo_id in gone:
                 store.schedule_snapshot(repo_id, now + gone_recheck(store.strike_gone(repo_id)))
         return len(snapshots)
 
-    async def _bulk(self, sort: str) -> tuple[list[ModelSnapshot], list[ModelCreated]]:
-        """Snapshots of the first page in ``sort`` order, and first sights of those never
-        seen."""
+    async def _bulk(self, sort: str) -> tuple[list[ModelSnapshot], list[str]]:
+        """Snapshots of the tracked models on the first page in ``sort`` order, and the ids
+        of the models on it never seen."""
         params = [("sort", sort), ("limit", str(self._bulk_limit)), *self._bulk_expand]
         body, _ = await request(self._client, "/api/models", params=params, budget=self._budget)
         observed = now_utc()
+        store = self._tracker.store
         out = []
-        first = []
+        unseen = []
         for item in body if isinstance(body, list) else []:
             try:
                 snap = model_snapshot_from_api(item, observed)
@@ -166,17 +155,12 @@ class EngagementPoller:
                     error=error,
                 )
                 continue
-            out.append(snap)
-            if self._sight.seen(snap.repo_id):
-                continue
-            try:
-                created = model_created_from_api(item, observed)
-            except SchemaError:
-                continue  # not a model.created: the uploads stream or the sweep letters it
-            claimed = self._sight.claim(created)
-            if claimed is not None:
-                first.append(claimed)
-        return out, first
+            _, created = listed_id_and_created(item)
+            if store.seen(snap.repo_id, None if created is None else created.timestamp()):
+                out.append(snap)
+            elif created is not None:  # else not a model.created: the uploads stream letters it
+                unseen.append(snap.repo_id)
+        return out, unseen
 
     def _record(self, snap: ModelSnapshot, now: float, *, bulk: bool) -> None:
         model = self._tracker.store.get(snap.repo_id)

@@ -22,8 +22,8 @@ from producers._http import request
 from producers._pagination import iter_pages
 from producers._ratelimit import RequestBudget
 from producers.first_seen import FirstSight
-from producers.hub import EXPAND_FIELDS, model_created_from_api, now_utc
-from producers.hub_uploads import reject
+from producers.hub import EXPAND_FIELDS, listed_id_and_created, model_created_from_api, now_utc
+from producers.hub_uploads import WATERMARK_MARK, reject
 from producers.publish import EventPublisher
 from producers.tracking import Tracker
 
@@ -67,9 +67,14 @@ class ReconcilePoller:
         if self._sight.horizon is not None:
             # Older repos were never the uploads stream's to report: not missed, not late.
             floor = max(floor, self._sight.horizon)
-        # Younger ones are within the uploads stream's overlap: its to report, this round.
-        newest = observed_at - self._overlap
+        # Younger ones are within the uploads stream's overlap, or above its watermark when
+        # it lags: its to report, not missed.
+        mark = self._store.mark(WATERMARK_MARK)
+        uploads_at = observed_at if mark is None else min(observed_at, parse_datetime(mark))
+        newest = uploads_at - self._overlap
         wanted: dict[str, str] = dict(self._store.heard(self._lookups))
+        listed: dict[str, datetime] = {}
+        "createdAt of the repos the listing shows (one of a name re-created is new)."
         params = [
             ("sort", "createdAt"),
             ("limit", str(self._page_limit)),
@@ -78,14 +83,15 @@ class ReconcilePoller:
         async for page in iter_pages(self._client, "/api/models", params, budget=self._budget):
             done = False
             for item in page:
-                repo_id, created_at = _id_and_created(item)
+                repo_id, created_at = listed_id_and_created(item)
                 if created_at is None or repo_id is None:
                     continue  # the uploads stream letters a malformed item
                 if created_at < floor:
                     done = True
                     break
-                if created_at <= newest and not self._sight.seen(repo_id):
+                if created_at <= newest and not self._sight.seen(repo_id, created_at):
                     wanted.setdefault(repo_id, self.name)
+                    listed[repo_id] = created_at
             if done or len(wanted) >= self._lookups:
                 break
 
@@ -93,7 +99,7 @@ class ReconcilePoller:
         found_by: dict[str, str] = {}
         gone: list[str] = []
         for repo_id, stream in list(wanted.items())[: self._lookups]:
-            if self._sight.seen(repo_id):
+            if self._sight.seen(repo_id, listed.get(repo_id)):
                 gone.append(repo_id)  # tracked since it was heard of
                 continue
             created = await self._look_up(repo_id, observed_at, gone)
@@ -141,15 +147,3 @@ class ReconcilePoller:
             )
             gone.append(repo_id)
         return None
-
-
-def _id_and_created(item: object) -> tuple[str | None, datetime | None]:
-    if not isinstance(item, dict):
-        return None, None
-    repo_id, created = item.get("id"), item.get("createdAt")
-    if not isinstance(repo_id, str) or not isinstance(created, str):
-        return None, None
-    try:
-        return repo_id, parse_datetime(created)
-    except SchemaError:
-        return None, None

@@ -25,9 +25,12 @@ from producers.publish import EventPublisher
 from producers.state import StateStore
 from producers.tracking import Tracker
 
-__all__ = ["HubUploadsPoller", "Seen", "reject"]
+__all__ = ["WATERMARK_MARK", "HubUploadsPoller", "Seen", "reject"]
 
 log = logging.getLogger(__name__)
+
+WATERMARK_MARK = "hub.uploads.watermark"
+"The uploads stream's watermark in the state store, for the sweep: what is newer is its."
 
 
 @dataclass(slots=True)
@@ -188,7 +191,7 @@ class HubUploadsPoller:
                         # Descending order: everything after this is older still.
                         reached_floor = True
                         break
-                    if event.repo_id in state.recent:
+                    if _emitted(state, event):
                         continue
                     listed.append(event)
                     if self._sight is None:
@@ -216,6 +219,10 @@ class HubUploadsPoller:
         self._checkpoints.save(state.to_json())
         if state.watermark is not None:
             metrics.WATERMARK.labels(self.name).set(state.watermark.timestamp())
+            if self._sight is not None:
+                store = self._sight.tracker.store
+                with store.transaction():
+                    store.set_mark(WATERMARK_MARK, format_datetime(state.watermark))
         if fresh:
             log.info(
                 "hub uploads: %d new, watermark %s",
@@ -239,3 +246,10 @@ class HubUploadsPoller:
             state.recent = {
                 rid: at for rid, at in state.recent.items() if parse_datetime(at) >= keep_from
             }
+
+
+def _emitted(state: UploadsCheckpoint, event: ModelCreated) -> bool:
+    """Emitted within the overlap window already (as the repo created then: one deleted
+    and re-created under its name is new)."""
+    at = state.recent.get(event.repo_id)
+    return at is not None and (event.created_at is None or at == format_datetime(event.created_at))

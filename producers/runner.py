@@ -191,8 +191,6 @@ class Producers:
                             bulk_every=s.engagement_bulk_every,
                             bulk_sorts=split_list(s.engagement_bulk_sorts),
                             budget=self.hub_budget,
-                            overlap=overlap,
-                            initial_lookback=lookback,
                         ),
                         s.engagement_interval,
                     )

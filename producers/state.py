@@ -179,7 +179,11 @@ class StateStore:
     ) -> None:
         """Start tracking a model. Streams see a model in any order (an edit can arrive
         before its upload), so a repeat only fills what is missing and can turn community
-        polling on, never off."""
+        polling on, never off. A repo re-created under the same name (another createdAt)
+        is a new model: what was known of the old one is dropped and it is tracked anew."""
+        if self._recreated(repo_id, created_at):
+            for table in ("models", "model_bases", "discussions"):
+                self._db.execute(f"DELETE FROM {table} WHERE repo_id = ?", (repo_id,))
         self._db.execute(
             "INSERT INTO models (repo_id, author, created_at, fingerprint, downloads,"
             " likes, next_snapshot, community, tier, tracked_at)"
@@ -213,12 +217,29 @@ class StateStore:
 
     # -- first sight: which stream reports a repo as first seen --
 
-    def claim_first_sight(self, repo_id: str, stream: str) -> bool:
-        """Whether ``stream`` is to report ``repo_id`` as first seen: no stream has tracked
-        it yet and no other has it in flight. A claim lasts until the stream's next round
+    def seen(self, repo_id: str, created_at: float | None = None) -> bool:
+        """Whether ``repo_id`` is tracked as the repo created at ``created_at`` (either
+        unknown counts as the same): a repo deleted and re-created under the same name is
+        not seen."""
+        row = self._db.execute("SELECT 1 FROM models WHERE repo_id = ?", (repo_id,)).fetchone()
+        return row is not None and not self._recreated(repo_id, created_at)
+
+    def _recreated(self, repo_id: str, created_at: float | None) -> bool:
+        """A tracked ``repo_id`` whose createdAt is known and not ``created_at``."""
+        if created_at is None:
+            return False
+        row = self._db.execute(
+            "SELECT created_at FROM models WHERE repo_id = ?", (repo_id,)
+        ).fetchone()
+        return row is not None and row[0] is not None and row[0] != created_at
+
+    def claim_first_sight(self, repo_id: str, stream: str, created_at: float | None = None) -> bool:
+        """Whether ``stream`` is to report ``repo_id`` (created at ``created_at``) as first
+        seen: no stream has tracked it yet (or only a repo of that name created at another
+        time) and no other has it in flight. A claim lasts until the stream's next round
         (:meth:`release_claims`); by then it is tracked, or its round failed and any stream
         may claim the repo again."""
-        if self.get(repo_id) is not None:
+        if self.seen(repo_id, created_at):
             return False
         return self._claims.setdefault(repo_id, stream) == stream
 

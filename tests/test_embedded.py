@@ -117,19 +117,19 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
         # Every stream reports a bad item once, however often it polls past it.
         repeats = client.query("SELECT count() - uniqExact(stage, payload) FROM dead_letters")
         assert repeats.result_rows == [(0,)]
-        # The other streams land too: a bulk trending call snapshots every listed model
-        # (broken/date and broken/types too: only their createdAt is bad), and the models
-        # with >= 10 likes have their commits followed.
+        # The other streams land too: a bulk trending call snapshots every followed model
+        # (the 69; not broken/date and broken/types, never followed: their createdAt is
+        # bad), and the models with >= 10 likes have their commits followed.
         popular = sum(1 for i in load_fixture_csv(FIXTURE) if (i.get("likes") or 0) >= 10)
         snapshotted = "SELECT uniqExact(repo_id) FROM model_snapshots"
         wait_until(
-            lambda: client.query(snapshotted).result_rows == [(71,)],
+            lambda: client.query(snapshotted).result_rows == [(69,)],
             "engagement snapshots",
             show=lambda: client.query(snapshotted).result_rows,
         )
         live_windows = "SELECT count() FROM engagement_live FINAL"
         wait_until(
-            lambda: client.query(live_windows).result_rows == [(71,)],
+            lambda: client.query(live_windows).result_rows == [(69,)],
             "live engagement windows",
             show=lambda: client.query(live_windows).result_rows,
         )

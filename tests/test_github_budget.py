@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from hubwatch import metrics
+from hubwatch.errors import RateLimited
 from hubwatch.events import GithubCommit, GithubIssue, GithubRelease, GithubRepoSnapshot
 from hubwatch.replay import Fault, GithubWorld, HubWorld, ListSource, ReplayServer
 from producers._http import make_client, request
@@ -261,3 +262,61 @@ async def test_a_304_is_free_only_with_a_token(
         )
     assert (body, response.status_code) == (None, 304)
     assert budget.requests - before == cost
+
+
+async def test_a_secondary_rate_limit_ends_the_round(server: ReplayServer, tmp_path: Path) -> None:
+    """A 403 secondary limit with quota left and no retry-after is waited out (a minute,
+    doubling) and, when it persists, ends the round: the next repo is not asked for."""
+    world = server.github
+    for repo in ("cfg/first", "cfg/second"):
+        world.add_repo(repo, history=0)
+    server.faults = [Fault("secondary", count=6, path="/repos/cfg/first")]
+    now = [time.time()]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    budget = RequestBudget("github", limit=5000, window=3600, clock=lambda: now[0], sleep=sleep)
+    store = StateStore(tmp_path / "producers.sqlite")
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    start = now[0]
+    async with make_client(base_url=server.url, headers=GITHUB_HEADERS) as client:
+        poller = _poller(client, queue, store, repos=("cfg/first", "cfg/second"), budget=budget)
+        with pytest.raises(RateLimited):
+            await poll_draining(poller, queue)
+    store.close()
+    assert server.faults[0].count == 0
+    assert server.by_endpoint["github"] == 6  # all on the limited repo, none on the next
+    assert now[0] - start >= 60 * (1 + 2 + 4 + 8 + 16)  # waited before each retry
+
+
+async def test_an_empty_repo_or_one_failing_list_skips_nothing_else(
+    server: ReplayServer, tmp_path: Path
+) -> None:
+    """An empty repo answers its commits with 409 (no commits, not a failure), and an error
+    answer for one list leaves the repo's other lists polled all the same."""
+    world = server.github
+    world.add_repo("octo/empty", history=0)  # an issue, a PR and a release; no commits
+    world.add_repo(REPO, history=1)
+    server.faults = [Fault("422", count=1, path=f"/repos/{REPO}/issues")]
+    store = StateStore(tmp_path / "producers.sqlite")
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    async with make_client(base_url=server.url, headers=GITHUB_HEADERS) as client:
+        probe = await client.get("/repos/octo/empty/commits")
+        assert probe.status_code == 409 and "empty" in probe.json()["message"]
+        poller = _poller(client, queue, store, repos=("octo/empty", REPO))
+        events = await poll_draining(poller, queue)
+    store.close()
+
+    def kinds(repo: str) -> list[str]:
+        return sorted(type(e).__name__ for e in events if e.repo == repo)
+
+    assert server.faults[0].count == 0
+    assert kinds("octo/empty") == [
+        "GithubIssue",
+        "GithubIssue",
+        "GithubRelease",
+        "GithubRepoSnapshot",
+    ]
+    assert kinds(REPO) == ["GithubCommit", "GithubRelease", "GithubRepoSnapshot"]

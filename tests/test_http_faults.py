@@ -67,3 +67,23 @@ async def test_github_403_with_no_remaining_is_a_rate_limit() -> None:
             with pytest.raises(RateLimited) as caught:
                 await request(client, "/repos/octo/repo/issues", budget=budget, max_attempts=1)
     assert caught.value.retry_after is not None and caught.value.retry_after > 0
+
+
+async def test_github_secondary_limit_without_retry_after_waits_a_minute_doubling() -> None:
+    """GitHub's secondary limit often comes as a 403 with primary quota left and no
+    retry-after: a rate limit all the same, waited out a minute, then two, as it repeats."""
+    github = GithubWorld()
+    github.add_repo("octo/repo")
+    from hubwatch.replay import HubWorld, ListSource
+
+    async with ReplayServer(HubWorld(ListSource([])), github=github) as server:
+        server.faults = [Fault(kind="secondary", count=2, path="/repos/octo/repo")]
+        t = FakeTime()
+        budget = RequestBudget("github", limit=5000, window=3600, clock=t.clock, sleep=t.sleep)
+        async with make_client(base_url=server.url) as client:
+            with pytest.raises(RateLimited) as caught:
+                await request(client, "/repos/octo/repo", budget=budget, max_attempts=1)
+            assert caught.value.status == 403 and caught.value.retry_after == 60
+            body, _ = await request(client, "/repos/octo/repo", budget=budget, sleep=_no_wait)
+    assert body["full_name"] == "octo/repo"
+    assert budget.throttled == 2 and t.now >= 60 + 120  # a minute, then two

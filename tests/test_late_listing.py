@@ -84,7 +84,7 @@ class Streams:
             self.client, self.publisher, tracker, days=7, page_limit=50, **common
         )
         self.engagement = EngagementPoller(
-            self.client, self.publisher, tracker, requests_per_round=5, **common
+            self.client, self.publisher, tracker, requests_per_round=5
         )
 
     def restart(self) -> None:
@@ -142,6 +142,30 @@ async def test_a_late_listed_model_is_reported_once_by_the_sweep(
         assert not _created(await streams.poll(poller)), poller.name
 
 
+async def test_the_sweep_leaves_what_a_lagging_uploads_stream_has_yet_to_list(
+    fixture_items: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The uploads stream's watermark is behind (its last round listed only the fixture's
+    old models): a model created since, though older than the overlap, is the uploads
+    stream's to report, not one for the sweep to spend a lookup on and count as missed."""
+    server = ReplayServer(HubWorld(ListSource(fixture_items), start=len(fixture_items)))
+    async with server:
+        s = Streams(server, tmp_path)
+        try:
+            assert len(await s.poll(s.uploads)) == 67
+            await s.list_now(LATE, datetime.now(UTC) - timedelta(minutes=5))
+            before, late = server.info_by_id[LATE], _late_seen("hub.reconcile")
+            assert await s.poll(s.sweep) == []
+            assert server.info_by_id[LATE] == before  # not looked up
+            [event] = await s.poll(s.uploads)
+            assert event.repo_id == LATE
+            assert await s.poll(s.sweep) == []
+            assert _late_seen("hub.reconcile") == late
+        finally:
+            s.store.close()
+            await s.client.aclose()
+
+
 async def test_a_late_model_with_a_fresh_last_modified_is_reported_by_the_edits_stream(
     streams: Streams,
 ) -> None:
@@ -156,20 +180,50 @@ async def test_a_late_model_with_a_fresh_last_modified_is_reported_by_the_edits_
         assert not _created(await streams.poll(poller)), poller.name
 
 
-async def test_the_engagement_bulk_call_reports_an_unseen_trending_model(
+async def test_an_unseen_model_in_an_engagement_bulk_call_is_reported_by_the_sweep(
     streams: Streams,
 ) -> None:
-    await streams.list_now(LATE, datetime.now(UTC) - timedelta(days=3))
+    """Created before the sweep's window, so only the bulk call lists it: the bulk call
+    (counters and createdAt only) names it, and the sweep's lookup reports it, once."""
+    await streams.list_now(LATE, datetime.now(UTC) - timedelta(days=30))
     streams.server.hub.engage(LATE, downloads=10**6)  # trending
-    found = await streams.poll(streams.engagement)
-    [event] = _created(found)
-    assert event.repo_id == LATE and event.first_seen_at is not None
-    # Reported before its snapshot, and tracked with it.
-    assert found.index(event) < next(
-        i for i, e in enumerate(found) if isinstance(e, ModelSnapshot) and e.repo_id == LATE
-    )
-    assert streams.store.get(LATE).last_snapshot is not None  # type: ignore[union-attr]
-    assert await streams.poll(streams.sweep) == []
+    assert await streams.poll(streams.sweep) == []  # older than the sweep's window
+    bulk = await streams.poll(streams.engagement)
+    # Not followed yet: no model.created and no snapshot from the bulk call.
+    assert not [e for e in bulk if e.repo_id == LATE]
+    assert bulk and all(streams.store.get(e.repo_id) is not None for e in bulk)
+    [event] = await streams.poll(streams.sweep)
+    assert isinstance(event, ModelCreated) and event.repo_id == LATE
+    assert event.first_seen_at is not None and streams.store.get(LATE) is not None
+    streams.engagement._next_bulk = 0.0  # the next bulk call snapshots it
+    again = await streams.poll(streams.engagement)
+    assert any(isinstance(e, ModelSnapshot) and e.repo_id == LATE for e in again)
+    for poller in (streams.sweep, streams.uploads, streams.edits, streams.engagement):
+        assert not _created(await streams.poll(poller)), poller.name
+
+
+@pytest.mark.parametrize("repo_id", [CHILD, FRESH], ids=["old", "within-overlap"])
+async def test_a_repo_deleted_and_created_again_is_a_new_model(
+    streams: Streams, repo_id: str
+) -> None:
+    """A model's identity is (repo id, createdAt): a repo deleted and created again under its
+    name is reported again, by the uploads stream, and tracked as the new model."""
+    hub = streams.server.hub
+    template = hub.view(hub.find(repo_id))  # type: ignore[arg-type]
+    old = streams.store.get(repo_id)
+    assert old is not None and old.created_at is not None
+    hub.delete(repo_id)
+    created = datetime.now(UTC) - timedelta(seconds=1)
+    hub.list_now(model_item(template, repo_id, created))
+    [event] = await streams.poll(streams.uploads)
+    assert isinstance(event, ModelCreated) and event.repo_id == repo_id
+    assert event.created_at == parse_datetime(_iso(created))
+    model = streams.store.get(repo_id)
+    assert model is not None and model.created_at == event.created_at.timestamp()
+    assert model.created_at != old.created_at and model.last_snapshot is None
+    assert model.tier in ("new", "followed")
+    for poller in (streams.uploads, streams.edits, streams.sweep, streams.engagement):
+        assert not _created(await streams.poll(poller)), poller.name
 
 
 async def test_a_restart_between_sightings_reports_it_once(streams: Streams) -> None:
@@ -194,6 +248,28 @@ async def test_a_restart_between_sightings_reports_it_once(streams: Streams) -> 
     streams.restart()  # the claim was in memory: a crash before delivery leaves it free
     [again] = await streams.poll(streams.sweep)
     assert again.repo_id == other
+
+
+@pytest.mark.parametrize(("finder", "holder"), [("edits", "uploads"), ("uploads", "edits")])
+async def test_a_repo_another_stream_has_in_flight_is_left_for_the_sweep(
+    streams: Streams, finder: str, holder: str
+) -> None:
+    """A stream that finds a repo another stream has claimed notes it for the sweep: when
+    the claiming stream's round fails, the sweep looks it up, whatever its window (here:
+    created before it, or too young for it)."""
+    hub = streams.server.hub
+    if finder == "edits":
+        await streams.list_now(LATE, datetime.now(UTC) - timedelta(days=30))
+        hub.edit(LATE, {"tags": [*hub.view(hub.find(LATE))["tags"], "license:mit"]})  # type: ignore[arg-type]
+    else:
+        await streams.list_now(LATE, datetime.now(UTC) - timedelta(seconds=5))
+    assert streams.store.claim_first_sight(LATE, getattr(streams, holder).name)
+    assert not _created(await streams.poll(getattr(streams, finder)))
+    streams.restart()  # the claiming stream's round failed: its claim went with it
+    [event] = await streams.poll(streams.sweep)
+    assert isinstance(event, ModelCreated) and event.repo_id == LATE
+    for poller in (streams.sweep, streams.uploads, streams.edits, streams.engagement):
+        assert not _created(await streams.poll(poller)), poller.name
 
 
 async def test_a_repo_named_by_a_webhook_is_looked_up_by_the_sweep(streams: Streams) -> None:

@@ -12,7 +12,8 @@ numbers, no Link; ``type``, ``status``, ``author``), ``/discussions/{num}`` (wit
 status-change ``events``), and the 5-minute fixed-window ``RateLimit`` /
 ``RateLimit-Policy`` headers with 429 past the quota.
 
-GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``),
+GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times, ``author``;
+409 for a repo with no commits at all),
 ``/issues`` (``state``, ``labels``, ``creator``, ``sort``, ``direction``, ``since``),
 ``/releases``; ``page``/``per_page`` with ``Link``; timestamps in whole seconds; ETags with
 304 (free only with a token); hourly ``x-ratelimit-*`` with 403 once spent.
@@ -28,7 +29,8 @@ private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a 
 Control, for tests and demos, under ``/_replay/``: ``status``, ``release``, ``list`` (a model
 listed now whatever its createdAt: a late-listed repo), ``rename``, ``restrict``, ``edit``,
 ``engage``, ``commit``, ``discussion``, ``github/{repo,commit,issue,release,star}`` and
-``faults`` (scripted 429s, 5xx, slow and truncated answers, reset connections). With a
+``faults`` (scripted 429s, GitHub secondary limits, 5xx, slow and truncated answers, reset
+connections). With a
 webhook URL and secret it POSTs Hub-style webhooks for content and discussion changes.
 """
 
@@ -80,7 +82,8 @@ _REPO = "{repo_id:[^/]+(?:/[^/]+)?}"
 class Fault:
     """The next ``count`` requests whose path starts with ``path`` get ``kind``:
     ``429``, ``500``/``502``/``503``, ``slow`` (``seconds`` late), ``truncate`` (half the
-    body) or ``reset`` (connection closed)."""
+    body), ``reset`` (connection closed) or ``secondary`` (GitHub's secondary rate limit as
+    it often comes: 403, primary quota left, no ``retry-after``)."""
 
     kind: str
     count: int = 1
@@ -325,6 +328,17 @@ class ReplayServer(LocalServer):
                     "RateLimit-Policy": f'"fixed window";"api";q={self.api_quota};w={_HUB_WINDOW}',
                     "Retry-After": str(int(fault.seconds)),
                 },
+            )
+        if fault.kind == "secondary":
+            self.throttled += 1
+            return self._github_answer(
+                request,
+                {
+                    "message": "You have exceeded a secondary rate limit. Please wait a few"
+                    " minutes before you try again.",
+                    **_GH_DOCS,
+                },
+                status=403,
             )
         if fault.kind == "truncate":
             response = await handler(request)
@@ -734,6 +748,9 @@ class ReplayServer(LocalServer):
         name, repo, refused = self._gh(request, _GH_COMMIT_PARAMS, ("path", "committer"))
         if refused is not None:
             return refused
+        if not repo.commits:
+            empty = {"message": "Git Repository is empty.", **_GH_DOCS}
+            return self._github_answer(request, empty, status=409)
         query = request.query
         commits = repo.commits
         start = query.get("sha", repo.info.get("default_branch", "main"))

@@ -93,6 +93,15 @@ class ListSource:
         self._folded.clear()
         return index
 
+    def remove(self, repo_id: str) -> int | None:
+        """Drop the item ``repo_id``; returns the index it had."""
+        index = self.index_of(repo_id)
+        if index is not None:
+            del self._items[index]
+            self._index.clear()
+            self._folded.clear()
+        return index
+
 
 def _created_key(item: Any) -> str:
     created = item.get("createdAt") if isinstance(item, dict) else None
@@ -199,6 +208,19 @@ class HubWorld:
         index = self.source.index_of(item["id"]) if isinstance(item, dict) else None
         if index is not None and index >= self.released:
             self.released = index + 1
+
+    def delete(self, repo_id: str) -> None:
+        """The repo is deleted (a fixture source only): gone from listings and its own
+        endpoints, and what happened to it with it. Its name is free to be created again."""
+        remove = getattr(self.source, "remove", None)
+        if remove is None:
+            raise TypeError("this source is fixed")
+        index = remove(repo_id)
+        if index is not None and index < self.released:
+            self.released -= 1
+        self._overlays.pop(repo_id, None)
+        self._edited.pop(repo_id, None)
+        self._engaged.discard(repo_id)
 
     def _random_activity(self) -> None:
         item = self.source.item(self._rng.randrange(self.released))
