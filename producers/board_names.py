@@ -104,11 +104,13 @@ async def resolve_board_names(
     with contextlib.closing(
         connect(settings.clickhouse_url, database=settings.clickhouse_database)
     ) as client:
+        folded = sorted({n.lower() for n in names})
         tracked = [
             row[0]
+            for start in range(0, len(folded), 500)  # a query's parameters have a size limit
             for row in client.query(
                 "SELECT DISTINCT repo_id FROM models WHERE lower(repo_id) IN {names:Array(String)}",
-                parameters={"names": sorted({n.lower() for n in names})},
+                parameters={"names": folded[start : start + 500]},
             ).result_rows
         ]
     aliases = await asyncio.to_thread(
@@ -118,8 +120,7 @@ async def resolve_board_names(
     for event in case_aliases(model_ids, base_ids, tracked):
         await publisher.publish(event)
     await publisher.flush()
-    folded = {e.alias_id for e in publisher.written}
-    known = set(tracked) | folded
+    known = set(tracked) | {e.alias_id for e in publisher.written}
     # Bases first: a board's pairs hang on them; its own names are asked for as budget allows.
     ask = sorted(base_ids - model_ids - known) + sorted(model_ids - known)
     if not ask:
