@@ -131,7 +131,9 @@ async def resolve_board_names(
     async with make_client(base_url=settings.hub_url, token=settings.hf_token) as hub:
         try:
             # The Hub may be out of reach (offline): one try, not the retry loop's minutes.
-            await request(hub, "/api/models", params=[("limit", "1")], max_attempts=1)
+            await request(
+                hub, "/api/models", params=[("limit", "1")], budget=budget, max_attempts=1
+            )
         except SourceError as exc:
             return BoardAliases(publisher.written, f"the Hub at {settings.hub_url}: {exc}")
         say(
