@@ -441,6 +441,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     from processors.leaderboard import import_leaderboard, read_leaderboard
     from processors.partitions import replace_partition
     from processors.sinks import ClickHouseWriter, InsertPlan
+    from producers.board_names import resolve_board_names
 
     for _ in read_leaderboard(args.file):  # a damaged file fails here, before any server
         pass
@@ -458,6 +459,16 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         summary = import_leaderboard(args.file, replace, writer.write)
+        # The board's old names and other casings, mapped as the aliases stream maps them.
+        learned = asyncio.run(
+            resolve_board_names(
+                settings,
+                summary.model_ids,
+                summary.base_ids,
+                writer.write,
+                say=lambda line: print(line, flush=True),
+            )
+        )
     finally:
         writer.close()
     print(
@@ -467,6 +478,12 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     )
     for line, reason in summary.rejected[:20]:
         print(f"  line {line}: {reason}")
+    print(f"{len(learned.aliases)} names mapped to canonical ids (model_aliases)")
+    if learned.unresolved is not None:
+        print(
+            f"aliases not resolved (the import holds the board's names as given): "
+            f"{learned.unresolved}"
+        )
     return 0
 
 

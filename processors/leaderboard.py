@@ -305,6 +305,10 @@ class ImportSummary:
     rejected: list[tuple[int, str]]
     repeated: int = 0
     "Scores the file gives more than once (the last one counts, as the board shows)."
+    model_ids: frozenset[str] = frozenset()
+    "The models the board scores, as it names them."
+    base_ids: frozenset[str] = frozenset()
+    "The bases its rows name, as they name them."
 
 
 def import_leaderboard(
@@ -356,5 +360,12 @@ def import_leaderboard(
         write([plan_dead_letters(letters)])
     models = len({row.model_id for row in score_rows})
     return ImportSummary(
-        board, models, len(score_rows), len(edge_rows), rejected, given - len(score_rows)
+        board,
+        models,
+        len(score_rows),
+        len(edge_rows),
+        rejected,
+        given - len(score_rows),
+        model_ids=frozenset(row.model_id for row in score_rows),
+        base_ids=frozenset(edge.base_model_id for edge in edge_rows),
     )

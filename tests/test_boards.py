@@ -7,9 +7,10 @@ empty answer that says why."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -331,3 +332,98 @@ def test_empty_answers_say_why(clickhouse_url: str, database: str) -> None:
     growth = hubwatch("query", "family_growth", env=env)
     assert growth.returncode == 0 and "family_growth: nothing to compare" in growth.stderr
     assert len(growth.stderr.strip().splitlines()) == 1
+
+
+RENAMED = {  # the Hub's renames behind the sample's old base names
+    "meta-llama/Meta-Llama-3.1-8B": "meta-llama/Llama-3.1-8B",
+    "meta-llama/Meta-Llama-3.1-70B": "meta-llama/Llama-3.1-70B",
+}
+
+
+async def test_import_resolves_renamed_bases(
+    ch: Any, clickhouse_url: str, database: str, tmp_path: Path
+) -> None:
+    """`hubwatch import` maps the board's old names through the Hub (the aliases stream's
+    cache), so the derivatives of a renamed base meet its scores; offline it imports anyway
+    and says so in one line."""
+    import asyncio
+
+    from hubwatch.replay.server import ReplayServer
+    from hubwatch.replay.world import HubWorld, ListSource
+
+    rows = _rows(V2)
+    # Independently: the board's pairs with the two renames applied, compared as score_delta.
+    pairs = {(c, RENAMED.get(b, b)): rel for (c, b), rel in v2_pairs(rows).items()}
+    expected = headline(pairs, best_rows("open_llm_v2", rows), "relation")
+    assert (
+        expected["finetune"][0]
+        > headline(v2_pairs(rows), best_rows("open_llm_v2", rows), "relation")["finetune"][0]
+    )
+
+    env = {
+        "HUBWATCH_CLICKHOUSE_URL": clickhouse_url,
+        "HUBWATCH_CLICKHOUSE_DATABASE": database,
+        "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+        "HUBWATCH_HUB_URL": "http://127.0.0.1:9",  # nothing listens: the Hub is out of reach
+    }
+    offline = hubwatch("import", "leaderboard", str(V2), env=env)
+    assert offline.returncode == 0, offline.stderr
+    assert [line for line in offline.stdout.splitlines() if "not resolved" in line] != []
+    assert ch.query("SELECT count() FROM model_aliases").result_rows == [(0,)]
+
+    created = "2024-07-23T00:00:00.000Z"
+    world = HubWorld(
+        ListSource(
+            [
+                {
+                    "id": new,
+                    "author": "meta-llama",
+                    "createdAt": created,
+                    "lastModified": created,
+                    "tags": [],
+                }
+                for new in RENAMED.values()
+            ]
+        ),
+        start=len(RENAMED),
+    )
+    for old, new in RENAMED.items():
+        world.rename(old, new)
+    # A quota a local replay can afford; the lookups are paced within it as on the Hub.
+    async with ReplayServer(world, api_quota=100_000) as server:
+        env["HUBWATCH_HUB_URL"] = server.url
+        done = await asyncio.to_thread(hubwatch, "import", "leaderboard", str(V2), env=env)
+        assert done.returncode == 0, done.stderr
+        assert "not resolved" not in done.stdout
+        # Each old name was asked for once; asked again, the cache answers.
+        asked = {old: server.info_by_id[old] for old in RENAMED}
+        assert asked == {old: 1 for old in RENAMED}
+        again = await asyncio.to_thread(hubwatch, "import", "leaderboard", str(V2), env=env)
+        assert again.returncode == 0, again.stderr
+        assert {old: server.info_by_id[old] for old in RENAMED} == asked
+
+    assert set(
+        ch.query(
+            "SELECT alias_id, canonical_id, resolved_by FROM model_aliases FINAL"
+            " WHERE resolved_by = 'redirect'"
+        ).result_rows
+    ) == {(old, new, "redirect") for old, new in RENAMED.items()}
+    got = score_delta(ch, "relation")["open_llm_v2"]
+    assert {g: n[:4] for g, n in got.items()} == expected
+    # Every query on derivation_pairs (size_change, quantized_tradeoff, ...) sees the pairs
+    # at the canonical ids: the board's 17 rows naming an old name are the new name's.
+    renamed = Counter(b for _, b in pairs if b in RENAMED.values())
+    named = ch.query(
+        "SELECT base_model_id, count() FROM derivation_pairs"
+        " WHERE base_model_id IN {ids:Array(String)} GROUP BY base_model_id",
+        parameters={"ids": [*RENAMED, *RENAMED.values()]},
+    ).result_rows
+    assert dict(named) == renamed
+
+    # The report reads the tables directly: its accuracy section agrees with score_delta.
+    out = tmp_path / "report"
+    report = hubwatch("report", "--out", str(out), "--board", "open_llm_v2", env=env)
+    assert report.returncode == 0, report.stderr
+    overall = json.loads((out / "report.json").read_text())["accuracy"]["open_llm_v2"]["overall"]
+    n, median, mean, share = expected["finetune"]
+    assert overall == {"n": n, "median": median, "mean": mean, "share_improved": share}

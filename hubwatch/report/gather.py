@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 
 FULL_PRECISIONS = ("float16", "bfloat16", "float32")
 
+# Every id at its canonical name (model_aliases, one hop deep), as the canned queries map
+# them: a board row or an edge naming a renamed repo's old name, or another casing, counts
+# for the repo, so the report agrees with score_delta.
+_ALIASES = """WITH (SELECT (groupArray(alias_id), groupArray(canonical_id))
+                    FROM model_aliases FINAL) AS aliases"""
+
+
+def _canonical(column: str) -> str:
+    return f"transform({column}, aliases.1, aliases.2, {column})"
+
 
 @dataclass(frozen=True, slots=True)
 class BoardEntry:
@@ -118,14 +128,16 @@ def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
     board_filter = "" if boards is None else "AND board IN {boards:Array(String)}"
     params: dict[str, Any] = {} if boards is None else {"boards": list(boards)}
 
+    model = _canonical("model_id")
     best = client.query(
         f"""
-        SELECT board, model_id,
+        {_ALIASES}
+        SELECT board, {model} AS canonical,
                argMax((score, precision, model_type, architecture, merged, params_b),
                       (precision IN {FULL_PRECISIONS!r}, score)) AS row
         FROM leaderboard_scores FINAL
         WHERE benchmark = 'average' {board_filter}
-        GROUP BY board, model_id
+        GROUP BY board, canonical
         """,
         parameters=params,
     ).result_rows
@@ -134,8 +146,11 @@ def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
             board, model_id, score, precision, mtype, arch, merged, params_b
         )
     for board, model_id, precision, score in client.query(
-        f"""SELECT board, model_id, precision, score FROM leaderboard_scores FINAL
-            WHERE benchmark = 'average' {board_filter}""",
+        f"""{_ALIASES}
+            SELECT board, {model} AS canonical, precision, max(score)
+            FROM leaderboard_scores FINAL
+            WHERE benchmark = 'average' {board_filter}
+            GROUP BY board, canonical, precision""",
         parameters=params,
     ).result_rows:
         data.precision_scores.setdefault(board, {}).setdefault(model_id, {})[precision] = score
@@ -148,23 +163,32 @@ def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
     # The board's licence column is read where an importer stores it.
     if "hub_license" in _columns(client, "leaderboard_scores"):
         for board, model_id, licence in client.query(
-            f"""SELECT board, model_id, any(hub_license) FROM leaderboard_scores FINAL
-                WHERE hub_license != '' {board_filter} GROUP BY board, model_id""",
+            f"""{_ALIASES}
+                SELECT board, {model} AS canonical, any(hub_license)
+                FROM leaderboard_scores FINAL
+                WHERE hub_license != '' {board_filter} GROUP BY board, canonical""",
             parameters=params,
         ).result_rows:
             data.board_licences.setdefault(board, {})[model_id] = licence
 
+    # Both ends canonical; a pair named under two names of one repo is one edge, and a name
+    # that maps onto its own derivative names no base.
+    ends = f"{_canonical('derivative_id')} AS d, {_canonical('base_model_id')} AS b"
     data.hub_edges = [
         Edge(d, b, r, "")
         for d, b, r in client.query(
-            "SELECT derivative_id, base_model_id, relation FROM lineage_edges FINAL"
+            f"""{_ALIASES}
+                SELECT {ends}, any(toString(relation)) FROM lineage_edges FINAL
+                GROUP BY d, b HAVING d != b"""
         ).result_rows
     ]
     data.board_edges = [
         Edge(d, b, r, board)
         for d, b, r, board in client.query(
-            f"""SELECT derivative_id, base_model_id, relation, board
-                FROM leaderboard_edges FINAL WHERE 1 {board_filter}""",
+            f"""{_ALIASES}
+                SELECT {ends}, any(toString(relation)), board
+                FROM leaderboard_edges FINAL WHERE 1 {board_filter}
+                GROUP BY d, b, board HAVING d != b""",
             parameters=params,
         ).result_rows
     ]
