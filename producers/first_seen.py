@@ -29,6 +29,9 @@ _HORIZON = "hub.first_sight.horizon"
 "createdAt from which the uploads stream reports every model (or 'all'): set once."
 _OLD_HORIZON = "hub.edits.uploads_horizon"
 "The same mark as stores made before first sight kept it (the edits stream's)."
+UPLOADS_STREAM = "hub.uploads"
+_STARTED = "hub.first_sight.started"
+"When this state store first ran: the earliest a repo can have been missed."
 
 
 def late_by(event: ModelCreated, overlap: timedelta, horizon: datetime | None) -> float | None:
@@ -67,6 +70,17 @@ class FirstSight:
             with self._store.transaction():
                 self._store.set_mark(_HORIZON, mark)
         self.horizon: datetime | None = None if mark == "all" else parse_datetime(mark)
+        started = self._store.mark(_STARTED)
+        if started is None:
+            started = format_datetime(now_utc())
+            with self._store.transaction():
+                self._store.set_mark(_STARTED, started)
+        # The uploads stream's walk of the whole history ("all") meets every repo created
+        # before hubwatch first started: old, not late. Another stream finding one is late
+        # (the uploads stream walked past while it was hidden).
+        self._late_floor = self.horizon
+        if self._late_floor is None and stream == UPLOADS_STREAM:
+            self._late_floor = parse_datetime(started)
 
     def begin(self) -> None:
         """A new round: claims of the last one are tracked by now, or it failed."""
@@ -103,7 +117,7 @@ class FirstSight:
         for event in events:
             stream = (found_by or {}).get(event.repo_id, self.stream)
             metrics.FIRST_SEEN.labels(stream).inc()
-            delay = late_by(event, self._overlap, self.horizon)
+            delay = late_by(event, self._overlap, self._late_floor)
             if delay is None:
                 continue
             metrics.LATE_ARRIVALS.labels(stream).inc()

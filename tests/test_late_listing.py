@@ -55,6 +55,10 @@ def _late_seen(stream: str) -> float:
     return REGISTRY.get_sample_value("hubwatch_late_arrivals_total", {"stream": stream}) or 0.0
 
 
+def _first_seen(stream: str) -> float:
+    return REGISTRY.get_sample_value("hubwatch_models_first_seen_total", {"stream": stream}) or 0.0
+
+
 class Streams:
     """A replay and every Hub stream that reports first sights, over one state store."""
 
@@ -97,6 +101,22 @@ class Streams:
     async def list_now(self, repo_id: str, created: datetime) -> None:
         template = self.server.hub.view(self.server.hub.find(CHILD))  # type: ignore[arg-type]
         self.server.hub.list_now(model_item(template, repo_id, created))
+
+
+async def test_the_uploads_walk_of_history_is_old_not_late(
+    fixture_items: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Reading the whole history, the uploads stream meets 67 models created in 2025: they
+    are first seen (counted), none of them late (hubwatch was not watching then)."""
+    server = ReplayServer(HubWorld(ListSource(fixture_items), start=len(fixture_items)))
+    async with server:
+        s = Streams(server, tmp_path)
+        late, first = _late_seen("hub.uploads"), _first_seen("hub.uploads")
+        assert len(await s.poll(s.uploads)) == 67
+        assert _first_seen("hub.uploads") - first == 67
+        assert _late_seen("hub.uploads") == late
+        s.store.close()
+        await s.client.aclose()
 
 
 @pytest.fixture
