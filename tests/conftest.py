@@ -7,6 +7,7 @@ import asyncio
 import csv
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -148,6 +149,31 @@ def spawn(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """SIGTERM, and SIGKILL if it has not stopped within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def while_alive(
+    process: subprocess.Popen[bytes], log: Path, check: Callable[[], object]
+) -> Callable[[], bool]:
+    """``check`` for :func:`wait_until`, failing at once (with the log) if the process
+    exited instead of getting there."""
+
+    def probe() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"the processor exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        return bool(check())
+
+    return probe
 
 
 def wait_until(

@@ -22,7 +22,7 @@ from hubwatch.events import ModelCreated, topics
 from hubwatch.settings import Settings
 from producers.publish import KafkaPublisher
 from producers.topics import ensure_topics
-from tests.conftest import StackPart, spawn, wait_until
+from tests.conftest import StackPart, spawn, terminate, wait_until, while_alive
 
 TAKEOVER_BOUND = 45.0
 """Seconds from a SIGKILL to the replacement's first write: measured 3-5 s with static
@@ -63,22 +63,7 @@ def stop_all() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _alive(process: subprocess.Popen[bytes], log: Path, check: Any) -> Any:
-    def probe() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"the processor exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        return bool(check())
-
-    return probe
+        terminate(process)
 
 
 @pytest.mark.parametrize("instance_id", ["processor-1", ""], ids=["static", "dynamic"])
@@ -101,7 +86,7 @@ async def test_a_killed_processors_replacement_works_within_seconds(
     before, after = _model("before-kill"), _model("after-kill")
     await _publish(kafka_bootstrap, topic_prefix, before)
     await asyncio.to_thread(
-        wait_until, _alive(first, first_log, lambda: _stored(ch, before)), "the first write"
+        wait_until, while_alive(first, first_log, lambda: _stored(ch, before)), "the first write"
     )
 
     os.kill(first.pid, signal.SIGKILL)  # no goodbye to the group: its partitions stay taken
@@ -112,7 +97,7 @@ async def test_a_killed_processors_replacement_works_within_seconds(
     await _publish(kafka_bootstrap, topic_prefix, after)
     await asyncio.to_thread(
         wait_until,
-        _alive(second, second_log, lambda: _stored(ch, after)),
+        while_alive(second, second_log, lambda: _stored(ch, after)),
         "the replacement's first write",
         timeout=120,  # hang guard; the bound is asserted below
     )
@@ -142,7 +127,7 @@ async def test_a_kafka_outage_is_one_line_in_the_processor_log(
         before, after = _model("before-outage"), _model("after-outage")
         await _publish(bootstrap, topic_prefix, before)
         await asyncio.to_thread(
-            wait_until, _alive(process, log, lambda: _stored(ch, before)), "the first write"
+            wait_until, while_alive(process, log, lambda: _stored(ch, before)), "the first write"
         )
         mark = log.stat().st_size
 
@@ -154,7 +139,7 @@ async def test_a_kafka_outage_is_one_line_in_the_processor_log(
         await _publish(bootstrap, topic_prefix, after)
         await asyncio.to_thread(
             wait_until,
-            _alive(process, log, lambda: _stored(ch, after)),
+            while_alive(process, log, lambda: _stored(ch, after)),
             "a write after the outage",
             timeout=120,
         )

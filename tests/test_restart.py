@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,7 +21,7 @@ from processors.families import FamilyForest
 from producers.hub import model_created_from_api
 from producers.publish import KafkaPublisher
 from producers.topics import ensure_topics
-from tests.conftest import spawn, wait_until
+from tests.conftest import spawn, terminate, wait_until, while_alive
 
 NEW_BASE = "elsewhere/other-base"
 
@@ -86,22 +85,7 @@ def _processor(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[byte
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _alive_and(process: subprocess.Popen[bytes], log: Path, check: Any) -> Any:
-    def probe() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"the processor exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        return bool(check())
-
-    return probe
+        terminate(process)
 
 
 async def test_faust_restart_then_redelivery_then_update(
@@ -126,7 +110,7 @@ async def test_faust_restart_then_redelivery_then_update(
         await publish(*created)
         await asyncio.to_thread(
             wait_until,
-            _alive_and(
+            while_alive(
                 first,
                 first_log,
                 lambda: _count(ch, "SELECT count() FROM model_families FINAL") == len(created),
@@ -145,7 +129,7 @@ async def test_faust_restart_then_redelivery_then_update(
         await publish(_moved(known))
         await asyncio.to_thread(
             wait_until,
-            _alive_and(
+            while_alive(
                 second,
                 second_log,
                 lambda: _placement(ch, known.repo_id) == [(NEW_BASE, NEW_BASE, 1)],
