@@ -151,6 +151,30 @@ def spawn(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
         )
 
 
+def spawn_embedded_replay(
+    *args: str, env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`hubwatch run --replay` on free ports, releasing 100 models a second and polling
+    every second (plus ``args``); the process and its ClickHouse URL."""
+    http_port, tcp_port = free_port(), free_port()
+    process = spawn(
+        "run",
+        "--replay",
+        "--replay-rate",
+        "100",
+        *args,
+        "--poll-interval",
+        "1",
+        "--http-port",
+        str(http_port),
+        "--tcp-port",
+        str(tcp_port),
+        env=env,
+        log=log,
+    )
+    return process, f"http://127.0.0.1:{http_port}"
+
+
 def terminate(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     """SIGTERM, and SIGKILL if it has not stopped within ``timeout`` seconds."""
     if process.poll() is None:

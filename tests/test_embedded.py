@@ -21,6 +21,7 @@ from tests.conftest import (
     hubwatch,
     malformed_items,
     spawn,
+    spawn_embedded_replay,
     wait_until,
     write_jsonl,
 )
@@ -181,24 +182,9 @@ def test_embedded_replay_answers_the_family_questions_oldest_first(tmp_path: Pat
     """The live order: the poller publishes oldest first, so the root arrives before its
     derivatives, and it keeps its own facts: `family_growth` and `size_change` give the
     crawl's answers (computed from the CSV, not by hubwatch)."""
-    http_port, tcp_port = free_port(), free_port()
     env = {"HUBWATCH_STATE_DIR": str(tmp_path / "state")}
     log = tmp_path / "run.log"
-    run = spawn(
-        "run",
-        "--replay",
-        "--replay-rate",
-        "100",
-        "--poll-interval",
-        "1",
-        "--http-port",
-        str(http_port),
-        "--tcp-port",
-        str(tcp_port),
-        env=env,
-        log=log,
-    )
-    url = f"http://127.0.0.1:{http_port}"
+    run, url = spawn_embedded_replay(env=env, log=log)
     root, root_created, _, born, depth_one = crawl_answers()
     try:
         wait_until(lambda: ping(url), "the embedded ClickHouse")

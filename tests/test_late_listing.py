@@ -31,7 +31,13 @@ from producers.hub_uploads import HubUploadsPoller
 from producers.publish import QueuePublisher
 from producers.state import StateStore
 from producers.tracking import Tracker
-from tests.conftest import free_port, kcat, poll_draining, spawn, wait_until
+from tests.conftest import (
+    kcat,
+    poll_draining,
+    spawn,
+    spawn_embedded_replay,
+    wait_until,
+)
 
 CHILD = "allura-org/Mistral-Small-24b-Sertraline-0304"
 FRESH = "newlab/Fresh-7B"
@@ -370,7 +376,6 @@ async def test_killed_and_restarted_poller_reports_a_late_model_once(
 def test_embedded_late_model_gets_a_row_tracking_and_snapshots(tmp_path: Path) -> None:
     """`hubwatch run --replay`: a model listed three days late gets its `models` row with
     first_seen_at, is tracked by the producers, and is snapshotted."""
-    http_port, tcp_port = free_port(), free_port()
     state = tmp_path / "state"
     env = {
         "HUBWATCH_STATE_DIR": str(state),
@@ -380,21 +385,7 @@ def test_embedded_late_model_gets_a_row_tracking_and_snapshots(tmp_path: Path) -
         "HUBWATCH_EDITS_INTERVAL": "1",
     }
     log = tmp_path / "run.log"
-    run = spawn(
-        "run",
-        "--replay",
-        "--replay-rate",
-        "100",
-        "--poll-interval",
-        "1",
-        "--http-port",
-        str(http_port),
-        "--tcp-port",
-        str(tcp_port),
-        env=env,
-        log=log,
-    )
-    url = f"http://127.0.0.1:{http_port}"
+    run, url = spawn_embedded_replay(env=env, log=log)
     try:
         wait_until(lambda: "replaying" in log.read_text(), "the replay")
         replay = log.read_text().split(" models at ", 1)[1].split(",", 1)[0].strip()
