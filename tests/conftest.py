@@ -102,6 +102,22 @@ def topic_prefix() -> str:
     return f"hwtest{uuid.uuid4().hex[:8]}."
 
 
+@pytest.fixture
+def processor_env(
+    kafka_bootstrap: str, clickhouse_url: str, database: str, topic_prefix: str, tmp_path: Path
+) -> dict[str, str]:
+    """Settings for a `hubwatch process` (or poll) of this test's own: its database, topics
+    and consumer group."""
+    return {
+        "HUBWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "HUBWATCH_CLICKHOUSE_URL": clickhouse_url,
+        "HUBWATCH_CLICKHOUSE_DATABASE": database,
+        "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+        "HUBWATCH_TOPIC_PREFIX": topic_prefix,
+        "HUBWATCH_PROCESSOR_APP_ID": f"{topic_prefix}processors",
+    }
+
+
 @pytest.fixture(scope="session")
 def fixture_items() -> list[dict[str, Any]]:
     return load_fixture_csv(FIXTURE)

@@ -154,17 +154,8 @@ async def lag(bootstrap: str, group: str, prefix: str) -> int:
 
 
 @pytest.fixture
-def env(
-    kafka_bootstrap: str, clickhouse_url: str, database: str, topic_prefix: str, tmp_path: Path
-) -> dict[str, str]:
-    return {
-        "HUBWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "HUBWATCH_CLICKHOUSE_URL": clickhouse_url,
-        "HUBWATCH_CLICKHOUSE_DATABASE": database,
-        "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
-        "HUBWATCH_TOPIC_PREFIX": topic_prefix,
-        "HUBWATCH_PROCESSOR_APP_ID": f"{topic_prefix}processors",
-    }
+def env(processor_env: dict[str, str]) -> dict[str, str]:
+    return processor_env
 
 
 def stop(process: subprocess.Popen[bytes], log: Path) -> None:
