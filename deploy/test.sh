@@ -11,6 +11,9 @@ venv=${VENV:-.venv}
 # written naive anywhere fails loudly (New York has DST; Kolkata is +05:30).
 export TZ=${TEST_TZ:-America/New_York} CLICKHOUSE_TZ=${CLICKHOUSE_TZ:-Asia/Kolkata}
 
+# Test data is throwaway: a broker that starts on thousands of old tests' partitions is slow
+# to elect itself under load, so each run starts from empty data unless a stack is already up.
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then rm -rf "$STACK_DIR/kafka/data"; fi
 trap 'deploy/stack.sh down' EXIT
 deploy/stack.sh up
 

@@ -102,10 +102,13 @@ _LOGGING = {
 
 
 def create_app(settings: Settings) -> faust.App:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     app = faust.App(
         settings.processor_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
+        # faust keeps its own files under "<app id>-data" in the working directory unless told.
+        datadir=str(settings.state_dir / "faust"),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
