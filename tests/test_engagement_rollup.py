@@ -1,6 +1,8 @@
-"""engagement for a past time reads whole days from the daily rollup (engagement_daily) and
-hours only at the windows' edges; its answer is the one the raw hourly rows give, computed
-here in plain Python, at times on either side of midnight and after a late-arriving hour."""
+"""The queries that read pre-aggregated rows answer as the raw rows do. engagement for a past
+time reads whole days from the daily rollup (engagement_daily) and hours only at the
+windows' edges: its answer is the one the raw hourly rows give, computed here in plain
+Python, at times on either side of midnight and after a late-arriving hour.
+community_activity counts each repo's week once and sums a group's distinct repos."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import pytest
 
 from hubwatch import migrate
 from hubwatch.clickhouse import connect
-from hubwatch.events import ModelSnapshot
+from hubwatch.events import GithubCommit, GithubRelease, ModelCommit, ModelCreated, ModelSnapshot
 from hubwatch.queries import load
 from processors.engagement import RollingEngagement
+from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter
 
@@ -228,3 +231,43 @@ def test_migration_rolls_up_hours_already_written(
     finally:
         client.command(f"DROP DATABASE IF EXISTS `{name}`")
         client.close()
+
+
+def test_activity_of_a_shared_repo_counts_once_per_group(ch: Any, writer: ClickHouseWriter) -> None:
+    """community_activity counts a repo's week once and sums a group's distinct repos: a
+    GitHub repo linked from two models of one family counts once for the family, once for
+    each model; a model linking two repos gets both."""
+    at = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    created = at - timedelta(days=30)
+    models = [
+        ModelCreated("b/base", created, at, github_repos=("o/shared",)),
+        ModelCreated(
+            "x/child",
+            created,
+            at,
+            base_models=("b/base",),
+            base_models_relation="finetune",
+            github_repos=("o/shared", "o/own"),
+        ),
+        ModelCreated("x/lone", created, at, github_repos=("o/shared",)),
+    ]
+    events = [
+        *(GithubCommit("o/shared", f"s{i}", at - timedelta(hours=i + 1)) for i in range(3)),
+        GithubCommit("o/own", "s0", at - timedelta(hours=2)),  # same sha, another repo
+        GithubRelease("o/own", 1, "v1", at - timedelta(days=2)),
+        ModelCommit("x/child", "c1", at - timedelta(minutes=5), title="t"),
+    ]
+    writer.write(plan_batch([*models, *events, *events], forest=FamilyForest()).plans())
+    query = load("community_activity")
+
+    def items(by: str) -> dict[str, tuple[int, int, int]]:
+        bound = query.bind({"by": by, "at": at.strftime("%Y-%m-%d %H:%M:%S")})
+        rows = ch.query(query.sql, parameters=bound).named_results()
+        return {
+            r["group_key"]: (r["github_commits_24h"], r["releases_7d"], r["items_7d"]) for r in rows
+        }
+
+    # o/shared: 3 commits; o/own: 1 commit and a release; x/child's own Hub commit.
+    assert items("model") == {"x/child": (4, 1, 6), "b/base": (3, 0, 3), "x/lone": (3, 0, 3)}
+    assert items("family") == {"b/base": (4, 1, 6), "x/lone": (3, 0, 3)}
+    assert items("org") == {"x": (4, 1, 6), "b": (3, 0, 3)}
