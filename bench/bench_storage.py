@@ -1,17 +1,21 @@
 """Storage and canned queries after a year, on generated Hub-scale data.
 
 Generates a year of data directly in ClickHouse (``INSERT … SELECT … FROM numbers()``) at
-``--fraction`` of the Hub's scale, runs every canned query (median of 3, with its
-defaults; as of the end of the year) and prints ms per query and disk per table, the
-disk extrapolated to a full year at full scale. ``--before`` does the same on the layout
-and queries of ``--before-ref`` (git), side by side.
+``--fraction`` of the Hub's scale, runs every canned query (median of 5, with its
+defaults; as of the end of the year) and prints per query the median latency and the
+ClickHouse server's CPU time (from ``system.events``: unlike the latency, it does not
+depend on what else the machine runs), and the disk per table, extrapolated to a full
+year at full scale. ``--compare-ref REF`` also times REF's query texts (git) on the same
+database, interleaved with these. ``--before`` generates the layout before migration 0026
+with ``--before-ref``'s queries too.
 
 Full scale, a year (issue 8): 2.2 M models in families; ~105 M snapshots from the bulk
 trending call (1,000 models every 5 minutes) plus ~16 M per-model ones (43 k a day);
 ~300 k models with live windows; 5 M community rows.
 
     STACK_DIR=.stack-8d CLICKHOUSE_HTTP_PORT=28123 deploy/stack.sh up clickhouse
-    .venv/bin/python bench/bench_storage.py --url http://127.0.0.1:28123 --fraction 0.05 --before
+    .venv/bin/python bench/bench_storage.py --url http://127.0.0.1:28123 --fraction 0.3 \
+        --compare-ref main
 """
 
 from __future__ import annotations
@@ -37,11 +41,15 @@ COMMUNITY = 5_000_000
 TABLES = (
     "model_snapshots",
     "engagement_hourly",
+    "engagement_daily",
     "community_events",
     "engagement_live",
     "model_families",
+    "model_lineage",
+    "github_links",
     "models",
 )
+RUNS = 5
 
 
 def generate(client: Any, fraction: float, *, new_layout: bool) -> None:
@@ -148,15 +156,25 @@ def disk(client: Any) -> dict[str, tuple[int, int]]:
     return {t: (int(r), int(b)) for t, r, b in rows}
 
 
-def time_queries(client: Any, sqls: dict[str, tuple[str, dict[str, str]]]) -> dict[str, float]:
+def _server_cpu_ms(client: Any) -> float:
+    events = "('UserTimeMicroseconds', 'SystemTimeMicroseconds')"
+    used = client.query(f"SELECT sum(value) FROM system.events WHERE event IN {events}")
+    return float(used.result_rows[0][0]) / 1000
+
+
+def time_queries(
+    client: Any, sqls: dict[str, tuple[str, dict[str, str]]]
+) -> dict[str, tuple[float, float]]:
+    """Per query: the median latency and the server's mean CPU time, both in ms."""
     timings = {}
     for name, (sql, params) in sqls.items():
         runs = []
-        for _ in range(3):
+        cpu = _server_cpu_ms(client)
+        for _ in range(RUNS):
             began = time.perf_counter()
             client.query(sql, parameters=params)
             runs.append((time.perf_counter() - began) * 1000)
-        timings[name] = statistics.median(runs)
+        timings[name] = (statistics.median(runs), (_server_cpu_ms(client) - cpu) / RUNS)
     return timings
 
 
@@ -166,7 +184,23 @@ def _params(name: str, params: dict[str, str], defaults: dict[str, str]) -> dict
     return {k: defaults.get(k, given.get(k, "")) if k not in given else given[k] for k in params}
 
 
-def run(url: str, fraction: float, *, before_ref: str | None, keep: bool = False) -> None:
+def _sql_at(ref: str, name: str) -> str:
+    return subprocess.run(
+        ["git", "show", f"{ref}:hubwatch/queries/{name}.sql"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def run(
+    url: str,
+    fraction: float,
+    *,
+    before_ref: str | None,
+    keep: bool = False,
+    compare_ref: str | None = None,
+) -> None:
     database = f"bench_storage_{'before' if before_ref else 'after'}"
     client = connect(url, database="default")
     client.command(f"DROP DATABASE IF EXISTS {database}")
@@ -193,14 +227,7 @@ def run(url: str, fraction: float, *, before_ref: str | None, keep: bool = False
         time.sleep(0.5)
     sqls = {}
     for name, query in canned_queries().items():
-        sql = query.sql
-        if before_ref:
-            sql = subprocess.run(
-                ["git", "show", f"{before_ref}:hubwatch/queries/{name}.sql"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+        sql = _sql_at(before_ref, name) if before_ref else query.sql
         params = dict(query.params) if not before_ref else {}
         if before_ref:
             import re
@@ -215,10 +242,25 @@ def run(url: str, fraction: float, *, before_ref: str | None, keep: bool = False
         if name == "community_activity":
             for by in ("family", "architecture"):
                 sqls[f"community_activity ({by})"] = (sql, {**bound, "by": by})
+    compared = {}
+    if compare_ref:
+        compared = time_queries(
+            client,
+            {
+                name: (_sql_at(compare_ref, name.split(" (")[0]), params)
+                for name, (_, params) in sqls.items()
+            },
+        )
     timings = time_queries(client, sqls)
     sizes = disk(client)
-    for name, ms in timings.items():
-        print(f"  {name:32} {ms:8.1f} ms")
+    scale = 1 / fraction
+    print(f"  {'query':36} {'median':>9} {'server CPU':>11} {'CPU x' + f'{scale:.3g}':>9}")
+    for name, (ms, cpu) in timings.items():
+        line = f"  {name:36} {ms:6.0f} ms {cpu:8.0f} ms {cpu * scale:6.0f} ms"
+        if name in compared:
+            ref_ms, ref_cpu = compared[name]
+            line += f"   {compare_ref}: {ref_ms:6.0f} ms, CPU {ref_cpu:5.0f} ms"
+        print(line)
     for table in TABLES:
         rows, size = sizes.get(table, (0, 0))
         print(
@@ -236,10 +278,11 @@ def main() -> None:
     parser.add_argument("--before", action="store_true", help="also the old layout, first")
     parser.add_argument("--before-ref", default="main")
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
+    parser.add_argument("--compare-ref", help="also time this git ref's queries, same data")
     args = parser.parse_args()
     if args.before:
         run(args.url, args.fraction, before_ref=args.before_ref, keep=args.keep)
-    run(args.url, args.fraction, before_ref=None, keep=args.keep)
+    run(args.url, args.fraction, before_ref=None, keep=args.keep, compare_ref=args.compare_ref)
 
 
 if __name__ == "__main__":

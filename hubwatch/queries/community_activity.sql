@@ -10,28 +10,65 @@
 -- defaults: at=now by=model limit=1000
 WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,
-    recent AS (
-        -- No FINAL: every count below is of distinct items, which a second copy of a row
-        -- (before the merge that replaces it) cannot change.
-        SELECT source, repo, kind, item, transition, is_pull_request, at
+    per_repo AS (
+        -- Each repo's week counted once, not once per model linking it (a GitHub repo is
+        -- linked from many cards): distinct items per column. A group's counts are then
+        -- sums over its distinct repos, as two repos never share an item. No FINAL: every
+        -- count is of distinct items, which a second copy of a row (before the merge that
+        -- replaces it) cannot change. An item as a 64-bit hash: distinct counts of numbers
+        -- are several times faster than of strings, and a collision among a repo's week of
+        -- items is out of reach.
+        SELECT source, repo,
+            uniqExactIf(what, kind = 'model.commit' AND at >= t - INTERVAL 1 HOUR) AS hub_commits_1h,
+            uniqExactIf(what, kind = 'model.commit' AND at >= t - INTERVAL 24 HOUR) AS hub_commits_24h,
+            uniqExactIf(what, kind = 'model.commit') AS hub_commits_7d,
+            uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
+                        AND transition = 'opened' AND at >= t - INTERVAL 24 HOUR) AS discussions_opened_24h,
+            uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
+                        AND transition = 'opened') AS discussions_opened_7d,
+            uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
+                        AND transition = 'closed') AS discussions_closed_7d,
+            uniqExactIf(what, kind = 'model.discussion' AND transition = 'reopened') AS hub_reopened_7d,
+            uniqExactIf(what, kind = 'model.discussion' AND is_pull_request
+                        AND transition = 'opened') AS hub_pull_requests_opened_7d,
+            uniqExactIf(what, kind = 'model.discussion' AND is_pull_request
+                        AND transition = 'merged') AS hub_pull_requests_merged_7d,
+            uniqExactIf(what, kind = 'github.commit' AND at >= t - INTERVAL 24 HOUR) AS github_commits_24h,
+            uniqExactIf(what, kind = 'github.commit') AS github_commits_7d,
+            uniqExactIf(what, kind = 'github.issue' AND NOT is_pull_request
+                        AND transition = 'opened') AS github_issues_opened_7d,
+            uniqExactIf(what, kind = 'github.issue' AND NOT is_pull_request
+                        AND transition = 'closed') AS github_issues_closed_7d,
+            uniqExactIf(what, kind = 'github.issue' AND transition = 'reopened') AS github_reopened_7d,
+            uniqExactIf(what, kind = 'github.issue' AND is_pull_request
+                        AND transition = 'opened') AS github_pull_requests_opened_7d,
+            uniqExactIf(what, kind = 'github.issue' AND is_pull_request
+                        AND transition = 'merged') AS github_pull_requests_merged_7d,
+            uniqExactIf(what, kind = 'github.release') AS releases_7d,
+            uniqExact(what) AS items_7d
+        FROM (
+            SELECT source, repo, kind, sipHash64(item) AS what, transition, is_pull_request, at
+            FROM community_events
+            WHERE at < t AND at >= t - INTERVAL 7 DAY
+        )
+        GROUP BY source, repo
+    ),
+    active AS (
+        -- The week's repos alone (ClickHouse inlines a WITH query wherever it is named:
+        -- the counts above are computed once, in the last join).
+        SELECT DISTINCT source, repo
         FROM community_events
         WHERE at < t AND at >= t - INTERVAL 7 DAY
     ),
-    linked AS (
-        -- github_links is sorted by the GitHub repo: only the week's repos are read.
-        SELECT DISTINCT repo_id, github_repo
-        FROM github_links
-        WHERE github_repo IN (SELECT repo FROM recent WHERE source = 'github')
-    ),
     attributed AS (
-        SELECT repo AS model_id, kind, repo, item, transition, is_pull_request, at
-        FROM recent WHERE source = 'hub'
+        -- (model, repo) pairs: a Hub repo is its model; a GitHub repo counts for every model
+        -- whose card links it (github_links, sorted by the GitHub repo: only the week's
+        -- repos are read).
+        SELECT repo AS model_id, source, repo FROM active WHERE source = 'hub'
         UNION ALL
-        SELECT l.repo_id AS model_id, r.kind AS kind, r.repo AS repo, r.item AS item,
-               r.transition AS transition, r.is_pull_request AS is_pull_request, r.at AS at
-        FROM recent AS r
-        INNER JOIN linked AS l ON l.github_repo = r.repo
-        WHERE r.source = 'github'
+        SELECT DISTINCT repo_id AS model_id, 'github' AS source, github_repo AS repo
+        FROM github_links
+        WHERE github_repo IN (SELECT repo FROM active WHERE source = 'github')
     ),
     -- Lookups without FINAL, each read only for its grouping. A model's family: its newest
     -- model_lineage row (a placement wins over a deletion of the same version); none: its
@@ -51,53 +88,43 @@ WITH
         WHERE {by:String} = 'architecture' AND repo_id IN (SELECT model_id FROM attributed)
         GROUP BY repo_id
     ),
-    described AS (
-        -- An item as a 64-bit hash: distinct counts of numbers are several times faster
-        -- than of string pairs, and a collision among a week's items is out of reach.
-        SELECT a.model_id AS model_id, a.kind AS kind, sipHash64(a.repo, a.item) AS what,
-               a.transition AS transition, a.is_pull_request AS is_pull_request,
-               a.at AS at, m.architecture AS architecture,
-               if(f.newest.1 = '', a.model_id, f.newest.1) AS family
+    grouped AS (
+        -- Each repo once per group, however many of the group's models link it.
+        SELECT DISTINCT
+            multiIf(
+                {by:String} = 'model', a.model_id,
+                {by:String} = 'family', if(f.newest.1 = '', a.model_id, f.newest.1),
+                -- A Hub repo id is its author's namespace, then the name.
+                {by:String} = 'org', splitByChar('/', a.model_id)[1],
+                m.architecture
+            ) AS group_key,
+            a.source AS source, a.repo AS repo
         FROM attributed AS a
         LEFT JOIN families AS f ON f.model_id = a.model_id
         LEFT JOIN architectures AS m ON m.repo_id = a.model_id
     )
 SELECT
-    multiIf(
-        {by:String} = 'model', model_id,
-        {by:String} = 'family', family,
-        -- A Hub repo id is its author's namespace, then the name.
-        {by:String} = 'org', splitByChar('/', model_id)[1],
-        architecture
-    ) AS group_key,
-    uniqExactIf(what, kind = 'model.commit' AND at >= t - INTERVAL 1 HOUR) AS hub_commits_1h,
-    uniqExactIf(what, kind = 'model.commit' AND at >= t - INTERVAL 24 HOUR) AS hub_commits_24h,
-    uniqExactIf(what, kind = 'model.commit') AS hub_commits_7d,
-    uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
-                AND transition = 'opened' AND at >= t - INTERVAL 24 HOUR) AS discussions_opened_24h,
-    uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
-                AND transition = 'opened') AS discussions_opened_7d,
-    uniqExactIf(what, kind = 'model.discussion' AND NOT is_pull_request
-                AND transition = 'closed') AS discussions_closed_7d,
-    uniqExactIf(what, kind = 'model.discussion' AND transition = 'reopened') AS hub_reopened_7d,
-    uniqExactIf(what, kind = 'model.discussion' AND is_pull_request
-                AND transition = 'opened') AS hub_pull_requests_opened_7d,
-    uniqExactIf(what, kind = 'model.discussion' AND is_pull_request
-                AND transition = 'merged') AS hub_pull_requests_merged_7d,
-    uniqExactIf(what, kind = 'github.commit' AND at >= t - INTERVAL 24 HOUR) AS github_commits_24h,
-    uniqExactIf(what, kind = 'github.commit') AS github_commits_7d,
-    uniqExactIf(what, kind = 'github.issue' AND NOT is_pull_request
-                AND transition = 'opened') AS github_issues_opened_7d,
-    uniqExactIf(what, kind = 'github.issue' AND NOT is_pull_request
-                AND transition = 'closed') AS github_issues_closed_7d,
-    uniqExactIf(what, kind = 'github.issue' AND transition = 'reopened') AS github_reopened_7d,
-    uniqExactIf(what, kind = 'github.issue' AND is_pull_request
-                AND transition = 'opened') AS github_pull_requests_opened_7d,
-    uniqExactIf(what, kind = 'github.issue' AND is_pull_request
-                AND transition = 'merged') AS github_pull_requests_merged_7d,
-    uniqExactIf(what, kind = 'github.release') AS releases_7d,
-    uniqExact(what) AS items_7d
-FROM described
+    g.group_key AS group_key,
+    sum(r.hub_commits_1h) AS hub_commits_1h,
+    sum(r.hub_commits_24h) AS hub_commits_24h,
+    sum(r.hub_commits_7d) AS hub_commits_7d,
+    sum(r.discussions_opened_24h) AS discussions_opened_24h,
+    sum(r.discussions_opened_7d) AS discussions_opened_7d,
+    sum(r.discussions_closed_7d) AS discussions_closed_7d,
+    sum(r.hub_reopened_7d) AS hub_reopened_7d,
+    sum(r.hub_pull_requests_opened_7d) AS hub_pull_requests_opened_7d,
+    sum(r.hub_pull_requests_merged_7d) AS hub_pull_requests_merged_7d,
+    sum(r.github_commits_24h) AS github_commits_24h,
+    sum(r.github_commits_7d) AS github_commits_7d,
+    sum(r.github_issues_opened_7d) AS github_issues_opened_7d,
+    sum(r.github_issues_closed_7d) AS github_issues_closed_7d,
+    sum(r.github_reopened_7d) AS github_reopened_7d,
+    sum(r.github_pull_requests_opened_7d) AS github_pull_requests_opened_7d,
+    sum(r.github_pull_requests_merged_7d) AS github_pull_requests_merged_7d,
+    sum(r.releases_7d) AS releases_7d,
+    sum(r.items_7d) AS items_7d
+FROM grouped AS g
+INNER JOIN per_repo AS r ON r.source = g.source AND r.repo = g.repo
 WHERE throwIf({by:String} NOT IN ('model', 'family', 'org', 'architecture'),
               'by must be model, family, org or architecture') = 0
 GROUP BY group_key

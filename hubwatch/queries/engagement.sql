@@ -4,8 +4,8 @@
 -- 24 hours before {at:DateTime}; the {limit:UInt32} that gained most downloads in 24 hours.
 -- "Now" ({at:DateTime} at or after the newest snapshot) is served from engagement_live:
 -- each model's windows as of its latest snapshot, as the processor keeps them. An earlier
--- {at:DateTime} is computed from engagement_hourly at hourly resolution, reading the 15
--- days before it (the live windows' horizon): a gain is the value at {at:DateTime} minus
+-- {at:DateTime} is computed at hourly resolution over the 15 days before it (the live
+-- windows' horizon), whole days from engagement_daily and the edges from engagement_hourly: a gain is the value at {at:DateTime} minus
 -- the last value seen before the window opened (or the first value inside it, for a model
 -- younger than the window). Velocity divides the 24-hour gain by the span it covers, from
 -- the snapshot it is measured from to the newest, and at least 1 hour (a model first seen
@@ -23,6 +23,27 @@ WITH
         ORDER BY downloads_24h DESC, repo_id
         LIMIT {limit:UInt32}
     ),
+    -- The past path reads whole days from engagement_daily (a rollup of engagement_hourly)
+    -- and hours only where a day would blur a window's edge: before the first whole day
+    -- of the 15, on the day the 7-day window opens, and the last 48 hours or so. A day
+    -- stands for its hours exactly when every window edge E falls outside it (an hour
+    -- counts as before E when it starts before E, so E acts as the first hour start at or
+    -- after it: `edge`).
+    (x -> if(toStartOfHour(x) = x, x, toStartOfHour(x) + INTERVAL 1 HOUR)) AS edge,
+    edge(t - INTERVAL 15 DAY) AS from_hour,
+    -- Whole days from the first that starts at or after from_hour to the last that ends
+    -- by the 48-hour edge, less the day the 7-day edge falls inside (none when it falls
+    -- on midnight).
+    if(toStartOfDay(from_hour) = from_hour, from_hour,
+       toStartOfDay(from_hour) + INTERVAL 1 DAY) AS days_from,
+    toStartOfDay(edge(t - INTERVAL 48 HOUR)) AS days_to,
+    toStartOfDay(edge(t - INTERVAL 7 DAY)) AS split_day,
+    if(split_day = edge(t - INTERVAL 7 DAY), split_day, split_day + INTERVAL 1 DAY)
+        AS split_day_end,
+    snapshotted AS (
+        SELECT repo_id FROM engagement_hourly
+        WHERE NOT now_ AND hour < t AND hour >= t - INTERVAL 24 HOUR
+    ),
     hourly AS (
         SELECT repo_id, hour,
                argMinMerge(likes_first) AS likes_first, argMaxMerge(likes_last) AS likes_last,
@@ -30,10 +51,21 @@ WITH
                argMaxMerge(downloads_last) AS downloads_last,
                min(first_at) AS first_at, max(last_at) AS last_at
         FROM engagement_hourly
-        WHERE NOT now_ AND hour < t AND hour >= t - INTERVAL 15 DAY
-            AND repo_id IN (SELECT repo_id FROM engagement_hourly
-                            WHERE NOT now_ AND hour < t AND hour >= t - INTERVAL 24 HOUR)
+        WHERE NOT now_ AND hour < t AND hour >= from_hour
+            AND (hour < days_from OR hour >= days_to
+                 OR hour >= split_day AND hour < split_day_end)
+            AND repo_id IN snapshotted
         GROUP BY repo_id, hour
+        UNION ALL
+        SELECT repo_id, day AS hour,
+               argMinMerge(likes_first), argMaxMerge(likes_last),
+               argMinMerge(downloads_first), argMaxMerge(downloads_last),
+               min(first_at), max(last_at)
+        FROM engagement_daily
+        WHERE NOT now_ AND day >= days_from AND day < days_to
+            AND NOT (day >= split_day AND day < split_day_end)
+            AND repo_id IN snapshotted
+        GROUP BY repo_id, day
     ),
     valued AS (
         SELECT repo_id,

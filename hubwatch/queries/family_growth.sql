@@ -18,6 +18,14 @@ FROM (
         anyIf(merges, depth = 0) AS merges,
         max(depth) AS tree_depth
     FROM model_families FINAL
+    -- Only the trees of the 1,000 largest families are read whole (the sort key starts
+    -- with root_id); which they are, their roots' rows say.
+    WHERE root_id IN (
+        SELECT root_id FROM model_families FINAL
+        WHERE depth = 0 AND descendants > 0
+        ORDER BY descendants DESC, root_id
+        LIMIT 1000
+    )
     GROUP BY root
     HAVING descendants > 0
     ORDER BY descendants DESC, root

@@ -8,6 +8,7 @@
 -- share_smaller (in bytes where both weights are known, else in parameters),
 -- board_parameters (edges whose parameter ratio used a board's count for either end).
 WITH
+    (SELECT (groupArray(model_id), groupArray(parameters)) FROM board_params) AS board,
     board_params AS (
         SELECT model_id, toUInt64(argMax(params_b, board) * 1e9) AS parameters
         FROM leaderboard_scores FINAL
@@ -22,22 +23,34 @@ WITH
         FROM model_families FINAL
         WHERE parent_id != ''
     ),
+    -- Every id a board pair can name (derivation_pairs maps the boards' ids through
+    -- model_aliases): the lookups below are read for these only. The view itself is
+    -- named once: each naming of it runs it again.
+    board_ids AS (
+        SELECT arrayJoin([derivative_id, base_model_id]) AS id FROM leaderboard_edges
+        UNION ALL
+        SELECT canonical_id FROM model_aliases
+    ),
     board_only AS (
+        -- The family trees looked up only for the few models a board names (bloom filter
+        -- on model_id), not read whole a second time.
         SELECT derivative_id, base_model_id, relation
         FROM derivation_pairs
-        WHERE source = 'board' AND derivative_id NOT IN (SELECT derivative_id FROM hub_pairs)
+        WHERE source = 'board' AND derivative_id NOT IN (
+            SELECT model_id FROM model_families FINAL
+            WHERE parent_id != '' AND model_id IN board_ids
+        )
     ),
     hub_models AS (
         SELECT repo_id, parameters, size_bytes,
                if(empty(architectures), '', toString(architectures[1])) AS architecture
         FROM models FINAL
-        WHERE repo_id IN (SELECT derivative_id FROM board_only)
-            OR repo_id IN (SELECT base_model_id FROM board_only)
+        WHERE repo_id IN board_ids
     ),
     board_arch AS (
         SELECT model_id, argMax(toString(architecture), board) AS architecture
         FROM leaderboard_scores FINAL
-        WHERE benchmark = 'average' AND model_id IN (SELECT derivative_id FROM board_only)
+        WHERE benchmark = 'average' AND model_id IN board_ids
         GROUP BY model_id
     ),
     pairs AS (
@@ -55,16 +68,17 @@ WITH
         SETTINGS join_use_nulls = 1
     ),
     sized AS (
+        -- The boards' counts by lookup (transform over two arrays), not by joining every
+        -- pair: a board names few models, and a join would carry each pair's columns.
         SELECT p.*,
-               if(p.parameters > 0, p.parameters, nullIf(dp.parameters, 0)) AS d_params,
-               if(p.base_parameters > 0, p.base_parameters, nullIf(bp.parameters, 0)) AS b_params,
+               if(p.parameters > 0, p.parameters,
+                  nullIf(transform(p.derivative_id, board.1, board.2, 0), 0)) AS d_params,
+               if(p.base_parameters > 0, p.base_parameters,
+                  nullIf(transform(p.base_model_id, board.1, board.2, 0), 0)) AS b_params,
                NOT (ifNull(p.parameters, 0) > 0 AND ifNull(p.base_parameters, 0) > 0)
                    AND ifNull(d_params, 0) > 0 AND ifNull(b_params, 0) > 0 AS from_board,
                ifNull(p.size_bytes, 0) > 0 AND ifNull(p.base_size_bytes, 0) > 0 AS bytes_known
         FROM pairs AS p
-        LEFT JOIN board_params AS dp ON dp.model_id = p.derivative_id
-        LEFT JOIN board_params AS bp ON bp.model_id = p.base_model_id
-        SETTINGS join_use_nulls = 1
     )
 SELECT
     multiIf({by:String} = 'relation', relation,
