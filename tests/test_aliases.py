@@ -269,10 +269,16 @@ def test_old_name_edges_move_to_the_canonical_id_when_the_alias_arrives(
 
 
 def test_size_change_reads_board_sizes_at_the_canonical_id(ch: Any, writer: Any) -> None:
-    """A board that names the base by its old name sizes it: size_change maps the board's
-    names through model_aliases (the Hub's models here have no size of their own)."""
-    writer.write(plan_batch(_events(), forest=FamilyForest(), aliases=Aliases()).plans())
-    params = {OLD: 8.0, "a/ft-old-name": 8.0, "b/ft-canonical": 4.0, "c/ft-other-case": 16.0}
+    """A board that names a base by an old name sizes it: size_change maps the board's names
+    through model_aliases. The ghost base has no size on the Hub (none in its name either),
+    so only the board's count, under its old name, gives its children a ratio."""
+    ghost_old = "ghost/Old-Name"
+    events = [*_events(), ModelAlias(ghost_old, GHOST, "redirect", NOW)]
+    writer.write(plan_batch(events, forest=FamilyForest(), aliases=Aliases()).plans())
+    params = {
+        OLD: 8.0, "a/ft-old-name": 8.0, "b/ft-canonical": 4.0, "c/ft-other-case": 16.0,
+        ghost_old: 7.0, "e/ft-of-a-ghost": 3.5,
+    }  # fmt: skip
     ch.insert(
         "leaderboard_scores",
         [("open_llm_v2", m, "bfloat16", "average", 50.0, "", "", p) for m, p in params.items()],
@@ -282,13 +288,13 @@ def test_size_change_reads_board_sizes_at_the_canonical_id(ch: Any, writer: Any)
         ],
     )  # fmt: skip
     got = ch.query(load("size_change").sql, parameters={"by": "base"}).result_rows
-    # Independently: the base's three children against its board size under the old name.
-    ratios = [
-        params[c] / params[OLD] for c in ("a/ft-old-name", "b/ft-canonical", "c/ft-other-case")
-    ]
+    # Independently: the Llama base is 8 B by its name on the Hub; its children by the board.
+    llama = [params[c] / 8.0 for c in ("a/ft-old-name", "b/ft-canonical", "c/ft-other-case")]
+    ghost = [params["e/ft-of-a-ghost"] / params[ghost_old]]
     assert [tuple(r) for r in got] == [
-        (CANONICAL, 3, round(statistics.median(ratios), 3), None,
-         round(sum(r < 1 for r in ratios) / 3, 3), 3),
+        (base, len(r), round(statistics.median(r), 3), None,
+         round(sum(x < 1 for x in r) / len(r), 3), len(r))
+        for base, r in ((CANONICAL, llama), (GHOST, ghost))
     ]  # fmt: skip
 
 
