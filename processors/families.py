@@ -131,6 +131,8 @@ class FamilyForest:
         "The version of the last rows drained (or the highest loaded)."
         self._retired: set[int] = set()
         "Nodes of names that turned out to be aliases (:meth:`rename`): rows to delete."
+        self._stale_roots: dict[int, set[str]] = {}
+        "Roots a stored row files a model under that its tree does not (:meth:`reconcile`)."
 
     def __len__(self) -> int:
         return len(self._names)
@@ -274,7 +276,9 @@ class FamilyForest:
         as_of, parameters, size_bytes, architecture); ``version`` is the highest stored,
         ``bases`` every base of the models whose bases are not just their parent, and
         ``disputed`` the disputed claims per model. Loading marks nothing as changed."""
-        parents: list[tuple[int, str, str]] = []
+        # One place per model: a model stored under two roots (another writer's stale row)
+        # takes its last row's, so it is counted once (the caller orders rows by version).
+        parents: dict[int, tuple[str, str]] = {}
         for model_id, parent_id, relation, created_at, cycle, as_of, *size in rows:
             node = self._index.get(model_id)
             if node is None:
@@ -285,14 +289,16 @@ class FamilyForest:
             if cycle:
                 self._cycle.add(node)
             if parent_id:
-                parents.append((node, parent_id, relation))
-        for node, parent_id, relation in parents:
+                parents[node] = (parent_id, relation)
+            else:
+                parents.pop(node, None)
+        for node, (parent_id, relation) in parents.items():
             parent = self._index.get(parent_id)
             if parent is None:
                 parent = self._add(parent_id)
             self._parent[node], self._relation[node] = parent, _CODE[relation]
             self._children.setdefault(parent, set()).add(node)
-        for node, _, _ in parents:
+        for node in parents:
             self._add_to_ancestors(self._parent[node], self._unit(self._relation[node]), [])
         for model_id, named in bases:
             node = self._index.get(model_id)
@@ -318,16 +324,45 @@ class FamilyForest:
         self.version = max(self.version, version)
         rows: list[FamilyRow] = []
         for node, old_root in self._dirty.items():
+            root, depth = self._place(node)
+            for stale in sorted(self._stale_roots.pop(node, ())):
+                if node in self._retired or stale != self._names[root]:
+                    rows.append(self._deletion(stale, node, version))
             if node in self._retired:
                 if old_root != _NO_PARENT:
-                    rows.append(self._deletion(old_root, node, version))
+                    rows.append(self._deletion(self._names[old_root], node, version))
                 continue
-            root, depth = self._place(node)
             if old_root not in (_NO_PARENT, root):
-                rows.append(self._deletion(old_root, node, version))
+                rows.append(self._deletion(self._names[old_root], node, version))
             rows.append(self._row(node, root, depth, version))
         self._dirty.clear()
         return rows
+
+    def reconcile(self, stored: Iterable[tuple[str, str, str, int, int, int]]) -> int:
+        """Compare ``model_families`` as stored, (model, parent, root, depth, descendants,
+        children) for every live row, with the trees just loaded from it: a row another
+        writer's stale forest wrote (under a root the tree does not give the model, or with
+        other counts, e.g. a processor that wrote while a backfill rebuilt the families) is
+        written again at the next drain, above every stored version, and a row under a
+        wrong root is deleted. Returns how many models will be rewritten."""
+        changed: set[int] = set()
+        for model_id, parent_id, root_id, depth, descendants, children in stored:
+            node = self._index.get(model_id)
+            if node is None:
+                continue
+            root, at = self._place(node)
+            if self._names[root] != root_id:
+                self._stale_roots.setdefault(node, set()).add(root_id)
+            elif (
+                at == depth
+                and (self.parent(model_id) or "") == parent_id
+                and sum(self._counts.get(node, ())) == descendants
+                and len(self._children.get(node, ())) == children
+            ):
+                continue
+            self._mark(node)
+            changed.add(node)
+        return len(changed)
 
     def _base_set(self, node: int) -> tuple[str, ...]:
         named = self._bases.get(node)
@@ -483,9 +518,9 @@ class FamilyForest:
             is_deleted=0,
         )
 
-    def _deletion(self, root: int, node: int, version: int) -> FamilyRow:
+    def _deletion(self, root_id: str, node: int, version: int) -> FamilyRow:
         return FamilyRow(
-            root_id=self._names[root],
+            root_id=root_id,
             model_id=self._names[node],
             parent_id="",
             relation="",
