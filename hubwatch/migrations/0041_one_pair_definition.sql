@@ -91,7 +91,7 @@ CREATE OR REPLACE VIEW size_pairs
 (
     derivative_id          String COMMENT 'the model that derives (canonical id)',
     base_model_id          String COMMENT 'its primary base (canonical id)',
-    relation               String,
+    relation               String COMMENT 'the Hub''s relation (model_families), else the board''s',
     architecture           String COMMENT 'the derivative''s: the Hub''s, else the board''s, empty when unknown',
     root_id                String COMMENT 'the family root (board-only pairs: the base)',
     pair_source            String COMMENT 'hub (model_families) or board (a board''s base field only)',
