@@ -67,8 +67,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ns(at: datetime | None) -> int:
-    at = as_utc(at)
-    return _NO_TIME if at is None else nanoseconds(at)
+    """:func:`nanoseconds` for the bulk of a load: the float timestamp is exact to the
+    microsecond until the year 2255, and twice as fast as timedelta arithmetic."""
+    if at is None:
+        return _NO_TIME
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return round(at.timestamp() * 1_000_000) * 1000
 
 
 def _time(ns: int) -> datetime | None:
