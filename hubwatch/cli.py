@@ -549,11 +549,11 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
     if answer.strip():
         sys.stdout.write(answer)
     else:  # an empty table says nothing; say why there is nothing
-        print(_why_empty(settings, query.name), file=sys.stderr)
+        print(_why_empty(settings, query.name, given), file=sys.stderr)
     return 0
 
 
-def _why_empty(settings: Settings, name: str) -> str:
+def _why_empty(settings: Settings, name: str, parameters: dict[str, str]) -> str:
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
     from hubwatch.clickhouse import connect
@@ -561,7 +561,7 @@ def _why_empty(settings: Settings, name: str) -> str:
 
     client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
     try:
-        return why_empty(client, name)
+        return why_empty(client, name, parameters)
     except ClickHouseError as exc:
         raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
     finally:

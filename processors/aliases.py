@@ -4,22 +4,48 @@ transferred repo, another casing of its id), learned from ``model.alias`` events
 The mapping is applied to an event's rows before lineage's consumers (the family trees, the
 tables) see them, so an edge that names an old id is kept at the id the Hub lists now. Edges
 written before an alias was learned keep the name they had; the family trees move them when
-the alias arrives (:meth:`processors.families.FamilyForest.rename`) and the canned queries
-map every id through ``model_aliases``. Chains (a name renamed twice) are kept one hop deep:
+the alias arrives (:meth:`processors.families.FamilyForest.rename`), and so do their
+``lineage_edges`` and ``lineage_disputes`` rows (:func:`moved_lineage_plans`: written again
+at the canonical id, the old-name rows retracted); the canned queries also map every id
+through ``model_aliases``. Chains (a name renamed twice) are kept one hop deep:
 each alias row names the current canonical id, so one lookup maps any name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubwatch.events import ModelAlias
 from processors.lineage import LineageDispute, LineageEdge
 
-__all__ = ["AliasRow", "Aliases", "alias_row"]
+if TYPE_CHECKING:
+    from processors.sinks import InsertPlan
+
+__all__ = ["AliasRow", "Aliases", "alias_row", "moved_lineage_plans"]
+
+# The rows of a lineage table that name an alias (as derivative or base), read on the server
+# (the processor keeps no copy of them): {ends} rewrites both ends to canonical ids.
+_NAMING = """
+SELECT {columns}
+FROM {{database}}.{table} FINAL
+WHERE is_deleted = 0
+    AND (has({{aliases:Array(String)}}, derivative_id)
+         OR has({{aliases:Array(String)}}, base_model_id))
+"""
+_MAP = "transform({c}, {{aliases:Array(String)}}, {{canonical:Array(String)}}, {c})"
+_LINEAGE_COLUMNS = {
+    "lineage_edges": ("relation", "source", "inferred", "observed_at", "event_id"),
+    "lineage_disputes": (
+        "claimed_by",
+        "claimed_relation",
+        "resolved_relation",
+        "observed_at",
+        "event_id",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +130,52 @@ class Aliases:
                     row = replace(row, canonical_id=canonical)
             out.append(row)
         return out
+
+
+def _final(renamed: Mapping[str, str], alias: str) -> str:
+    """Where ``alias`` ends when a batch renamed it and then its new name in turn."""
+    seen = {alias}
+    name = renamed[alias]
+    while name in renamed and name not in seen:
+        seen.add(name)
+        name = renamed[name]
+    return name
+
+
+def moved_lineage_plans(renamed: Mapping[str, str]) -> list[InsertPlan]:
+    """Plans that move what ``lineage_edges`` and ``lineage_disputes`` hold under old names
+    (``renamed``: alias -> canonical id) to the canonical ids: each row naming an alias is
+    written again with both ends canonical at its own version (an edge the derivative's
+    newer metadata gave since still wins), then retracted under the old name one ns above
+    its version (so it cannot tie with the row it deletes). Run in this order, after the
+    batch's own rows: a crash between them redoes both, and both are idempotent."""
+    from processors.sinks import InsertPlan
+
+    if not renamed:
+        return []
+    aliases = sorted(renamed)
+    parameters = {"aliases": aliases, "canonical": [_final(renamed, a) for a in aliases]}
+    plans = []
+    for table, rest in _LINEAGE_COLUMNS.items():
+        columns = ("derivative_id", "base_model_id", *rest, "version", "is_deleted")
+        # Aliased d and b: an alias named like its column would shadow it in the WHERE.
+        canonical = (
+            f"{_MAP.format(c='derivative_id')} AS d, {_MAP.format(c='base_model_id')} AS b, "
+            f"{', '.join(rest)}, version, 0"
+        )
+        moved = _NAMING.format(columns=canonical, table=table)
+        retracted = _NAMING.format(
+            columns=f"derivative_id, base_model_id, {', '.join(rest)}, version + 1, 1",
+            table=table,
+        )
+        plans += [
+            InsertPlan(
+                table,
+                columns,
+                [],
+                select=f"SELECT * FROM ({moved}) WHERE d != b",
+                parameters=parameters,
+            ),
+            InsertPlan(table, columns, [], select=retracted, parameters=parameters),
+        ]
+    return plans

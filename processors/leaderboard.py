@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,12 @@ class ScoreRow:
     merged: bool | None
     version: int = 0
     "Card scores: the card's time in ns (the newest card wins); imported boards: 0."
+    hub_license: str = ""
+    "The licence the board read from the Hub (v1 ``hub_license``, v2 ``metadata_hub_license``)."
+    submitted_at: datetime | None = None
+    "When the model was submitted to the board (v1 ``date``, v2 ``metadata_submission_date``)."
+    uploaded_at: datetime | None = None
+    "When it was uploaded to the Hub, as the board says (v2 ``metadata_upload_date``)."
 
 
 def card_score_rows(event: ModelCreated) -> list[ScoreRow]:
@@ -143,6 +150,16 @@ def _flag(value: str) -> bool | None:
     return True if upper == "TRUE" else False if upper == "FALSE" else None
 
 
+def _date(value: str) -> datetime | None:
+    """A board's date (v1 ``2023-07-19T17:17:58Z`` or with microseconds and no zone, v2
+    ``2024-12-29``) as aware UTC; None when empty or unreadable (the row is kept)."""
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def _repo(value: str) -> str:
     value = value.strip()
     if not _REPO_ID.match(value):
@@ -161,6 +178,8 @@ def v1_rows(row: Mapping[str, str]) -> list[ScoreRow]:
         "architecture": row.get("architecture", "").strip(),
         "params_b": _opt_float(row.get("params_b", "")),
         "merged": None if inverted is None else not inverted,  # the column is inverted
+        "hub_license": row.get("hub_license", "").strip(),
+        "submitted_at": _date(row.get("date", "")),
     }
     scores = [
         ScoreRow(benchmark=b, score=_float(row[b], b), **common)  # type: ignore[arg-type]
@@ -180,6 +199,9 @@ def v2_rows(row: Mapping[str, str]) -> tuple[list[ScoreRow], LeaderboardEdge | N
         "architecture": row.get("model_architecture", "").strip(),
         "params_b": _opt_float(row.get("metadata_params_billions", "")),
         "merged": merged,
+        "hub_license": row.get("metadata_hub_license", "").strip(),
+        "submitted_at": _date(row.get("metadata_submission_date", "")),
+        "uploaded_at": _date(row.get("metadata_upload_date", "")),
     }
     scores = [
         ScoreRow(benchmark=b, score=_float(row[f"evaluations_{b}_normalized_score"], b), **common)  # type: ignore[arg-type]

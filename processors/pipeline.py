@@ -43,7 +43,7 @@ from hubwatch.events import (
     encode,
 )
 from processors.activity import community_rows, repo_snapshot_row, snapshot_row
-from processors.aliases import Aliases, AliasRow, alias_row
+from processors.aliases import Aliases, AliasRow, alias_row, moved_lineage_plans
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.leaderboard import card_score_rows
@@ -122,6 +122,8 @@ class Batch:
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     "Records of a kind must come from ``topic_prefix + kind``."
     tombstones: int = 0
+    renamed: dict[str, str] = field(default_factory=dict)
+    "Aliases learned in this batch (alias -> canonical): their lineage rows move after it."
     _seen: set[str] = field(default_factory=set)
     kinds: Counter[str] = field(default_factory=Counter)
     "Events processed per kind (counted into the metric once per batch, not per event)."
@@ -216,6 +218,7 @@ class Batch:
         for row in rows:
             if not isinstance(row, AliasRow):
                 continue
+            self.renamed[row.alias_id] = row.canonical_id
             if self.aliases is not None:
                 out += [("model_aliases", moved) for moved in self.aliases.learn(row)]
             if self.forest is not None:
@@ -246,6 +249,8 @@ class Batch:
             for table, rows in self.rows.items()
             if rows
         ]
+        # After the batch's own rows, which may have named an alias learned later in it.
+        plans += moved_lineage_plans(self.renamed)
         if with_dead_letters and self.dead_letters:
             plans.append(plan_dead_letters(self.dead_letters))
         return plans

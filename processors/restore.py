@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 
@@ -27,10 +28,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
+def load_forest(clickhouse_url: str, database: str, *, reconcile: bool = False) -> FamilyForest:
     """The family trees as ``model_families`` holds them (empty on a fresh database), with
     the base sets ``lineage_edges`` holds where they are not just the primary base (merges,
-    refused cycles) and the open ``lineage_disputes``, so newer metadata can retract them."""
+    refused cycles) and the open ``lineage_disputes``, so newer metadata can retract them.
+
+    With ``reconcile`` (a reload after another writer rebuilt the families), a model stored
+    under two roots takes its newest row's place, and every stored row that disagrees with
+    the trees (what a processor wrote from its stale forest while a backfill ran) is
+    rewritten at the next drain (:meth:`FamilyForest.reconcile`)."""
     forest = FamilyForest()
     with contextlib.closing(connect(clickhouse_url, database=database)) as client:
         version = client.query("SELECT max(version) FROM model_families").result_rows[0][0]
@@ -46,6 +52,7 @@ def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
         with client.query_row_block_stream(
             "SELECT model_id, parent_id, relation, created_at, cycle, as_of, parameters,"
             " size_bytes, architecture FROM model_families FINAL"
+            + (" ORDER BY version, root_id, model_id" if reconcile else "")
         ) as stream:
             forest.load(
                 (row for block in stream for row in block),
@@ -53,6 +60,14 @@ def load_forest(clickhouse_url: str, database: str) -> FamilyForest:
                 bases=bases,
                 disputed=disputed,
             )
+        if reconcile:
+            with client.query_row_block_stream(
+                "SELECT model_id, parent_id, root_id, depth, descendants, children"
+                " FROM model_families FINAL"
+            ) as stream:
+                stale = forest.reconcile(row for block in stream for row in block)
+            if stale:
+                log.info("%d family rows disagree with the reloaded trees: rewriting", stale)
     # It lives as long as the process: keep the cyclic collector from rescanning it.
     gc.freeze()
     return forest
@@ -96,7 +111,13 @@ class ForestKeeper:
         if epoch != self._epoch:
             if self._epoch >= 0:
                 log.info("families were rebuilt (epoch %d): reloading the forest", epoch)
-            self.forest = await asyncio.to_thread(load_forest, self._url, self._database)
+            # A reload reconciles: what this processor wrote while the other writer ran is
+            # rewritten from the trees now, not left until the model's next change.
+            self.forest = await asyncio.to_thread(
+                functools.partial(load_forest, reconcile=self._epoch >= 0),
+                self._url,
+                self._database,
+            )
             self._epoch = epoch
         return self.forest
 

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,10 @@ class InsertPlan:
     rows: list[list[Any]]
     origins: Sequence[Origin | None] = field(default=())
     "Per row, where it came from; empty when nobody asked (imports, family rows)."
+    select: str = ""
+    """Instead of ``rows``: the rows are this SELECT's, made on the server (``{database}``
+    stands for the quoted database name; ``parameters`` bind its ``{name:Type}``s)."""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def part(self, start: int, stop: int) -> InsertPlan:
         origins = self.origins[start:stop] if self.origins else ()
@@ -156,7 +160,7 @@ class ClickHouseWriter:
             self._insert_retrying(plan, deadline)
             return []
         except SinkError as exc:
-            if exc.retriable:
+            if exc.retriable or plan.select:  # our own SQL refused: no row to blame
                 raise
             if len(plan.rows) > 1:
                 half = len(plan.rows) // 2
@@ -193,9 +197,18 @@ class ClickHouseWriter:
         try:
             if self._client is None:
                 self._client = self._connect()
-            self._client.insert(
-                f"`{self._database}`.`{plan.table}`", plan.rows, column_names=list(plan.columns)
-            )
+            if plan.select:
+                self._client.command(
+                    f"INSERT INTO `{self._database}`.`{plan.table}` ({', '.join(plan.columns)}) "
+                    + plan.select.replace("{database}", f"`{self._database}`"),
+                    parameters=dict(plan.parameters),
+                )
+            else:
+                self._client.insert(
+                    f"`{self._database}`.`{plan.table}`",
+                    plan.rows,
+                    column_names=list(plan.columns),
+                )
         except OperationalError as exc:  # connection-level: worth retrying
             raise SinkError(f"ClickHouse unreachable: {exc}", retriable=True) from exc
         except DatabaseError as exc:

@@ -225,6 +225,79 @@ def test_score_delta_counts_each_pair_once_at_the_canonical_id(
     ) == {(OLD, CANONICAL, "redirect"), (CASED, CANONICAL, "case")}
 
 
+@pytest.mark.parametrize("split", ["one batch", "aliases in a later batch"])
+def test_old_name_edges_move_to_the_canonical_id_when_the_alias_arrives(
+    ch: Any, writer: Any, split: str
+) -> None:
+    """Edges written under an old name before its alias arrived are retracted there and
+    written at the canonical id (relation, source and version kept): lineage_edges FINAL
+    then holds exactly the scenario's edges at canonical ids, whatever the batching."""
+    events = _events()
+    models, learned = events[:-2], events[-2:]
+    forest, aliases = FamilyForest(), Aliases()
+    if split == "one batch":
+        writer.write(plan_batch(models + learned, forest=forest, aliases=aliases).plans())
+    else:
+        writer.write(plan_batch(models, forest=forest, aliases=aliases).plans())
+        writer.write(plan_batch(learned, forest=forest, aliases=aliases).plans())
+    # From the scenario: each child's one base, at its canonical id, as its tags name it.
+    expected = {
+        ("a/ft-old-name", CANONICAL, "finetune", "tags", 0),
+        ("b/ft-canonical", CANONICAL, "finetune", "tags", 0),
+        ("c/ft-other-case", CANONICAL, "finetune", "tags", 0),
+        ("d/ft-old-name-GGUF", "a/ft-old-name", "quantized", "tags", 0),
+        ("e/ft-of-a-ghost", GHOST, "finetune", "tags", 0),
+    }
+    edges = ch.query(
+        "SELECT derivative_id, base_model_id, toString(relation), toString(source), is_deleted "
+        "FROM lineage_edges FINAL"
+    ).result_rows
+    assert set(edges) == expected
+    # The moved edge keeps the version of the metadata it came from.
+    created = {i["id"]: i["lastModified"] for i in _scenario(NOW - timedelta(days=30))}
+    [(version,)] = ch.query(
+        "SELECT version FROM lineage_edges FINAL WHERE derivative_id = 'a/ft-old-name'"
+    ).result_rows
+    at = datetime.fromisoformat(created["a/ft-old-name"].replace("Z", "+00:00"))
+    assert version == int(at.timestamp()) * 10**9
+    # Moving again (a redelivered alias) changes nothing.
+    writer.write(plan_batch(learned, forest=forest, aliases=aliases).plans())
+    assert set(ch.query(
+        "SELECT derivative_id, base_model_id, toString(relation), toString(source), is_deleted "
+        "FROM lineage_edges FINAL"
+    ).result_rows) == expected  # fmt: skip
+
+
+def test_size_change_reads_board_sizes_at_the_canonical_id(ch: Any, writer: Any) -> None:
+    """A board that names a base by an old name sizes it: size_change maps the board's names
+    through model_aliases. The ghost base has no size on the Hub (none in its name either),
+    so only the board's count, under its old name, gives its children a ratio."""
+    ghost_old = "ghost/Old-Name"
+    events = [*_events(), ModelAlias(ghost_old, GHOST, "redirect", NOW)]
+    writer.write(plan_batch(events, forest=FamilyForest(), aliases=Aliases()).plans())
+    params = {
+        OLD: 8.0, "a/ft-old-name": 8.0, "b/ft-canonical": 4.0, "c/ft-other-case": 16.0,
+        ghost_old: 7.0, "e/ft-of-a-ghost": 3.5,
+    }  # fmt: skip
+    ch.insert(
+        "leaderboard_scores",
+        [("open_llm_v2", m, "bfloat16", "average", 50.0, "", "", p) for m, p in params.items()],
+        column_names=[
+            "board", "model_id", "precision", "benchmark", "score", "model_type",
+            "architecture", "params_b",
+        ],
+    )  # fmt: skip
+    got = ch.query(load("size_change").sql, parameters={"by": "base"}).result_rows
+    # Independently: the Llama base is 8 B by its name on the Hub; its children by the board.
+    llama = [params[c] / 8.0 for c in ("a/ft-old-name", "b/ft-canonical", "c/ft-other-case")]
+    ghost = [params["e/ft-of-a-ghost"] / params[ghost_old]]
+    assert [tuple(r) for r in got] == [
+        (base, len(r), round(statistics.median(r), 3), None,
+         round(sum(x < 1 for x in r) / len(r), 3), len(r))
+        for base, r in ((CANONICAL, llama), (GHOST, ghost))
+    ]  # fmt: skip
+
+
 async def test_producers_ask_the_hub_once_per_unknown_id(tmp_path: Path) -> None:
     start = datetime.now(UTC) - timedelta(hours=2)
     items = _scenario(start)

@@ -74,3 +74,50 @@ async def test_processor_reloads_after_a_backfill(
         processors.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await processors
+
+
+async def test_rows_written_while_a_backfill_ran_are_rewritten_on_reload(
+    ch: Any, clickhouse_url: str, database: str
+) -> None:
+    """The race a reload alone leaves: the processor writes from its stale forest while a
+    backfill is still building the families (its row of the root, descendants 1, carries a
+    higher version than the backfill's). When the backfill records its epoch, the processor
+    reloads and rewrites every stored row that disagrees with the trees, at its next batch,
+    whatever that batch holds: the root counts its 3 + 1 children, not 1."""
+    from hubwatch.clickhouse import connect
+    from processors.families import FamilyForest
+    from processors.pipeline import plan_batch
+    from processors.restore import ForestKeeper, record_epoch
+    from processors.sinks import ClickHouseWriter
+
+    writer = ClickHouseWriter(lambda: connect(clickhouse_url), database)
+    keeper = ForestKeeper(clickhouse_url, database)
+    await keeper.current()  # the processor starts on an empty database
+    observed = START + timedelta(days=1)
+
+    def event(item: dict[str, Any], at: datetime) -> Event:
+        return model_created_from_api(item, at)
+
+    # The backfill builds the family with a forest of its own...
+    family = [_item(ROOT, 0)] + [_item(f"org/ft-{i}", 1 + i, ROOT) for i in range(3)]
+    built = FamilyForest()
+    writer.write(plan_batch([event(i, observed) for i in family], forest=built).plans())
+    # ...while the processor, which has not seen it, takes one upload (observed later).
+    live = await keeper.current()
+    upload = event(_item("org/ft-live", 100, ROOT), observed + timedelta(hours=1))
+    writer.write(plan_batch([upload], forest=live).plans())
+    assert [r[0] for r in await asyncio.to_thread(_root, ch)] == [1]  # the stale row won
+    record_epoch(clickhouse_url, database, built.version, "backfill")
+
+    # The processor's next batch, of an unrelated model, reloads first.
+    other = event(_item("elsewhere/lone", 200), observed + timedelta(hours=2))
+    writer.write(plan_batch([other], forest=await keeper.current()).plans())
+    assert [r[:2] for r in await asyncio.to_thread(_root, ch)] == [(4, 4)]
+    rows = ch.query(
+        "SELECT model_id, root_id, depth FROM model_families FINAL ORDER BY model_id"
+    ).result_rows
+    expected_members = {ROOT: 0, "org/ft-live": 1, **{f"org/ft-{i}": 1 for i in range(3)}}
+    assert {m: (r, d) for m, r, d in rows if m != "elsewhere/lone"} == {
+        m: (ROOT, d) for m, d in expected_members.items()
+    }
+    writer.close()

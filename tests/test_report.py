@@ -6,12 +6,13 @@ the CSV files in /work/shared/data (csv, json, statistics, random; nothing from 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
 import re
 import statistics
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ FULL = ("float16", "bfloat16", "float32")
 RELATION_TAG = re.compile(r"^base_model:(finetune|quantized|adapter|merge):(.+)$")
 
 
+@functools.cache
 def _rows(path: Path) -> list[dict[str, str]]:
     csv.field_size_limit(1 << 30)
     with path.open(newline="") as handle:
@@ -55,6 +57,7 @@ def _kind(raw: str) -> str:
 # --- the independent computation -------------------------------------------------------
 
 
+@functools.cache
 def board_entries(board: str) -> dict[str, dict[str, Any]]:
     """Per model: its full-precision row if any, else its best; every field from that row."""
     best: dict[str, dict[str, Any]] = {}
@@ -66,6 +69,7 @@ def board_entries(board: str) -> dict[str, dict[str, Any]]:
                 "score": float(r["average"]), "architecture": r["architecture"],
                 "type": _kind(r["type"]), "merged": merged,
                 "params": float(r["params_b"]) if r["params_b"] else None,
+                "licence": r["hub_license"], "submitted": r["date"],
             }  # fmt: skip
         else:
             entry = {
@@ -77,6 +81,7 @@ def board_entries(board: str) -> dict[str, dict[str, Any]]:
                 if r["metadata_params_billions"] else None,
                 "base": r["metadata_base_model"].strip(),
                 "generation": int(float(r["metadata_generation"] or 0)),
+                "licence": r["metadata_hub_license"], "submitted": r["metadata_submission_date"],
             }  # fmt: skip
         key = (entry["precision"] in FULL, entry["score"])
         old = best.get(entry["model"])
@@ -107,23 +112,67 @@ def hub_edges(models: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
     return edges
 
 
+def board_edges() -> dict[tuple[str, str], str]:
+    """The v2 file's base fields, every row: (derivative, base) -> the derivative's own
+    relation (merged flag or merge type: merge; adapter weights: adapter; else finetune). A
+    " (Merge)" suffix is only stripped. The last row naming a pair wins, as in the file."""
+    edges = {}
+    for r in _rows(V2):
+        model, base = r["model_name"], r["metadata_base_model"].strip()
+        base = base.removesuffix("(Merge)").strip()
+        if int(float(r["metadata_generation"] or 0)) == 0 or base in ("", "Removed", model):
+            continue
+        if not re.fullmatch(r"(?:[\w.-]+/)?[\w.-]+", base):
+            continue
+        if r["features_is_merged"] == "TRUE" or _kind(r["model_type"]) == "merge":
+            edges[(model, base)] = "merge"
+        elif r["model_weight_type"].strip().lower() == "adapter":
+            edges[(model, base)] = "adapter"
+        else:
+            edges[(model, base)] = "finetune"
+    return edges
+
+
 def expected_pairs(board: str, hub: dict[tuple[str, str], str]) -> dict[tuple[str, str], Any]:
-    """(derivative, base) -> (relation, delta, architecture, type): the Hub's edges and the
-    board's base field, each pair once (the Hub's relation first); a board edge is a merge
-    only when the derivative itself is flagged or typed a merge."""
+    """(derivative, base) -> (relation, delta, architecture, type): every pair the Hub's
+    edges or ANY board's base field names (lineage is a fact about the two models: v2's base
+    field pairs v1's models too), each once with the Hub's relation first, where both ends
+    are scored on ``board``."""
     entries = board_entries(board)
     edges = dict(hub)
-    for model, e in entries.items():
-        base = e.get("base", "").removesuffix("(Merge)").strip()
-        if e.get("generation", 0) > 0 and base not in ("", "Removed", model):
-            merge = e["merged"] or e["type"] == "merge"
-            edges.setdefault((model, base), "merge" if merge else "finetune")
+    for pair, relation in board_edges().items():
+        edges.setdefault(pair, relation)
     return {
         (d, b): (rel, entries[d]["score"] - entries[b]["score"], entries[d]["architecture"],
                  entries[d]["type"])
         for (d, b), rel in edges.items()
         if d in entries and b in entries
     }  # fmt: skip
+
+
+def board_params(model: str) -> tuple[float, str] | None:
+    """A model's parameter count from the boards: the v2 file's largest, else the v1's."""
+    for board, path, name, column in (
+        ("open_llm_v2", V2, "model_name", "metadata_params_billions"),
+        ("open_llm_v1", V1, "fullname", "params_b"),
+    ):
+        given = [float(r[column]) for r in _rows(path) if r[name] == model and r[column]]
+        given = [g for g in given if g > 0]
+        if given:
+            return max(given) * 1e9, board
+    return None
+
+
+def submitted_range(board: str) -> dict[str, str]:
+    """The board file's submission dates, first and last, as ClickHouse keeps them (ms)."""
+    column = "date" if board == "open_llm_v1" else "metadata_submission_date"
+    times = []
+    for r in _rows(V1 if board == "open_llm_v1" else V2):
+        if r[column]:
+            at = datetime.fromisoformat(r[column])
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+            times.append(at.replace(microsecond=at.microsecond // 1000 * 1000))
+    return {"submitted_from": min(times).isoformat(), "submitted_to": max(times).isoformat()}
 
 
 def stats(deltas: list[float]) -> dict[str, Any]:
@@ -189,7 +238,7 @@ def test_report_numbers(
     for figure in report["figures"]:
         assert f'id="{figure["id"]}"' in html
         assert "n = " in figure["caption"] and "source: " in figure["caption"]
-        assert re.search(r"(created|imported) \d{4}-\d\d-\d\d to \d{4}", figure["caption"])
+        assert re.search(r"(created|submitted) \d{4}-\d\d-\d\d to \d{4}", figure["caption"])
     assert "http://" not in html and "https://" not in html  # nothing fetched from elsewhere
     assert report["boards"] == ["open_llm_v1", "open_llm_v2"]
 
@@ -226,10 +275,44 @@ def test_report_numbers(
         assert {r["architecture"]: r["n"] for r in arch["unranked"]} == {
             a: len(d) for a, d in groups.items() if len(d) < 5
         }
-    # v1 has no base-model column and no Hub edge joins two of its models: said so.
-    assert "no base-model column" in report["accuracy"]["open_llm_v1"]["empty_reason"]
+        # The board's own dates, not when it was imported.
+        assert part["time_range"] == submitted_range(board)
+    # v1 has no base-model column: its pairs are those v2's base field names (no Hub edge
+    # joins two of its models), compared on v1's own scores.
+    v1 = report["accuracy"]["open_llm_v1"]
+    assert v1["overall"]["n"] > 0 and {p["source"] for p in v1["pairs"]} == {"board"}
+    assert {(p["derivative"], p["base"]) for p in v1["pairs"]} <= set(board_edges())
     v2 = report["accuracy"]["open_llm_v2"]
     assert v2["overall"]["n"] == 23  # the 1,000-row sample holds few bases of its rows
+
+    # One definition: the canned queries answer what the report shows.
+    def query(name: str, by: str) -> list[dict[str, Any]]:
+        done = hubwatch("query", name, "--param", f"by={by}", "--format", "JSONEachRow", env=env)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    for by, key in (("relation", "by_relation"), ("architecture", "by_architecture"),
+                    ("type", "by_type")):  # fmt: skip
+        got = {
+            (r["board"], r["group"] or "(unknown)"): {
+                "n": int(r["edges"]), "median": r["median_delta"], "mean": r["mean_delta"],
+                "share_improved": r["share_improved"],
+            }
+            for r in query("score_delta", by)
+        }  # fmt: skip
+        assert got == {
+            (board, group): summary
+            for board in report["boards"]
+            for group, summary in report["accuracy"][board][key].items()
+        }, by
+    sized = {r["group"]: r for r in query("size_change", "relation")}
+    assert set(sized) == set(report["sizes"]["by_relation"])
+    for relation_name, part in report["sizes"]["by_relation"].items():
+        row = sized[relation_name]
+        assert int(row["edges"]) == part["n"]
+        assert row["median_parameter_ratio"] == part["parameter_ratio"].get("median")
+        assert row["median_byte_ratio"] == part["byte_ratio"].get("median")
+        assert row["share_smaller"] == part["share_smaller"]
     # A "(Merge)" suffix on the base does not make a plain fine-tune a merge.
     suffix_only = [
         e for e in board_entries("open_llm_v2").values()
@@ -244,7 +327,7 @@ def test_report_numbers(
     # (b) sizes: Hub pairs (primary base) with the crawl's own parameter counts; board
     # pairs with the board's, where the Hub has none.
     sizes = report["sizes"]
-    hub_sizes = [p for p in sizes["pairs"] if p.get("parameters_source") != "open_llm_v2"]
+    hub_sizes = [p for p in sizes["pairs"] if p["pair_source"] == "hub"]
     for p in hub_sizes:
         assert models[p["derivative"]]["parent"] == p["base"]
         d, b = models[p["derivative"]], models[p["base"]]
@@ -262,17 +345,20 @@ def test_report_numbers(
     depth1 = [p for p in hub_sizes if p["base"] == BASE]
     assert len(depth1) >= len([m for m in with_weights if models[m].get("parent") == BASE])
     assert len(depth1) > 0
-    v2_entries = board_entries("open_llm_v2")
-    hub_pair_keys = {(p["derivative"], p["base"]) for p in hub_sizes}
-    want_board = {
-        (d, b): round(v2_entries[d]["params"] / v2_entries[b]["params"], 4)
-        for (d, b) in expected_pairs("open_llm_v2", hub)
-        if (d, b) not in hub_pair_keys and v2_entries[d]["params"] and v2_entries[b]["params"]
-    }
+    # Pairs only a board names, for a derivative the Hub has not placed: the boards' counts
+    # (none of these models is in the crawl, so the Hub has no size for them).
+    placed = {m for m, meta in models.items() if meta.get("parent")}
+    want_board = {}
+    for d, b in board_edges():
+        if (d, b) in hub or d in placed:
+            continue
+        dp, bp = board_params(d), board_params(b)
+        if dp and bp:
+            want_board[(d, b)] = (round(dp[0] / bp[0], 4), dp[1])
     assert {
-        (p["derivative"], p["base"]): p["parameter_ratio"]
+        (p["derivative"], p["base"]): (p["parameter_ratio"], p["parameters_source"])
         for p in sizes["pairs"]
-        if p.get("parameters_source") == "open_llm_v2"
+        if p["pair_source"] == "board"
     } == want_board
     smaller = [p.get("byte_ratio", p.get("parameter_ratio")) < 1 for p in sizes["pairs"]]
     assert sizes["share_smaller"] == round(sum(smaller) / len(smaller), 3)
@@ -300,6 +386,9 @@ def test_report_numbers(
         }
         assert {p: s["worst"] for p, s in got.items()} == {
             p: round(min(d), 3) for p, d in deltas.items()
+        }
+        assert {p: s["share_within_1_point"] for p, s in got.items()} == {
+            p: round(sum(-1 <= x <= 1 for x in d) / len(d), 3) for p, d in deltas.items()
         }
     # v1's GPTQ rows have no full-precision row of the same model.
     assert set(report["sizes"]["quantized"]["open_llm_v1"]["by_precision"]) == {"4bit", "8bit"}
@@ -334,19 +423,41 @@ def test_report_numbers(
     community = report["engagement"]["community"]
     assert community["n"] == 0 and "no commit or discussion events" in community["empty_reason"]
 
-    # (e) licences along the Hub's lineage, from the crawl's license: tags.
-    def licence(m: str) -> str:
-        tags = [t for t in models[m]["tags"] if t.startswith("license:")]
-        return tags[0].removeprefix("license:") if tags else "(none)"
+    # (e) licences along the Hub's lineage, from the crawl's license: tags (a board's
+    # hub_license where the crawl has none), and along each board's pairs.
+    def tag(m: str) -> str:
+        tags = [t for t in models.get(m, {}).get("tags", []) if t.startswith("license:")]
+        return tags[0].removeprefix("license:") if tags else ""
 
-    pairs = [(licence(b), licence(d)) for d, b in hub if d in models and b in models]
-    lic = report["licences"]["hub"]
-    assert lic["n"] == len(pairs)
-    assert lic["share_same_licence"] == round(sum(b == d for b, d in pairs) / len(pairs), 3)
-    assert {(r["base"], r["derivative"]): r["edges"] for r in lic["base_to_derivative"]} == dict(
-        Counter(pairs)
-    )
-    assert "hub_license" in report["licences"]["open_llm_v2"]["empty_reason"]
+    def licence(m: str, boards: list[str]) -> str | None:
+        if tag(m):
+            return tag(m)
+        known = m in models
+        for board in boards:
+            entry = board_entries(board).get(m)
+            if entry is not None:
+                known = True
+                if entry["licence"]:
+                    return entry["licence"]
+        return "(none)" if known else None
+
+    for key, edges, boards in (
+        ("hub", sorted(hub), ["open_llm_v2", "open_llm_v1"]),
+        *((b, sorted(expected_pairs(b, hub)), [b]) for b in report["boards"]),
+    ):
+        pairs = [
+            (licence(b, boards), licence(d, boards))
+            for d, b in edges
+            if licence(b, boards) is not None and licence(d, boards) is not None
+        ]
+        lic = report["licences"][key]
+        assert lic["n"] == len(pairs) > 0, key
+        assert lic["share_same_licence"] == round(sum(b == d for b, d in pairs) / len(pairs), 3)
+        assert {
+            (r["base"], r["derivative"]): r["edges"] for r in lic["base_to_derivative"]
+        } == dict(Counter(pairs)), key
+    # The v2 board's licences fill in what the Hub's tags leave out.
+    assert report["licences"]["open_llm_v2"]["licence_sources"].get("open_llm_v2", 0) > 0
 
 
 def test_report_one_board_and_empty_database(
@@ -373,6 +484,11 @@ def test_report_one_board_and_empty_database(
     report = json.loads((tmp_path / "v1" / "report.json").read_text())
     assert report["boards"] == ["open_llm_v1"] and list(report["accuracy"]) == ["open_llm_v1"]
     assert list(report["sizes"]["quantized"]) == ["open_llm_v1"]
+    # A board that is not there: one clear line, non-zero, nothing written.
+    bogus = hubwatch("report", "--out", str(tmp_path / "bogus"), "--board", "bogus", env=env)
+    assert bogus.returncode == 1 and bogus.stderr.count("\n") == 1, bogus.stderr
+    assert "no board 'bogus'" in bogus.stderr and "open_llm_v1, open_llm_v2" in bogus.stderr
+    assert "Traceback" not in bogus.stderr and not (tmp_path / "bogus").exists()
 
 
 def test_report_without_clickhouse(tmp_path: Path) -> None:

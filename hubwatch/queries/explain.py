@@ -4,6 +4,7 @@ table)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["why_empty"]
@@ -43,6 +44,10 @@ _NO_PAIRS = (
 
 def _rows(client: Any, sql: str) -> list[tuple[Any, ...]]:
     return list(client.query(sql).result_rows)
+
+
+def _rows_bound(client: Any, sql: str, parameters: dict[str, str]) -> list[tuple[Any, ...]]:
+    return list(client.query(sql, parameters=parameters).result_rows)
 
 
 def _pairs(client: Any) -> tuple[int, str]:
@@ -109,18 +114,73 @@ def _families(client: Any) -> str:
     return f"no family has descendants: {members} models, {placed} of them under a base"
 
 
-_EXPLAIN = {
-    "score_delta": lambda c: _score_pairs(c, "derivation pair"),
-    "benchmark_delta": lambda c: _score_pairs(c, "derivation pair"),
-    "quantized_tradeoff": _quantized,
-    "size_change": _sizes,
-    "family_growth": _families,
+def _breakouts(client: Any, parameters: dict[str, str]) -> str:
+    [(live, placed)] = _rows(
+        client,
+        """
+        WITH (SELECT max(at) FROM engagement_live) AS newest
+        SELECT count(),
+               countIf(repo_id IN (SELECT model_id FROM model_lineage FINAL
+                                   WHERE is_deleted = 0 AND parent_id != ''))
+        FROM engagement_live FINAL
+        WHERE at >= newest - INTERVAL 1 DAY
+        """,
+    )
+    if live == 0:
+        return (
+            "no live engagement windows: engagement_live is empty; the engagement stream's "
+            "snapshots fill it (hubwatch run, poll hub)"
+        )
+    if placed == 0:
+        return (
+            f"{live} models have a live window in the day before the newest snapshot, none "
+            "of them a derivative with a known base (model_lineage)"
+        )
+    return (
+        f"{placed} derivatives with a live window (of {live} models), none grows faster than "
+        "its base, its siblings' median and 1 download an hour (a breakout score above 1)"
+    )
+
+
+def _community(client: Any, parameters: dict[str, str]) -> str:
+    [(total, newest)] = _rows(client, "SELECT count(), max(at) FROM community_events")
+    if total == 0:
+        return (
+            "no community events: the community and github streams fill community_events "
+            "(hubwatch run, poll hub, poll github)"
+        )
+    at = parameters.get("at", "now")
+    [(recent,)] = _rows_bound(
+        client,
+        "SELECT count() FROM community_events WHERE at < toDateTime64({at:DateTime}, 3, 'UTC') "
+        "AND at >= toDateTime64({at:DateTime}, 3, 'UTC') - INTERVAL 7 DAY",
+        {"at": at},
+    )
+    if recent == 0:
+        return (
+            f"{total} community events, none in the 7 days before {at} (the newest at "
+            f"{str(newest)[:19]})"
+        )
+    return (
+        f"{recent} community events in the 7 days before {at}, none of them on a model "
+        "hubwatch tracks or a GitHub repo a tracked model's card links"
+    )
+
+
+_EXPLAIN: dict[str, Callable[[Any, dict[str, str]], str]] = {
+    "score_delta": lambda c, _: _score_pairs(c, "derivation pair"),
+    "benchmark_delta": lambda c, _: _score_pairs(c, "derivation pair"),
+    "quantized_tradeoff": lambda c, _: _quantized(c),
+    "size_change": lambda c, _: _sizes(c),
+    "family_growth": lambda c, _: _families(c),
+    "breakouts": _breakouts,
+    "community_activity": _community,
 }
 
 
-def why_empty(client: Any, name: str) -> str:
-    """One line saying why the canned query ``name`` answered no rows. ``client`` is a
-    clickhouse_connect client on the hubwatch database."""
+def why_empty(client: Any, name: str, parameters: dict[str, str] | None = None) -> str:
+    """One line saying why the canned query ``name`` answered no rows (asked with
+    ``parameters``). ``client`` is a clickhouse_connect client on the hubwatch database."""
     explain = _EXPLAIN.get(name)
-    reason = explain(client) if explain else "no rows match"
+    reason = explain(client, parameters or {}) if explain else "no rows match"
     return f"{name}: nothing to compare: {reason}"

@@ -6,7 +6,9 @@
 -- two repos); else it is the assumption bits / 16 (size_source assumed_bits/16: the repo's
 -- own bits where known, else 8bit 0.5, 4bit and GPTQ 0.25).
 -- Columns: board, precision, pairing, size_source, models, size_ratio (median),
--- median_delta, worst_delta, share_within_1_point. No rows: hubwatch query says why.
+-- median_delta, worst_delta, share_within_1_point (|delta| <= 1: within one point either
+-- way). Full precision is float16, bfloat16 or float32 (as score_delta and the report).
+-- No rows: hubwatch query says why.
 WITH
     scores AS (
         SELECT board, model_id, toString(precision) AS precision, score
@@ -15,7 +17,7 @@ WITH
     ),
     full AS (
         SELECT board, model_id, max(score) AS score
-        FROM scores WHERE precision IN ('float16', 'bfloat16')
+        FROM scores WHERE precision IN ('float16', 'bfloat16', 'float32')
         GROUP BY board, model_id
     ),
     quantized AS (
@@ -60,7 +62,7 @@ SELECT
     round(median(coalesce(measured, assumed)), 3) AS size_ratio,
     round(median(delta), 3) AS median_delta,
     round(min(delta), 3) AS worst_delta,
-    round(avg(delta > -1), 3) AS share_within_1_point
+    round(avg(abs(delta) <= 1), 3) AS share_within_1_point
 FROM pairs
 GROUP BY board, precision, pairing, size_source
 ORDER BY board, precision, pairing, size_source

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hubwatch.errors import ConfigError
 from hubwatch.report import sections
-from hubwatch.report.gather import gather
+from hubwatch.report.gather import gather, known_boards
 
 __all__ = ["ReportFiles", "build", "write_report"]
 
@@ -29,6 +30,9 @@ class ReportFiles:
 def build(client: Any, database: str, board: str | None = None) -> dict[str, Any]:
     """The report's numbers, JSON-ready. ``board`` limits it to one leaderboard."""
     data = gather(client, None if board is None else (board,))
+    if board is not None and board not in data.board_entries:
+        imported = ", ".join(known_boards(client)) or "none"
+        raise ConfigError(f"no board {board!r} has average scores (imported: {imported})")
     boards = sorted(data.board_entries) if board is None else [board]
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -28,7 +28,7 @@ def _span(time_range: dict[str, Any]) -> str:
     values = [str(v)[:10] for v in time_range.values() if v]
     if not values:
         return "time range unknown"
-    kind = "imported" if "imported_from" in time_range else "created"
+    kind = "submitted" if "submitted_from" in time_range else "created"
     return f"{kind} {values[0]} to {values[-1]}"
 
 

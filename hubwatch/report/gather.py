@@ -1,10 +1,9 @@
 """What the report reads from ClickHouse: plain rows, one query per kind of fact, no maths.
 
-Pairs are read from the tables directly rather than through the canned queries where those
-are known to be wrong today (issue 9): boards are kept apart, every field of a model's
-board entry comes from the same row as its score, a derivative's ``merge`` label comes from
-its own fields, and sizes and creation times come from ``models`` (not the copies in
-``model_families``, which a base seen before its derivatives leaves empty).
+Derivation pairs are read from the same views the canned queries aggregate (migration
+0041): ``scored_pairs`` (score_delta's pairs, one row per pair scored on both ends on a
+board) and ``size_pairs`` (size_change's), so the report and ``hubwatch query`` answer from
+one definition of a pair and cannot disagree.
 """
 
 from __future__ import annotations
@@ -18,9 +17,12 @@ __all__ = [
     "BoardEntry",
     "Edge",
     "HubModel",
+    "ScorePair",
+    "SizePair",
     "Snapshot",
     "TableData",
     "gather",
+    "known_boards",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,37 @@ class BoardEntry:
     architecture: str
     merged: bool | None
     params_b: float | None
+    hub_license: str  # the board's copy of the Hub's licence, "" when it gives none
+
+
+@dataclass(frozen=True, slots=True)
+class ScorePair:
+    """A row of ``scored_pairs``: a derivation pair with both ends scored on ``board``."""
+
+    board: str
+    derivative_id: str
+    base_model_id: str
+    relation: str
+    source: str  # hub, board or hub+board
+    disputed: bool
+    delta: float
+    architecture: str
+    model_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class SizePair:
+    """A row of ``size_pairs``: a derivative and its primary base with a size ratio."""
+
+    derivative_id: str
+    base_model_id: str
+    relation: str
+    architecture: str
+    pair_source: str  # hub (model_families) or board
+    parameters_source: str  # hub, a board's name, or "" without a parameter ratio
+    parameter_ratio: float | None
+    byte_ratio: float | None
+    smaller: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +127,14 @@ class TableData:
     board_entries: dict[str, dict[str, BoardEntry]] = field(default_factory=dict)
     # Every precision's average score, per board and model (quantized vs full precision).
     precision_scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    board_imported: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
-    board_licences: dict[str, dict[str, str]] = field(default_factory=dict)
+    # board -> (first submitted, last submitted, first uploaded, last uploaded): the board's
+    # own dates, not when it was imported.
+    board_dates: dict[str, tuple[datetime | None, ...]] = field(default_factory=dict)
+    scored: dict[str, list[ScorePair]] = field(default_factory=dict)
+    sized: list[SizePair] = field(default_factory=list)
+    # derivation_pairs by who names them (hub, board, hub+board), for the empty reasons.
+    pair_sources: dict[str, int] = field(default_factory=dict)
     hub_edges: list[Edge] = field(default_factory=list)
-    board_edges: list[Edge] = field(default_factory=list)
     # model -> (primary base, relation, family root), from model_families.
     placement: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     models: dict[str, HubModel] = field(default_factory=dict)
@@ -107,19 +144,20 @@ class TableData:
     )  # (kind, source, events, first, last)
 
 
-def _columns(client: Any, table: str) -> set[str]:
-    rows = client.query(
-        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}",
-        parameters={"t": table},
-    ).result_rows
-    return {name for (name,) in rows}
-
-
 def _licence(tags: list[str]) -> str:
     for tag in tags:
         if tag.startswith("license:"):
             return tag.removeprefix("license:")
     return ""
+
+
+def known_boards(client: Any) -> list[str]:
+    """The boards with average scores (imported dumps; card scores have no average)."""
+    rows = client.query(
+        "SELECT DISTINCT toString(board) FROM leaderboard_scores WHERE benchmark = 'average' "
+        "ORDER BY 1"
+    ).result_rows
+    return [board for (board,) in rows]
 
 
 def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
@@ -133,7 +171,8 @@ def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
         f"""
         {_ALIASES}
         SELECT board, {model} AS canonical,
-               argMax((score, precision, model_type, architecture, merged, params_b),
+               argMax((score, precision, model_type, architecture, merged, params_b,
+                       hub_license),
                       (precision IN {FULL_PRECISIONS!r}, score)) AS row
         FROM leaderboard_scores FINAL
         WHERE benchmark = 'average' {board_filter}
@@ -141,10 +180,8 @@ def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
         """,
         parameters=params,
     ).result_rows
-    for board, model_id, (score, precision, mtype, arch, merged, params_b) in best:
-        data.board_entries.setdefault(board, {})[model_id] = BoardEntry(
-            board, model_id, score, precision, mtype, arch, merged, params_b
-        )
+    for board, model_id, row in best:
+        data.board_entries.setdefault(board, {})[model_id] = BoardEntry(board, model_id, *row)
     for board, model_id, precision, score in client.query(
         f"""{_ALIASES}
             SELECT board, {model} AS canonical, precision, max(score)
@@ -154,22 +191,34 @@ def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
         parameters=params,
     ).result_rows:
         data.precision_scores.setdefault(board, {}).setdefault(model_id, {})[precision] = score
-    for board, first, last in client.query(
-        f"""SELECT board, min(imported_at), max(imported_at) FROM leaderboard_scores
-            WHERE 1 {board_filter} GROUP BY board""",
+    for board, *dates in client.query(
+        f"""SELECT board, min(submitted_at), max(submitted_at), min(uploaded_at),
+                   max(uploaded_at)
+            FROM leaderboard_scores WHERE board != 'card' {board_filter} GROUP BY board""",
         parameters=params,
     ).result_rows:
-        data.board_imported[board] = (first, last)
-    # The board's licence column is read where an importer stores it.
-    if "hub_license" in _columns(client, "leaderboard_scores"):
-        for board, model_id, licence in client.query(
-            f"""{_ALIASES}
-                SELECT board, {model} AS canonical, any(hub_license)
-                FROM leaderboard_scores FINAL
-                WHERE hub_license != '' {board_filter} GROUP BY board, canonical""",
-            parameters=params,
-        ).result_rows:
-            data.board_licences.setdefault(board, {})[model_id] = licence
+        data.board_dates[board] = tuple(dates)
+
+    # The pairs: the canned queries' own views (one definition of a pair).
+    for row in client.query(
+        f"""SELECT board, derivative_id, base_model_id, relation, source, disputed, delta,
+                   architecture, model_type
+            FROM scored_pairs WHERE 1 {board_filter}
+            ORDER BY board, derivative_id, base_model_id""",
+        parameters=params,
+    ).result_rows:
+        data.scored.setdefault(row[0], []).append(ScorePair(*row))
+    data.sized = [
+        SizePair(*row)
+        for row in client.query(
+            """SELECT derivative_id, base_model_id, relation, architecture, pair_source,
+                      parameters_source, parameter_ratio, byte_ratio, smaller
+               FROM size_pairs ORDER BY derivative_id, base_model_id"""
+        ).result_rows
+    ]
+    data.pair_sources = dict(
+        client.query("SELECT source, count() FROM derivation_pairs GROUP BY source").result_rows
+    )
 
     # Both ends canonical; a pair named under two names of one repo is one edge, and a name
     # that maps onto its own derivative names no base.
@@ -180,16 +229,6 @@ def gather(client: Any, boards: tuple[str, ...] | None = None) -> TableData:
             f"""{_ALIASES}
                 SELECT {ends}, any(toString(relation)) FROM lineage_edges FINAL
                 GROUP BY d, b HAVING d != b"""
-        ).result_rows
-    ]
-    data.board_edges = [
-        Edge(d, b, r, board)
-        for d, b, r, board in client.query(
-            f"""{_ALIASES}
-                SELECT {ends}, any(toString(relation)), board
-                FROM leaderboard_edges FINAL WHERE 1 {board_filter}
-                GROUP BY d, b, board HAVING d != b""",
-            parameters=params,
         ).result_rows
     ]
     for model_id, parent_id, relation, root_id in client.query(

@@ -66,11 +66,11 @@ def _meta(part: dict[str, Any]) -> str:
     values = [str(v)[:16].replace("T", " ") for v in times.values() if v]
     if not values:
         span = "No dates."
-    elif "imported_from" in times:
-        span = (
-            f"Board imported {values[0]} to {values[-1]} UTC (the board's own dates are not "
-            "stored)."
-        )
+    elif "submitted_from" in times:
+        span = f"Models submitted to the board {values[0]} to {values[-1]} UTC."
+        uploaded = [str(v)[:10] for v in part.get("uploaded_range", {}).values() if v]
+        if uploaded:
+            span += f" Uploaded to the Hub {uploaded[0]} to {uploaded[-1]}, as the board says."
     else:
         span = f"Models created {values[0]} to {values[-1]} UTC."
     return f'<p class="meta">Source: {escape(part["source"])}. {escape(span)}</p>'
@@ -132,7 +132,7 @@ def render(report: dict[str, Any], plots: list[Plot]) -> str:
         if part["by_precision"]:
             out.append(
                 _table(
-                    ("precision", "models", "median delta", "worst", "within 1 point",
+                    ("precision", "models", "median delta", "worst", "within ±1 point",
                      "size ratio (assumed bits/16)"),
                     (
                         (p, s["n"], s["median"], s["worst"], s["share_within_1_point"],
@@ -158,7 +158,8 @@ def render(report: dict[str, Any], plots: list[Plot]) -> str:
                 ),
             )
         )  # fmt: skip
-        out.append(f"<p class='meta'>Counters from: {escape(str(versus['counter_sources']))}.</p>")
+        sources = ", ".join(f"{k}: {v}" for k, v in versus["counter_sources"].items())
+        out.append(f"<p class='meta'>Counters from: {escape(sources)}.</p>")
     growth = engagement["family_growth"]
     out.append("<h3>Family growth over time</h3>")
     out.append(_meta(growth) + _empty(growth) + by_key.get("growth", ""))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hubwatch.report.gather import FULL_PRECISIONS, BoardEntry, TableData
+from hubwatch.report.gather import FULL_PRECISIONS, ScorePair, TableData
 from hubwatch.report.stats import bootstrap_ci, by_group, ratio_summary, summary
 
 __all__ = [
@@ -32,17 +31,6 @@ ASSUMED_BITS = {"8bit": 8, "4bit": 4, "GPTQ": 4}
 NO_LICENCE = "(none)"
 
 
-@dataclass(frozen=True, slots=True)
-class ScorePair:
-    derivative_id: str
-    base_model_id: str
-    relation: str
-    source: str  # hub, board, or both
-    delta: float
-    architecture: str
-    model_type: str
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -53,67 +41,33 @@ def _range(values: Iterable[datetime | None]) -> dict[str, str | None]:
 
 
 def _board_source(data: TableData, board: str) -> dict[str, Any]:
-    first, last = data.board_imported.get(board, (None, None))
+    """The source and the board's own time range: when its models were submitted (and, where
+    it says, uploaded to the Hub), not when it was imported."""
+    first, last, up_first, up_last = data.board_dates.get(board, (None, None, None, None))
     return {
-        "source": f"leaderboard_scores (board {board}), lineage_edges, leaderboard_edges",
-        "time_range": {"imported_from": _iso(first), "imported_to": _iso(last)},
+        "source": f"leaderboard_scores (board {board}), derivation_pairs (lineage_edges, "
+        "leaderboard_edges)",
+        "time_range": {"submitted_from": _iso(first), "submitted_to": _iso(last)},
+        "uploaded_range": {"from": _iso(up_first), "to": _iso(up_last)},
     }
 
 
-def _board_relation(edge_relation: str, entry: BoardEntry | None) -> str:
-    """A board edge's relation from the derivative's own row: a merge only when the board
-    flags the derivative merged or typed a merge (a ``(Merge)`` suffix on its base field
-    says something about the base, not the derivative)."""
-    if entry is not None and (entry.merged or entry.model_type == "merge"):
-        return "merge"
-    return "finetune" if edge_relation == "merge" else edge_relation
+def score_pairs(data: TableData, board: str) -> list[ScorePair]:
+    """The pairs of ``scored_pairs`` on ``board``: score_delta's own pairs."""
+    return data.scored.get(board, [])
 
 
-def score_pairs(data: TableData, board: str) -> tuple[list[ScorePair], int, int]:
-    """Every derivation edge with an average score on both ends on ``board``; each pair
-    once, with the Hub's relation where the Hub knows the edge. Also returns how many
-    pairs the Hub and the board disagree on, and how many edges were known at all."""
-    entries = data.board_entries.get(board, {})
-    edges: dict[tuple[str, str], tuple[str, str]] = {}
-    for e in data.hub_edges:
-        edges[(e.derivative_id, e.base_model_id)] = (e.relation, "hub")
-    disagreements = 0
-    for e in data.board_edges:
-        if e.board != board:
-            continue
-        relation = _board_relation(e.relation, entries.get(e.derivative_id))
-        key = (e.derivative_id, e.base_model_id)
-        if key in edges:
-            disagreements += edges[key][0] != relation
-            edges[key] = (edges[key][0], "both")
-        else:
-            edges[key] = (relation, "board")
-    pairs = []
-    for (child, base), (relation, source) in sorted(edges.items()):
-        c, b = entries.get(child), entries.get(base)
-        if c is None or b is None:
-            continue
-        hub = data.models.get(child)
-        architecture = c.architecture or (hub.architecture if hub else "")
-        pairs.append(
-            ScorePair(
-                child, base, relation, source, round(c.score - b.score, 6), architecture,
-                c.model_type,
-            )
-        )  # fmt: skip
-    return pairs, disagreements, len(edges)
-
-
-def _empty_scores(data: TableData, board: str, known_edges: int) -> str:
+def _empty_scores(data: TableData, board: str) -> str:
     scored = len(data.board_entries.get(board, {}))
     if not scored:
         return f"no {board} scores imported (hubwatch import leaderboard FILE)"
-    own = sum(e.board == board for e in data.board_edges)
+    known = sum(data.pair_sources.values())
+    from_board = sum(n for s, n in data.pair_sources.items() if "board" in s)
     return (
-        f"no derivation edge has an average score on both ends on {board}: {scored} models "
-        f"scored, {known_edges} edges known ({own} from the board's base-model field, "
-        f"{len(data.hub_edges)} from the Hub's lineage)"
-        + ("; this board has no base-model column" if not own else "")
+        f"no derivation pair has an average score on both ends on {board}: {scored} models "
+        f"scored, {known} pairs known ({from_board} named by a board's base-model field, "
+        f"{known - from_board} by the Hub's lineage only)"
+        + ("; no board names a base (v1 has no base-model column)" if not from_board else "")
     )
 
 
@@ -121,7 +75,7 @@ def accuracy(data: TableData, boards: list[str]) -> dict[str, Any]:
     """(a) derivative minus base average score, per board (boards never pool)."""
     out: dict[str, Any] = {}
     for board in boards:
-        pairs, disagreements, known = score_pairs(data, board)
+        pairs = score_pairs(data, board)
         deltas = [p.delta for p in pairs]
         section: dict[str, Any] = {
             **_board_source(data, board),
@@ -130,7 +84,7 @@ def accuracy(data: TableData, boards: list[str]) -> dict[str, Any]:
             "by_architecture": _grouped(pairs, "architecture"),
             "by_type": _grouped(pairs, "model_type"),
             "by_source": _grouped(pairs, "source"),
-            "hub_board_disagreements": disagreements,
+            "hub_board_disagreements": sum(p.disputed for p in pairs),
             "pairs": [
                 {
                     "derivative": p.derivative_id,
@@ -145,7 +99,7 @@ def accuracy(data: TableData, boards: list[str]) -> dict[str, Any]:
             ],
         }
         if not pairs:
-            section["empty_reason"] = _empty_scores(data, board, known)
+            section["empty_reason"] = _empty_scores(data, board)
         out[board] = section
     return out
 
@@ -163,7 +117,7 @@ def architectures(data: TableData, boards: list[str]) -> dict[str, Any]:
     of the median delta, only with at least MIN_RANKED edges."""
     out: dict[str, Any] = {}
     for board in boards:
-        pairs, _, known = score_pairs(data, board)
+        pairs = score_pairs(data, board)
         rows = []
         for arch, items in by_group(pairs, lambda p: p.architecture).items():
             deltas = [p.delta for p in items]
@@ -188,7 +142,7 @@ def architectures(data: TableData, boards: list[str]) -> dict[str, Any]:
             "unranked": unranked,
         }
         if not pairs:
-            section["empty_reason"] = _empty_scores(data, board, known)
+            section["empty_reason"] = _empty_scores(data, board)
         elif not ranked:
             section["empty_reason"] = f"no architecture has {MIN_RANKED} or more scored edges"
         out[board] = section
@@ -196,62 +150,44 @@ def architectures(data: TableData, boards: list[str]) -> dict[str, Any]:
 
 
 def sizes(data: TableData, boards: list[str]) -> dict[str, Any]:
-    """(b) size ratios derivative / primary base, and quantized precisions against full
-    precision on the boards."""
+    """(b) size ratios derivative / primary base (size_change's own pairs, ``size_pairs``),
+    and quantized precisions against full precision on the boards."""
     pairs: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
-    for child, (parent, relation, _root) in sorted(data.placement.items()):
-        if not parent:
-            continue
-        c, b = data.models.get(child), data.models.get(parent)
-        if c is None or b is None:
-            continue
-        pair: dict[str, Any] = {"derivative": child, "base": parent, "relation": relation}
-        if c.parameters and b.parameters:
-            pair["parameter_ratio"] = round(c.parameters / b.parameters, 4)
-            pair["parameters_source"] = "hub"
-        if c.size_bytes and b.size_bytes:
-            pair["byte_ratio"] = round(c.size_bytes / b.size_bytes, 4)
-        if len(pair) > 3:
-            pairs.append(pair)
-            seen.add((child, parent))
-    # Where the Hub has no sizes, a board's parameter counts (the board's own pairs).
-    for board in boards:
-        entries = data.board_entries.get(board, {})
-        for p in score_pairs(data, board)[0]:
-            if (p.derivative_id, p.base_model_id) in seen:
-                continue
-            c, b = entries[p.derivative_id], entries[p.base_model_id]
-            if c.params_b and b.params_b:
-                seen.add((p.derivative_id, p.base_model_id))
-                pairs.append(
-                    {
-                        "derivative": p.derivative_id,
-                        "base": p.base_model_id,
-                        "relation": p.relation,
-                        "parameter_ratio": round(c.params_b / b.params_b, 4),
-                        "parameters_source": board,
-                    }
-                )
+    for p in data.sized:
+        pair: dict[str, Any] = {
+            "derivative": p.derivative_id,
+            "base": p.base_model_id,
+            "relation": p.relation,
+            "architecture": p.architecture,
+            "pair_source": p.pair_source,
+            "smaller": p.smaller,
+        }
+        if p.parameter_ratio is not None:
+            pair["parameter_ratio"] = round(p.parameter_ratio, 4)
+            pair["parameters_source"] = p.parameters_source
+        if p.byte_ratio is not None:
+            pair["byte_ratio"] = round(p.byte_ratio, 4)
+        pairs.append(pair)
     by_relation = {}
-    for relation, items in sorted(by_group(pairs, lambda p: p["relation"]).items()):
-        params = [p["parameter_ratio"] for p in items if "parameter_ratio" in p]
-        size_bytes = [p["byte_ratio"] for p in items if "byte_ratio" in p]
+    for relation, items in sorted(by_group(data.sized, lambda p: p.relation).items()):
+        params = [p.parameter_ratio for p in items if p.parameter_ratio is not None]
+        size_bytes = [p.byte_ratio for p in items if p.byte_ratio is not None]
         by_relation[relation] = {
             "n": len(items),
             "parameter_ratio": ratio_summary(params),
             "byte_ratio": ratio_summary(size_bytes),
-            "parameters_sources": dict(Counter(p.get("parameters_source", "") for p in items)),
+            "share_smaller": round(sum(p.smaller for p in items) / len(items), 3),
+            "parameters_sources": dict(Counter(p.parameters_source for p in items)),
         }
-    # Smaller in bytes where both weights are known, else in parameters.
-    smaller = [p.get("byte_ratio", p.get("parameter_ratio", 1.0)) < 1 for p in pairs]
-    members = {m for p in pairs for m in (p["derivative"], p["base"])}
+    members = {m for p in data.sized for m in (p.derivative_id, p.base_model_id)}
     section: dict[str, Any] = {
-        "source": "model_families (primary base), models (sizes); leaderboard params_b "
-        "where the Hub has none",
+        "source": "size_pairs (model_families primary base, board-only pairs), models "
+        "(sizes); leaderboard params_b where the Hub has none",
         "time_range": _range(data.models[m].created_at for m in members if m in data.models),
         "n": len(pairs),
-        "share_smaller": round(sum(smaller) / len(smaller), 3) if smaller else None,
+        "share_smaller": (
+            round(sum(p.smaller for p in data.sized) / len(data.sized), 3) if data.sized else None
+        ),
         "by_relation": by_relation,
         "pairs": pairs,
         "quantized": _quantized(data, boards),
@@ -280,7 +216,8 @@ def _quantized(data: TableData, boards: list[str]) -> dict[str, Any]:
             precision: {
                 **summary(values),
                 "worst": round(min(values), 3),
-                "share_within_1_point": round(sum(v > -1 for v in values) / len(values), 3),
+                # Within one point either way: |delta| <= 1 (a gain of 3 is not "within").
+                "share_within_1_point": round(sum(abs(v) <= 1 for v in values) / len(values), 3),
                 "size_ratio": ASSUMED_BITS[precision] / 16 if precision in ASSUMED_BITS else None,
                 "size_ratio_basis": "assumed bits/16 (the board has no weights' size)",
             }
@@ -409,45 +346,61 @@ def _community(data: TableData) -> dict[str, Any]:
     return section
 
 
+def _licence_of(data: TableData, model_id: str, boards: list[str]) -> tuple[str, str] | None:
+    """A model's licence and where it came from: the Hub's ``license:`` tag, else the first
+    of ``boards`` that gives one (the board's copy of the Hub's licence), else none. None
+    when neither the Hub nor those boards know the model at all."""
+    hub = data.models.get(model_id)
+    if hub is not None and hub.licence:
+        return hub.licence, "hub"
+    known = hub is not None
+    for board in boards:
+        entry = data.board_entries.get(board, {}).get(model_id)
+        if entry is not None:
+            known = True
+            if entry.hub_license:
+                return entry.hub_license, board
+    return (NO_LICENCE, "none") if known else None
+
+
+def _licence_section(
+    data: TableData, edges: list[tuple[str, str]], boards: list[str]
+) -> dict[str, Any]:
+    pairs: list[tuple[str, str]] = []
+    sources: Counter[str] = Counter()
+    for child, base in edges:
+        c, b = _licence_of(data, child, boards), _licence_of(data, base, boards)
+        if c is None or b is None:
+            continue
+        pairs.append((b[0], c[0]))
+        sources[b[1]] += 1
+        sources[c[1]] += 1
+    return {**_licence_table(pairs), "licence_sources": dict(sorted(sources.items()))}
+
+
 def licences(data: TableData, boards: list[str]) -> dict[str, Any]:
-    """(e) which licences derivatives carry against their base's: the Hub's ``license:``
-    tags along lineage_edges, and each board's hub_license where the import keeps it."""
-    hub_pairs = []
-    for e in sorted(data.hub_edges, key=lambda e: (e.derivative_id, e.base_model_id)):
-        c, b = data.models.get(e.derivative_id), data.models.get(e.base_model_id)
-        if c is not None and b is not None:
-            hub_pairs.append((b.licence or NO_LICENCE, c.licence or NO_LICENCE))
+    """(e) which licences derivatives carry against their base's. Along the Hub's lineage
+    (lineage_edges): the Hub's ``license:`` tags, a board's hub_license where the Hub has
+    none (v2 before v1); along each board's scored pairs: the Hub's, else that board's."""
+    edges = sorted({(e.derivative_id, e.base_model_id) for e in data.hub_edges})
+    fallback = sorted(data.board_entries, reverse=True)  # open_llm_v2 before open_llm_v1
     out: dict[str, Any] = {
         "hub": {
-            "source": "lineage_edges, models (license: tags)",
+            "source": "lineage_edges, models (license: tags), leaderboard_scores (hub_license "
+            "where the Hub has none)",
             "time_range": _range(
-                data.models[m].created_at
-                for e in data.hub_edges
-                for m in (e.derivative_id, e.base_model_id)
-                if m in data.models
+                data.models[m].created_at for pair in edges for m in pair if m in data.models
             ),
-            **_licence_table(hub_pairs),
+            **_licence_section(data, edges, fallback),
         }
     }
-    if not hub_pairs:
-        out["hub"]["empty_reason"] = "no Hub derivation edge with both models seen"
+    if not out["hub"]["n"]:
+        out["hub"]["empty_reason"] = "no Hub derivation edge with both models known"
     for board in boards:
-        known = data.board_licences.get(board)
-        if known is None:
-            out[board] = {
-                **_board_source(data, board),
-                "n": 0,
-                "empty_reason": (
-                    f"the import keeps no hub_license column for {board} (leaderboard_scores "
-                    "has none), so the board's licences cannot be compared"
-                ),
-            }
-            continue
-        pairs = [
-            (known.get(p.base_model_id, NO_LICENCE), known.get(p.derivative_id, NO_LICENCE))
-            for p in score_pairs(data, board)[0]
-        ]
-        out[board] = {**_board_source(data, board), **_licence_table(pairs)}
+        pairs = [(p.derivative_id, p.base_model_id) for p in score_pairs(data, board)]
+        out[board] = {**_board_source(data, board), **_licence_section(data, pairs, [board])}
+        if not out[board]["n"]:
+            out[board]["empty_reason"] = _empty_scores(data, board)
     return out
 
 
