@@ -64,8 +64,14 @@ class Settings:
     engagement_bulk_sorts: str = "trendingScore,likes,downloads,lastModified"
     "The list orders each bulk round reads (the Hub's sort names)."
     snapshot_requests_per_window: int = 150
-    """Engagement calls per 5 minutes, bulk and per-model; the snapshot schedule promises
-    each tier what the per-model share buys (README, "Engagement snapshots")."""
+    """Engagement calls per 5 minutes, bulk and per-model: the engagement stream's reserved
+    share of the Hub budget; the snapshot schedule promises each tier what the per-model
+    part of it buys (README, "Engagement snapshots")."""
+    hub_shares: str = "uploads=200,edits=60,community=250,reconcile=60,aliases=40,first_seen=20"
+    """Each other Hub stream's reserved share of the Hub budget, in calls per 5 minutes
+    (``first_seen``: lookups of repos a webhook or bulk call named). A stream never spends
+    more than its share, so no stream can eat another's; together with the engagement
+    share they must fit ``hub_requests_per_window * rate_share``."""
     community_interval: float = 60.0
     community_min_likes: int = 10
     community_repo_interval: float = 3600.0
@@ -168,6 +174,13 @@ class Settings:
             raise ConfigError(
                 "snapshot_requests_per_window and engagement_bulk_every must be positive"
             )
+        shares = self.hub_share_map()
+        if sum(shares.values()) > self.hub_requests_per_window * self.rate_share:
+            raise ConfigError(
+                f"the Hub streams' shares add up to {sum(shares.values())} calls per 5 min, "
+                f"more than the {self.hub_requests_per_window * self.rate_share:.0f} "
+                "hubwatch may use (HUBWATCH_HUB_SHARES, HUBWATCH_SNAPSHOT_REQUESTS_PER_WINDOW)"
+            )
         if not 1 <= self.page_limit <= 1000:
             raise ConfigError("page_limit must be between 1 and 1000")
         days = self.snapshot_retention_days
@@ -180,6 +193,30 @@ class Settings:
             raise ConfigError(
                 f"clickhouse_database must be a plain identifier, got {self.clickhouse_database!r}"
             )
+
+    def hub_share_map(self) -> dict[str, int]:
+        """Calls per 5 minutes reserved for each Hub stream, engagement included."""
+        shares: dict[str, int] = {}
+        for part in split_list(self.hub_shares):
+            stream, _, value = part.partition("=")
+            stream = stream.strip()
+            if stream not in HUB_SHARE_STREAMS or stream == "engagement":
+                raise ConfigError(
+                    f"HUBWATCH_HUB_SHARES: unknown stream {stream!r} (one of "
+                    f"{', '.join(s for s in HUB_SHARE_STREAMS if s != 'engagement')}; the "
+                    "engagement share is HUBWATCH_SNAPSHOT_REQUESTS_PER_WINDOW)"
+                )
+            try:
+                shares[stream] = int(value)
+            except ValueError as exc:
+                raise ConfigError(f"HUBWATCH_HUB_SHARES: {part!r} is not stream=number") from exc
+            if shares[stream] < 1:
+                raise ConfigError(f"HUBWATCH_HUB_SHARES: {stream}'s share must be positive")
+        missing = set(HUB_SHARE_STREAMS) - set(shares) - {"engagement"}
+        if missing:
+            raise ConfigError(f"HUBWATCH_HUB_SHARES: no share for {', '.join(sorted(missing))}")
+        shares["engagement"] = self.snapshot_requests_per_window
+        return shares
 
     @property
     def snapshot_calls_per_day(self) -> float:
@@ -195,6 +232,17 @@ class Settings:
     def clickhouse_data_dir(self) -> Path:
         return self.state_dir / "clickhouse"
 
+
+HUB_SHARE_STREAMS: tuple[str, ...] = (
+    "uploads",
+    "edits",
+    "engagement",
+    "community",
+    "reconcile",
+    "aliases",
+    "first_seen",
+)
+"Hub streams with a reserved share of the Hub budget."
 
 _ENV_NAMES = {"hf_token": "HF_TOKEN", "github_token": "GITHUB_TOKEN"}
 

@@ -3,6 +3,7 @@ models whose commits and discussions are polled."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -126,7 +127,11 @@ class Tracker:
         clock: Callable[[], float] = time.time,
         *,
         bulk_every: float = 300.0,
+        calls_per_day: Callable[[], float] | None = None,
     ) -> None:
+        """``calls_per_day``: what the engagement stream's own share of the Hub budget buys
+        in per-model calls now (it shrinks with the Hub's limit); each plan promises from
+        it. None: the schedule's fixed figure."""
         self.store = store
         self.policy = policy or TrackingPolicy()
         self.schedule = schedule or SnapshotSchedule()
@@ -134,6 +139,7 @@ class Tracker:
         self._plan: SnapshotPlan | None = None
         self._planned_at = 0.0
         self.bulk_every = bulk_every
+        self._calls_per_day = calls_per_day
         with store.transaction():
             for base in self.policy.watched_base_models:
                 store.add_family(base)
@@ -145,6 +151,10 @@ class Tracker:
         if self._plan is None or now - self._planned_at >= self.schedule.replan_every:
             # A model a bulk call saw in its last two rounds will most likely be seen again.
             counts = self.store.tier_counts(bulk_since=now - 2 * self.bulk_every)
+            if self._calls_per_day is not None:
+                self.schedule = dataclasses.replace(
+                    self.schedule, calls_per_day=max(0.0, self._calls_per_day())
+                )
             self._plan = self.schedule.plan(counts)
             self._planned_at = now
             for tier in TIERS:
