@@ -4,6 +4,7 @@ models whose commits and discussions are polled."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,19 @@ class SnapshotSchedule:
         if (downloads or 0) < self.tail_downloads:
             return "tail"
         return "settled"
+
+    def value(self, tier: str, *, velocity: float, base_popularity: float) -> float:
+        """What a model's next snapshot is worth, to order the due ones: its tier's weight,
+        times a factor for its recent velocity (downloads+likes an hour) and one for the
+        popularity of its base (likes + downloads/1,000 of the most popular base it names:
+        a young derivative of a popular base is what a breakout detector is for), each
+        growing with the log, so no one figure swamps the others. The order also weighs
+        how long a model has waited (:meth:`StateStore.due_snapshots`)."""
+        return (
+            self.weights[tier]
+            * (1.0 + math.log10(1.0 + max(0.0, velocity)))
+            * (1.0 + math.log10(1.0 + max(0.0, base_popularity)))
+        )
 
     @property
     def wanted(self) -> dict[str, float]:
@@ -201,6 +215,9 @@ class Tracker:
             next_snapshot=now + self.plan(now).every(tier),
             tier=tier,
             bulk=bulk,
+            value=self.schedule.value(
+                tier, velocity=velocity, base_popularity=model.base_popularity
+            ),
         )
         return tier
 
@@ -237,6 +254,7 @@ class Tracker:
                     downloads=event.downloads,
                     followed=community,
                 )
+                popularity = self.store.base_popularity(bases)
                 self.store.track(
                     event.repo_id,
                     author=event.author,
@@ -249,6 +267,8 @@ class Tracker:
                     community=community,
                     base_models=bases,
                     tracked_at=now,
+                    value=self.schedule.value(tier, velocity=0.0, base_popularity=popularity),
+                    base_popularity=popularity,
                 )
                 if community and self.store.in_family(bases):
                     self.store.add_family(event.repo_id)  # its descendants join too
