@@ -90,6 +90,17 @@ class Settings:
     "How far back in createdAt each sweep looks."
     reconcile_lookups: int = 200
     "Per-repo lookups a sweep may spend on unseen repos; the rest wait for the next one."
+    deep_reconcile_days: float = 90.0
+    """How far back the daily deep sweep looks (beyond the hourly sweep's window), within
+    the reconcile share; not above ``reconcile_days``: no deep sweep."""
+    deep_reconcile_interval: float = 86_400.0
+    deep_reconcile_pages: int = 300
+    "Listing pages (1,000 ids each) one deep sweep may read: its bound."
+    first_seen_interval: float = 10.0
+    """Seconds between lookups of repos a webhook (or an engagement bulk call) named before
+    any listing showed them: reported as first seen within seconds, not at the next sweep."""
+    first_seen_lookups: int = 20
+    "Model-endpoint lookups one first-seen round may spend (within the first_seen share)."
     alias_interval: float = 300.0
     "Seconds between rounds resolving base ids the Hub does not list under that name."
     alias_lookups: int = 100
@@ -174,6 +185,10 @@ class Settings:
             raise ConfigError(
                 "snapshot_requests_per_window and engagement_bulk_every must be positive"
             )
+        if self.deep_reconcile_pages < 1 or self.deep_reconcile_interval <= 0:
+            raise ConfigError("deep_reconcile_pages and deep_reconcile_interval must be positive")
+        if self.first_seen_interval <= 0 or self.first_seen_lookups < 1:
+            raise ConfigError("first_seen_interval and first_seen_lookups must be positive")
         shares = self.hub_share_map()
         if sum(shares.values()) > self.hub_requests_per_window * self.rate_share:
             raise ConfigError(

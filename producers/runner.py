@@ -218,6 +218,41 @@ class Producers:
                         s.reconcile_interval,
                     )
                 )
+                if s.deep_reconcile_days > s.reconcile_days:
+                    self.pollers.append(
+                        (
+                            ReconcilePoller(
+                                hub,
+                                self.publisher.session(),
+                                tracker,
+                                days=s.deep_reconcile_days,
+                                overlap=overlap,
+                                initial_lookback=lookback,
+                                lookups_per_round=s.reconcile_lookups,
+                                budget=self.hub_shares["reconcile"],
+                                name="hub.reconcile.deep",
+                                max_pages=s.deep_reconcile_pages,
+                            ),
+                            s.deep_reconcile_interval,
+                        )
+                    )
+                self.pollers.append(
+                    (
+                        ReconcilePoller(
+                            hub,
+                            self.publisher.session(),
+                            tracker,
+                            days=0,
+                            overlap=overlap,
+                            initial_lookback=lookback,
+                            lookups_per_round=s.first_seen_lookups,
+                            budget=self.hub_shares["first_seen"],
+                            name="hub.first_seen",
+                            listing=False,
+                        ),
+                        s.first_seen_interval,
+                    )
+                )
             if "aliases" in streams:
                 self.pollers.append(
                     (

@@ -270,6 +270,10 @@ class StateStore:
             return False
         return self._claims.setdefault(repo_id, stream) == stream
 
+    def in_flight(self, repo_id: str, stream: str) -> bool:
+        """Whether a stream other than ``stream`` has claimed ``repo_id`` this round."""
+        return self._claims.get(repo_id, stream) != stream
+
     def release_claims(self, stream: str) -> None:
         self._claims = {r: s for r, s in self._claims.items() if s != stream}
 
