@@ -82,6 +82,11 @@ class Settings:
     "Seconds between GitHub rounds; each polls the due repos the budget affords."
     github_repo_interval: float = 3600.0
     "How often one followed GitHub repo is polled, budget allowing (else: overdue)."
+    github_max_repos: int | None = None
+    """At most this many GitHub repos followed: configured ones always, then those linked
+    from model cards by the likes and downloads of the models linking them. Empty: as many
+    as the budget polls once per ``github_repo_interval`` (~10 anonymous, ~1,000 with a
+    token)."""
     github_lookback_days: float | None = 3.0
     "How far back a newly followed GitHub repo is read; empty: its whole history."
     reconcile_interval: float = 3600.0
@@ -170,6 +175,8 @@ class Settings:
             raise ConfigError(f"unknown hub streams: {', '.join(sorted(unknown))}")
         if self.github_interval <= 0 or self.github_repo_interval < 0:
             raise ConfigError("github_interval must be positive, github_repo_interval not negative")
+        if self.github_max_repos is not None and self.github_max_repos < 1:
+            raise ConfigError("github_max_repos must be positive (empty: what the budget polls)")
         if self.github_lookback_days is not None and self.github_lookback_days < 0:
             raise ConfigError("github_lookback_days must not be negative")
         bad_sorts = set(split_list(self.engagement_bulk_sorts)) - {

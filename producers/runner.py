@@ -16,7 +16,7 @@ from hubwatch.settings import Settings, split_list
 from producers._http import make_client
 from producers._ratelimit import RequestBudget, StreamBudget
 from producers.checkpoint import CheckpointStore
-from producers.github import GITHUB_HEADERS, GithubPoller
+from producers.github import GITHUB_HEADERS, REPO_COST, GithubPoller
 from producers.hub_aliases import AliasPoller
 from producers.hub_community import CommunityPoller
 from producers.hub_edits import HubEditsPoller
@@ -306,10 +306,20 @@ class Producers:
                         else timedelta(days=s.github_lookback_days),
                         repo_interval=s.github_repo_interval,
                         round_seconds=s.github_interval,
+                        max_repos=self._github_max_repos(),
                     ),
                     s.github_interval,
                 )
             )
+
+    def _github_max_repos(self) -> int:
+        """The followed set's cap: as set, else the repos the budget polls once per repo
+        interval at their least cost."""
+        s = self.settings
+        if s.github_max_repos is not None:
+            return s.github_max_repos
+        every = max(s.github_repo_interval, s.github_interval)
+        return max(1, int(self.github_budget.rate * every / REPO_COST))
 
     def _snapshot_calls_per_day(self) -> float:
         """Per-model snapshot calls a day: what the engagement share buys at the Hub's

@@ -147,6 +147,8 @@ class StateStore:
                 "INSERT OR IGNORE INTO github_links SELECT repo, substr(source, 6)"
                 " FROM github_repos WHERE source LIKE 'card:%'"
             )
+        if "gone_at" not in columns:  # added later: repos that answered 404, no longer polled
+            self._db.execute("ALTER TABLE github_repos ADD COLUMN gone_at REAL")
         self._db.execute("DELETE FROM etags WHERE url LIKE '%?%'")
 
     def close(self) -> None:
@@ -512,10 +514,24 @@ class StateStore:
                 self.forget_github_repo(repo)
         for repo in sorted(wanted):
             self.add_github_repo(repo, "config", at=at)
+        # A configured repo that was gone is asked once more at each start (it was named on
+        # purpose); one only linked from cards stays dropped.
+        self._db.executemany(
+            "UPDATE github_repos SET gone_at = NULL WHERE repo = ?", [(r,) for r in wanted]
+        )
 
     def forget_github_repo(self, repo: str) -> None:
         self._db.execute("DELETE FROM github_repos WHERE repo = ?", (repo,))
         self._db.execute("DELETE FROM github_links WHERE repo = ?", (repo,))
+        self._forget_github_progress(repo)
+
+    def drop_github_repo(self, repo: str, at: float) -> None:
+        """``repo`` is gone (GitHub answered 404 for it): no longer followed, its marks and
+        ETags forgotten; the row stays so a card linking it again does not revive it."""
+        self._db.execute("UPDATE github_repos SET gone_at = ? WHERE repo = ?", (at, repo))
+        self._forget_github_progress(repo)
+
+    def _forget_github_progress(self, repo: str) -> None:
         self._db.execute(
             "DELETE FROM etags WHERE url = ? OR url LIKE ?", (f"/repos/{repo}", f"/repos/{repo}/%")
         )
@@ -525,14 +541,21 @@ class StateStore:
         )
 
     def github_repos(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT repo FROM github_repos ORDER BY repo")]
+        """Followed repos (not gone)."""
+        return [
+            row[0]
+            for row in self._db.execute(
+                "SELECT repo FROM github_repos WHERE gone_at IS NULL ORDER BY repo"
+            )
+        ]
 
     def followed_github_repos(self) -> list[FollowedRepo]:
         rows = self._db.execute(
             "SELECT g.repo, g.source = 'config', coalesce(sum(m.likes), 0),"
             " coalesce(sum(m.downloads), 0), g.followed_at, g.last_polled"
             " FROM github_repos g LEFT JOIN github_links l ON l.repo = g.repo"
-            " LEFT JOIN models m ON m.repo_id = l.model GROUP BY g.repo ORDER BY g.repo"
+            " LEFT JOIN models m ON m.repo_id = l.model WHERE g.gone_at IS NULL"
+            " GROUP BY g.repo ORDER BY g.repo"
         )
         return [
             FollowedRepo(repo, bool(configured), int(likes), int(downloads), float(at or 0), last)
