@@ -66,6 +66,9 @@ _ADDED_COLUMNS = (  # added later: stores made before lack them
     ("bulk_at", "REAL"),  # last seen in a bulk list call, which will likely see it again
     ("value", "REAL DEFAULT 1"),  # what its next snapshot is worth (tracking.snapshot_value)
     ("base_popularity", "REAL DEFAULT 0"),  # likes + downloads/1,000 of its best-known base
+    ("anchor_at", "REAL"),  # where its velocity's window starts (tracking.Tracker.record)
+    ("anchor_downloads", "INTEGER"),
+    ("anchor_likes", "INTEGER"),
 )
 
 OLDEST_SHARE = 0.25
@@ -74,7 +77,9 @@ rest go by priority, and this part guarantees that no due model waits for ever."
 
 _MODEL = (
     "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot, next_snapshot,"
-    " community, tier, base_popularity FROM models"
+    " community, tier, base_popularity, coalesce(anchor_at, last_snapshot, tracked_at),"
+    " CASE WHEN anchor_at IS NULL THEN downloads ELSE anchor_downloads END,"
+    " CASE WHEN anchor_at IS NULL THEN likes ELSE anchor_likes END FROM models"
 )
 
 
@@ -92,6 +97,9 @@ class TrackedModel:
     tier: str = "new"
     base_popularity: float = 0.0
     "likes + downloads/1,000 of its most popular base when it was first tracked."
+    anchor: tuple[float, int | None, int | None] | None = None
+    """(at, downloads, likes) where its velocity's window starts: the last snapshot that
+    closed a window, else its last snapshot, else when tracking began."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,13 +356,30 @@ class StateStore:
         tier: str | None = None,
         bulk: bool = False,
         value: float | None = None,
+        anchor: tuple[float, int | None, int | None] | None = None,
     ) -> None:
+        """``anchor``: where the velocity's window now starts (None: this snapshot)."""
+        anchor_at, anchor_downloads, anchor_likes = anchor or (at, downloads, likes)
         self._db.execute(
             "UPDATE models SET downloads = ?, likes = ?, velocity = ?, last_snapshot = ?,"
             " next_snapshot = ?, gone_strikes = 0, tier = coalesce(?, tier),"
-            " bulk_at = CASE WHEN ? THEN ? ELSE bulk_at END, value = coalesce(?, value)"
-            " WHERE repo_id = ?",
-            (downloads, likes, velocity, at, next_snapshot, tier, bulk, at, value, repo_id),
+            " bulk_at = CASE WHEN ? THEN ? ELSE bulk_at END, value = coalesce(?, value),"
+            " anchor_at = ?, anchor_downloads = ?, anchor_likes = ? WHERE repo_id = ?",
+            (
+                downloads,
+                likes,
+                velocity,
+                at,
+                next_snapshot,
+                tier,
+                bulk,
+                at,
+                value,
+                anchor_at,
+                anchor_downloads,
+                anchor_likes,
+                repo_id,
+            ),
         )
 
     def tier_counts(self, *, bulk_since: float) -> dict[str, int]:
@@ -606,7 +631,8 @@ class StateStore:
 
 
 def _tracked(row: tuple[object, ...]) -> TrackedModel:
-    repo_id, created, downloads, likes, velocity, last, next_at, community, tier, base = row
+    repo_id, created, downloads, likes, velocity, last, next_at, community, tier, base = row[:10]
+    anchor_at, anchor_downloads, anchor_likes = row[10:]
     return TrackedModel(
         str(repo_id),
         created,  # type: ignore[arg-type]
@@ -618,6 +644,7 @@ def _tracked(row: tuple[object, ...]) -> TrackedModel:
         bool(community),
         str(tier or "new"),
         float(base or 0.0),  # type: ignore[arg-type]
+        None if anchor_at is None else (float(anchor_at), anchor_downloads, anchor_likes),  # type: ignore[arg-type]
     )
 
 

@@ -65,6 +65,37 @@ class SnapshotSchedule:
     "Models are scheduled at this share of their tier's promise."
     replan_every: float = 300.0
     "Seconds between recounts of the tiers."
+    velocity_span: float = _HOUR
+    """The least span a velocity is measured over. Bulk calls snapshot a model every 5
+    minutes and the Hub's counters move in steps, so a gain over 5 minutes is noise (one
+    step of 60 downloads reads as 720 an hour, the next 5 minutes as 0)."""
+
+    def velocity(
+        self,
+        anchor: tuple[float, int | None, int | None] | None,
+        previous: float,
+        *,
+        now: float,
+        downloads: int | None,
+        likes: int | None,
+    ) -> tuple[float, tuple[float, int | None, int | None] | None]:
+        """(downloads+likes an hour, the window's new start: None to start it at this
+        snapshot). Over a window of at least :attr:`velocity_span` the gain is divided by
+        the span it covers; within a shorter one the last full window's velocity stands,
+        unless the gain so far already beats it over a whole span (a young model gaining
+        fast is not held at 0 until its first hour is up)."""
+        if anchor is None or (anchor[1] is None and anchor[2] is None):
+            return previous, None  # no counters to measure from: the window starts here
+        if now <= anchor[0]:
+            return previous, anchor
+        at, anchor_downloads, anchor_likes = anchor
+        gained = max(0, (downloads or 0) - (anchor_downloads or 0)) + max(
+            0, (likes or 0) - (anchor_likes or 0)
+        )
+        span = now - at
+        if span >= self.velocity_span:
+            return gained * _HOUR / span, None
+        return max(previous, gained * _HOUR / self.velocity_span), anchor
 
     def tier(
         self, *, age: float | None, velocity: float, downloads: int | None, followed: bool = False
@@ -190,16 +221,12 @@ class Tracker:
         bulk: bool = False,
     ) -> str:
         """A snapshot of ``model`` taken at ``now`` (by a bulk list call, or its own): its
-        velocity since the last one, its tier, and its next snapshot within the plan.
-        ``downloads`` is the all-time count if the Hub gave one, ``trending_downloads`` the
-        30-day count. Returns the tier."""
-        velocity = 0.0
-        if model.last_snapshot is not None and now > model.last_snapshot:
-            hours = (now - model.last_snapshot) / 3600
-            gained = max(0, (downloads or 0) - (model.downloads or 0)) + max(
-                0, (likes or 0) - (model.likes or 0)
-            )
-            velocity = gained / hours
+        velocity (over at least ``schedule.velocity_span``), its tier, and its next
+        snapshot within the plan. ``downloads`` is the all-time count if the Hub gave one,
+        ``trending_downloads`` the 30-day count. Returns the tier."""
+        velocity, anchor = self.schedule.velocity(
+            model.anchor, model.velocity, now=now, downloads=downloads, likes=likes
+        )
         if not bulk and now > model.next_snapshot:
             metrics.SNAPSHOT_LAG.labels(model.tier).observe(now - model.next_snapshot)
         age = now - model.created_at if model.created_at is not None else None
@@ -218,6 +245,7 @@ class Tracker:
             value=self.schedule.value(
                 tier, velocity=velocity, base_popularity=model.base_popularity
             ),
+            anchor=anchor,
         )
         return tier
 

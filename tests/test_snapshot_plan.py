@@ -138,3 +138,47 @@ def test_due_models_are_served_by_value_and_none_waits_for_ever(tmp_path: Path) 
                 tracker.record(model, now=clock[0], downloads=0, likes=0, trending_downloads=0)
     assert served_at is not None and served_at <= 1
     store.close()
+
+
+def test_velocity_from_five_minute_snapshots_is_smoothed(tmp_path: Path) -> None:
+    """A model gaining 60 downloads an hour, in one step an hour as the Hub's counters move,
+    snapshotted every 5 minutes by bulk calls: its velocity stays near 60 (warm), not 720
+    (hot) for one snapshot and 0 for the next eleven. A model first seen 10 minutes ago
+    that gained 150 is hot at once: its young gain counts."""
+    start = 1_770_000_000.0
+    clock = [start]
+    store = StateStore(tmp_path / "producers.sqlite")
+    tracker = Tracker(store, TrackingPolicy(), SnapshotSchedule(), clock=lambda: clock[0])
+    tracker.track_all([_created("o/steady", start - 400 * DAY)])
+    tiers, velocities = [], []
+    for step in range(1, 4 * 12 + 1):  # four hours of 5-minute snapshots
+        clock[0] = now = start + step * 300
+        downloads = 1000 + 60 * (step // 12)  # a step of 60 on the hour
+        model = store.get("o/steady")
+        assert model is not None
+        with store.transaction():
+            tiers.append(
+                tracker.record(
+                    model,
+                    now=now,
+                    downloads=downloads,
+                    likes=0,
+                    trending_downloads=downloads,
+                    bulk=True,
+                )
+            )
+        velocities.append(store.get("o/steady").velocity)  # type: ignore[union-attr]
+    settled = velocities[12:]  # after the first full hour
+    assert max(settled) <= 100 and min(settled) >= 30, settled
+    assert set(tiers[12:]) == {"warm"}, tiers
+    young = start + 4 * 3600
+    when = datetime.fromtimestamp(young, UTC)  # a new upload: the Hub lists it with 0 and 0
+    tracker.track_all([ModelCreated("o/young", when, when, downloads=0, likes=0)])
+    model = store.get("o/young")
+    assert model is not None
+    with store.transaction():
+        tier = tracker.record(
+            model, now=young + 600, downloads=150, likes=0, trending_downloads=150
+        )
+    assert tier == "new" and store.get("o/young").velocity >= 150  # type: ignore[union-attr]
+    store.close()
