@@ -13,9 +13,12 @@ The simulated Hub (stated assumptions, not measurements):
   is modified at creation and ~2 times more within hours;
 - the engagement stream's 15 calls per 30 s (150 per 5-minute round), bulk calls included.
 
-Before: the old schedule (every tier at the interval it wants, whatever the budget) with one
-``trendingScore`` bulk call a round. After: the plan within the budget, four bulk orders.
-Both runs use the same code paths; only the schedule's budget and the bulk orders differ.
+Two starts, both with the plan within the budget and four bulk orders: an empty store, and a
+year-scale one (``--year`` models, 60,000 by default, created over the past year and
+snapshotted last at a random point of their interval: most settled or in the long tail, 2 %
+evergreen with steady downloads). ``--before`` adds the old schedule (every tier at the
+interval it wants, whatever the budget, one ``trendingScore`` bulk call a round) from an
+empty store. All runs use the same code paths.
 
     .venv/bin/python bench/bench_schedule.py [--days 14] [--per-day 3000] [--scale 0.25]
 
@@ -63,13 +66,18 @@ class SimModel:
     repo_id: str
     created: float
     rate: float  # downloads an hour at creation
+    tau: float = TAU  # decay time constant; math.inf: an evergreen model, steady for ever
 
     def downloads(self, now: float) -> int:
         age = max(0.0, now - self.created)
-        return int(self.rate * TAU / HOUR * (1 - math.exp(-age / TAU)))
+        if math.isinf(self.tau):
+            return int(self.rate * age / HOUR)
+        return int(self.rate * self.tau / HOUR * (1 - math.exp(-age / self.tau)))
 
     def rate_at(self, now: float) -> float:
-        return self.rate * math.exp(-max(0.0, now - self.created) / TAU)
+        if math.isinf(self.tau):
+            return self.rate
+        return self.rate * math.exp(-max(0.0, now - self.created) / self.tau)
 
 
 @dataclass
@@ -103,6 +111,34 @@ class Hub:
                     base_models=(WATCHED,) if watched else (),
                     downloads=0,
                     likes=0,
+                )
+            )
+        return out
+
+    def past_year(self, now: float, count: int) -> list[ModelCreated]:
+        """``count`` models created over the past year (as a year of hubwatch would track):
+        most decayed into the settled and tail tiers, 2 % evergreen (steady downloads, a
+        log-normal rate of median 2 an hour: the hot and warm tiers' old members)."""
+        out = []
+        for _ in range(count):
+            created = now - self.rng.random() * 365 * DAY
+            evergreen = self.rng.random() < 0.02
+            rate = math.exp(self.rng.gauss(math.log(2.0 if evergreen else 0.3), 2))
+            model = SimModel(
+                f"old/m{len(self.models):07d}", created, rate, math.inf if evergreen else TAU
+            )
+            self.models[model.repo_id] = model
+            if model.rate >= 20:
+                self.strong.append(model)
+            out.append(
+                ModelCreated(
+                    model.repo_id,
+                    datetime.fromtimestamp(created, UTC),
+                    datetime.fromtimestamp(now, UTC),
+                    author="old",
+                    base_models=(WATCHED,) if self.rng.random() < 0.03 else (),
+                    downloads=model.downloads(now),
+                    likes=model.downloads(now) // 100,
                 )
             )
         return out
@@ -144,7 +180,14 @@ class Result:
 
 
 def simulate(
-    name: str, *, budget: bool, days: int, per_day: int, scale: float, seed: int
+    name: str,
+    *,
+    budget: bool,
+    days: int,
+    per_day: int,
+    scale: float,
+    seed: int,
+    year: int = 0,
 ) -> Result:
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -170,6 +213,8 @@ def simulate(
             clock=lambda: clock[0],
             bulk_every=ROUND,
         )
+        if year:
+            _start_from_a_year(hub, tracker, store, int(year * scale), rng)
         for step in range(int(days * DAY / ROUND)):
             now = clock[0] = START + (step + 1) * ROUND
             tracker.track_all(hub.arrive(now, _poisson(rng, scale * per_day * ROUND / DAY)))
@@ -195,7 +240,11 @@ def simulate(
         share, lags, tracked = _overdue(path, tracker, now)
         plan = tracker.plan(now)
         store.close()
-    complete = [first_day.get(m.repo_id, 0) for m in hub.models.values() if m.created + DAY <= now]
+    complete = [
+        first_day.get(m.repo_id, 0)
+        for m in hub.models.values()
+        if m.created >= START and m.created + DAY <= now
+    ]
     return Result(
         name,
         tracked,
@@ -207,6 +256,29 @@ def simulate(
         overdue_by_day,
         time.perf_counter() - started,
     )
+
+
+def _start_from_a_year(
+    hub: Hub, tracker: Tracker, store: StateStore, count: int, rng: random.Random
+) -> None:
+    """The store as a year of hubwatch leaves it: ``count`` models tracked, each snapshotted
+    last at a random point of its tier's interval (as a running schedule spreads them)."""
+    events = hub.past_year(START, count)
+    tracker.track_all(events)
+    plan = tracker.plan(START)
+    with store.transaction():
+        for event in events:
+            tracked = store.get(event.repo_id)
+            assert tracked is not None
+            at = START - rng.random() * min(plan.every(tracked.tier), 30 * DAY)
+            downloads = hub.models[event.repo_id].downloads(at)
+            tracker.record(
+                tracked,
+                now=at,
+                downloads=downloads,
+                likes=downloads // 100,
+                trending_downloads=downloads,
+            )
 
 
 def _snapshot(
@@ -306,9 +378,18 @@ def main() -> None:
         default=0.25,
         help="share of the Hub's new models and of the per-model calls simulated (1: all)",
     )
-    parser.add_argument("--after-only", action="store_true")
+    parser.add_argument(
+        "--year",
+        type=int,
+        default=60_000,
+        help="models tracked at the year-scale start (full size; scaled by --scale)",
+    )
+    parser.add_argument(
+        "--before", action="store_true", help="also run the old fixed-interval schedule"
+    )
     args = parser.parse_args()
-    runs = [] if args.after_only else [("before", False)]
+    runs = [("before, empty start", False, 0)] if args.before else []
+    runs += [("empty start", True, 0), ("year-scale start", True, args.year)]
     results = [
         simulate(
             name,
@@ -317,12 +398,14 @@ def main() -> None:
             per_day=args.per_day,
             scale=args.scale,
             seed=args.seed,
+            year=year,
         )
-        for name, budget in [*runs, ("after (budget plan)", True)]
+        for name, budget, year in runs
     ]
     print(
         f"{args.days} simulated days, ~{args.per_day:,} new models a day, "
-        f"{CALLS_PER_ROUND} engagement calls per {ROUND:.0f} s, at scale {args.scale:g}\n"
+        f"{CALLS_PER_ROUND} engagement calls per {ROUND:.0f} s, at scale {args.scale:g}; "
+        f"the year-scale start tracks {int(args.year * args.scale):,} models from day 0\n"
     )
     report(results)
 

@@ -10,6 +10,7 @@ __all__ = [
     "FIELDS_DROPPED",
     "FIRST_SEEN",
     "GITHUB_REPOS",
+    "GITHUB_REPOS_DROPPED",
     "HTTP_REQUESTS",
     "LATE_ARRIVALS",
     "LATE_ARRIVAL_DELAY",
@@ -81,8 +82,14 @@ LATE_ARRIVAL_DELAY = Histogram(
 )
 GITHUB_REPOS = Gauge(
     "hubwatch_github_repos",
-    "GitHub repos followed, polled in the last round, and due but left for a later round (overdue)",
+    "GitHub repos followed, polled in the last round, due but left for a later round"
+    " (overdue), and linked from cards but beyond the cap (capped)",
     ["state"],
+)
+GITHUB_REPOS_DROPPED = Counter(
+    "hubwatch_github_repos_dropped_total",
+    "GitHub repos no longer followed: gone (404 for the repo itself)",
+    ["reason"],
 )
 WATERMARK = Gauge(
     "hubwatch_poll_watermark_seconds",

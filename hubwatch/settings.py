@@ -64,8 +64,14 @@ class Settings:
     engagement_bulk_sorts: str = "trendingScore,likes,downloads,lastModified"
     "The list orders each bulk round reads (the Hub's sort names)."
     snapshot_requests_per_window: int = 150
-    """Engagement calls per 5 minutes, bulk and per-model; the snapshot schedule promises
-    each tier what the per-model share buys (README, "Engagement snapshots")."""
+    """Engagement calls per 5 minutes, bulk and per-model: the engagement stream's reserved
+    share of the Hub budget; the snapshot schedule promises each tier what the per-model
+    part of it buys (README, "Engagement snapshots")."""
+    hub_shares: str = "uploads=200,edits=60,community=250,reconcile=60,aliases=40,first_seen=20"
+    """Each other Hub stream's reserved share of the Hub budget, in calls per 5 minutes
+    (``first_seen``: lookups of repos a webhook or bulk call named). A stream never spends
+    more than its share, so no stream can eat another's; together with the engagement
+    share they must fit ``hub_requests_per_window * rate_share``."""
     community_interval: float = 60.0
     community_min_likes: int = 10
     community_repo_interval: float = 3600.0
@@ -76,6 +82,11 @@ class Settings:
     "Seconds between GitHub rounds; each polls the due repos the budget affords."
     github_repo_interval: float = 3600.0
     "How often one followed GitHub repo is polled, budget allowing (else: overdue)."
+    github_max_repos: int | None = None
+    """At most this many GitHub repos followed: configured ones always, then those linked
+    from model cards by the likes and downloads of the models linking them. Empty: as many
+    as the budget polls once per ``github_repo_interval`` (~10 anonymous, ~1,000 with a
+    token)."""
     github_lookback_days: float | None = 3.0
     "How far back a newly followed GitHub repo is read; empty: its whole history."
     reconcile_interval: float = 3600.0
@@ -84,6 +95,17 @@ class Settings:
     "How far back in createdAt each sweep looks."
     reconcile_lookups: int = 200
     "Per-repo lookups a sweep may spend on unseen repos; the rest wait for the next one."
+    deep_reconcile_days: float = 90.0
+    """How far back the daily deep sweep looks (beyond the hourly sweep's window), within
+    the reconcile share; not above ``reconcile_days``: no deep sweep."""
+    deep_reconcile_interval: float = 86_400.0
+    deep_reconcile_pages: int = 300
+    "Listing pages (1,000 ids each) one deep sweep may read: its bound."
+    first_seen_interval: float = 10.0
+    """Seconds between lookups of repos a webhook (or an engagement bulk call) named before
+    any listing showed them: reported as first seen within seconds, not at the next sweep."""
+    first_seen_lookups: int = 20
+    "Model-endpoint lookups one first-seen round may spend (within the first_seen share)."
     alias_interval: float = 300.0
     "Seconds between rounds resolving base ids the Hub does not list under that name."
     alias_lookups: int = 100
@@ -153,6 +175,8 @@ class Settings:
             raise ConfigError(f"unknown hub streams: {', '.join(sorted(unknown))}")
         if self.github_interval <= 0 or self.github_repo_interval < 0:
             raise ConfigError("github_interval must be positive, github_repo_interval not negative")
+        if self.github_max_repos is not None and self.github_max_repos < 1:
+            raise ConfigError("github_max_repos must be positive (empty: what the budget polls)")
         if self.github_lookback_days is not None and self.github_lookback_days < 0:
             raise ConfigError("github_lookback_days must not be negative")
         bad_sorts = set(split_list(self.engagement_bulk_sorts)) - {
@@ -168,6 +192,17 @@ class Settings:
             raise ConfigError(
                 "snapshot_requests_per_window and engagement_bulk_every must be positive"
             )
+        if self.deep_reconcile_pages < 1 or self.deep_reconcile_interval <= 0:
+            raise ConfigError("deep_reconcile_pages and deep_reconcile_interval must be positive")
+        if self.first_seen_interval <= 0 or self.first_seen_lookups < 1:
+            raise ConfigError("first_seen_interval and first_seen_lookups must be positive")
+        shares = self.hub_share_map()
+        if sum(shares.values()) > self.hub_requests_per_window * self.rate_share:
+            raise ConfigError(
+                f"the Hub streams' shares add up to {sum(shares.values())} calls per 5 min, "
+                f"more than the {self.hub_requests_per_window * self.rate_share:.0f} "
+                "hubwatch may use (HUBWATCH_HUB_SHARES, HUBWATCH_SNAPSHOT_REQUESTS_PER_WINDOW)"
+            )
         if not 1 <= self.page_limit <= 1000:
             raise ConfigError("page_limit must be between 1 and 1000")
         days = self.snapshot_retention_days
@@ -180,6 +215,30 @@ class Settings:
             raise ConfigError(
                 f"clickhouse_database must be a plain identifier, got {self.clickhouse_database!r}"
             )
+
+    def hub_share_map(self) -> dict[str, int]:
+        """Calls per 5 minutes reserved for each Hub stream, engagement included."""
+        shares: dict[str, int] = {}
+        for part in split_list(self.hub_shares):
+            stream, _, value = part.partition("=")
+            stream = stream.strip()
+            if stream not in HUB_SHARE_STREAMS or stream == "engagement":
+                raise ConfigError(
+                    f"HUBWATCH_HUB_SHARES: unknown stream {stream!r} (one of "
+                    f"{', '.join(s for s in HUB_SHARE_STREAMS if s != 'engagement')}; the "
+                    "engagement share is HUBWATCH_SNAPSHOT_REQUESTS_PER_WINDOW)"
+                )
+            try:
+                shares[stream] = int(value)
+            except ValueError as exc:
+                raise ConfigError(f"HUBWATCH_HUB_SHARES: {part!r} is not stream=number") from exc
+            if shares[stream] < 1:
+                raise ConfigError(f"HUBWATCH_HUB_SHARES: {stream}'s share must be positive")
+        missing = set(HUB_SHARE_STREAMS) - set(shares) - {"engagement"}
+        if missing:
+            raise ConfigError(f"HUBWATCH_HUB_SHARES: no share for {', '.join(sorted(missing))}")
+        shares["engagement"] = self.snapshot_requests_per_window
+        return shares
 
     @property
     def snapshot_calls_per_day(self) -> float:
@@ -195,6 +254,17 @@ class Settings:
     def clickhouse_data_dir(self) -> Path:
         return self.state_dir / "clickhouse"
 
+
+HUB_SHARE_STREAMS: tuple[str, ...] = (
+    "uploads",
+    "edits",
+    "engagement",
+    "community",
+    "reconcile",
+    "aliases",
+    "first_seen",
+)
+"Hub streams with a reserved share of the Hub budget."
 
 _ENV_NAMES = {"hf_token": "HF_TOKEN", "github_token": "GITHUB_TOKEN"}
 

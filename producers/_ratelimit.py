@@ -21,6 +21,7 @@ from dataclasses import dataclass
 __all__ = [
     "RateLimit",
     "RequestBudget",
+    "StreamBudget",
     "from_github_headers",
     "from_hub_headers",
     "parse_retry_after",
@@ -125,6 +126,8 @@ class RequestBudget:
         self.last_seen: RateLimit | None = None
         self._secondary = (0.0, 0.0)
         "(when the last secondary limit ends, how long it was)."
+        self.reserved: dict[str, float] = {}
+        "Requests per window reserved for each stream (:meth:`reserve`)."
 
     @property
     def rate(self) -> float:
@@ -138,7 +141,24 @@ class RequestBudget:
     async def acquire(self, *, urgent: bool = False) -> None:
         """Wait for a token. Background callers leave one token for ``urgent`` ones (the
         new-uploads stream), so detection never queues behind a backlog of snapshots."""
-        reserve = 0.0 if urgent else 1.0
+        await self._take(0.0 if urgent else 1.0)
+
+    def reserve(self, stream: str, per_window: float, *, burst: int = 5) -> StreamBudget:
+        """A share of this budget that only ``stream`` spends: at most ``per_window``
+        requests a window, so the shares together never exceed the whole and each stream
+        can count on its own (the snapshot plan promises what its share buys)."""
+        if per_window <= 0:
+            raise ValueError(f"{stream}: a share must be positive")
+        self.reserved[stream] = per_window
+        return StreamBudget(self, stream, per_window, burst=burst)
+
+    def scale(self) -> float:
+        """How much of each reserved share the limit allows (1 unless the server's limit
+        is below what was reserved: then every share shrinks alike)."""
+        total = sum(self.reserved.values())
+        return 1.0 if total <= 0 else min(1.0, self.limit * self.share / total)
+
+    async def _take(self, reserve: float) -> None:
         while True:
             now = self._clock()
             if now < self._paused_until:
@@ -187,3 +207,56 @@ class RequestBudget:
     def throttled_for(self, seconds: float) -> None:
         self.throttled += 1
         self.pause(seconds)
+
+
+class StreamBudget(RequestBudget):
+    """One stream's reserved share of an API's :class:`RequestBudget`: its own token bucket
+    (``per_window`` requests a window, scaled down with the API's limit), then a token of
+    the whole. A stream that wants more than its share waits for its own bucket, never for
+    another stream's; limits the server announces pause the whole API."""
+
+    def __init__(
+        self, parent: RequestBudget, stream: str, per_window: float, *, burst: int
+    ) -> None:
+        super().__init__(
+            parent.api,
+            limit=parent.limit,
+            window=parent.window,
+            burst=max(1, min(burst, int(per_window))),
+            clock=parent._clock,
+            sleep=parent._sleep,
+        )
+        self.parent = parent
+        self.stream = stream
+        self.per_window = per_window
+
+    @property
+    def rate(self) -> float:
+        return self.per_window * self.parent.scale() / self.parent.window
+
+    @property
+    def calls_per_day(self) -> float:
+        """What this share buys in a day at the API's current limit."""
+        return self.rate * 86_400
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        await self._take(0.0)
+        await self.parent.acquire(urgent=urgent)
+
+    def refund(self) -> None:
+        super().refund()
+        self.parent.refund()
+
+    def observe(self, limit: RateLimit | None) -> None:
+        self.parent.observe(limit)
+        self.last_seen = self.parent.last_seen
+
+    def secondary_wait(self, first: float = 60.0, cap: float = 3600.0) -> float:
+        return self.parent.secondary_wait(first, cap)
+
+    def pause(self, seconds: float) -> None:
+        self.parent.pause(seconds)
+
+    def throttled_for(self, seconds: float) -> None:
+        self.throttled += 1
+        self.parent.throttled_for(seconds)

@@ -57,6 +57,7 @@ __all__ = [
     "GithubPoller",
     "advance_commits",
     "advance_issues",
+    "cap_followed",
     "commit_from_api",
     "due_in_order",
     "issue_from_api",
@@ -160,6 +161,23 @@ REPO_COST = 4
 "Requests one repo costs at least: its counters, commits, issues and releases."
 
 
+def _value(repo: FollowedRepo) -> float:
+    return 1.0 + math.log10(1.0 + repo.likes + repo.downloads / 1000)
+
+
+def cap_followed(
+    repos: list[FollowedRepo], max_repos: int | None
+) -> tuple[list[FollowedRepo], list[FollowedRepo]]:
+    """(followed, left out): at most ``max_repos`` repos, configured ones always, then
+    card-linked ones by the likes + downloads/1,000 of the models linking them (ties: the
+    one followed first). None: no cap."""
+    if max_repos is None or len(repos) <= max_repos:
+        return repos, []
+    ranked = sorted(repos, key=lambda r: (not r.configured, -_value(r), r.followed_at, r.repo))
+    room = max(max_repos, sum(1 for r in repos if r.configured))
+    return ranked[:room], ranked[room:]
+
+
 def due_in_order(repos: list[FollowedRepo], now: float, repo_interval: float) -> list[FollowedRepo]:
     """The repos due a poll (none in the last ``repo_interval``), most valuable first:
     configured ones, then card-linked ones by ``weight x waited``, where weight grows with
@@ -172,11 +190,8 @@ def due_in_order(repos: list[FollowedRepo], now: float, repo_interval: float) ->
         last = repo.last_polled
         return now - (repo.followed_at - repo_interval if last is None else last)
 
-    def weight(repo: FollowedRepo) -> float:
-        return 1.0 + math.log10(1.0 + repo.likes + repo.downloads / 1000)
-
     due = [r for r in repos if waited(r) >= repo_interval]
-    return sorted(due, key=lambda r: (not r.configured, -weight(r) * waited(r), r.repo))
+    return sorted(due, key=lambda r: (not r.configured, -_value(r) * waited(r), r.repo))
 
 
 def _second(value: datetime) -> str:
@@ -272,13 +287,16 @@ class GithubPoller:
         round_seconds: float = 300.0,
         per_page: int = 100,
         max_pages: int = 5,
+        max_repos: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``lookback``: how far back a newly followed repo is read (None: its whole
         history). ``repo_interval``: how often one repo is polled when the budget allows.
         ``round_seconds``: how often rounds come, so unspent budget carries over one round
         at most. ``max_pages``: pages per list per repo and round (the walk goes on next
-        round from its checkpoint)."""
+        round from its checkpoint). ``max_repos``: at most this many repos followed, the
+        most valuable (:func:`cap_followed`); None: all."""
+        self._max_repos = max_repos
         self._client = client
         self._publisher = publisher
         self._store = store
@@ -301,7 +319,7 @@ class GithubPoller:
 
     async def poll_once(self) -> int:
         now = self._clock()
-        followed = self._store.followed_github_repos()
+        followed, capped = cap_followed(self._store.followed_github_repos(), self._max_repos)
         due = due_in_order(followed, now, self._repo_interval)
         if self._budget is not None:
             rate = self._budget.rate
@@ -327,6 +345,7 @@ class GithubPoller:
             metrics.GITHUB_REPOS.labels("followed").set(len(followed))
             metrics.GITHUB_REPOS.labels("polled").set(polled)
             metrics.GITHUB_REPOS.labels("overdue").set(len(due) - polled)
+            metrics.GITHUB_REPOS.labels("capped").set(len(capped))
         return published
 
     def _start(self) -> str | None:
@@ -368,7 +387,8 @@ class GithubPoller:
         )
 
     async def poll_repo(self, repo: str) -> int:
-        """One repo, each list checkpointed as it goes. Gone (404): skipped. An error
+        """One repo, each list checkpointed as it goes. Gone (404 for the repo itself):
+        dropped from the followed set and counted, not polled again. An error
         answer for one list: logged, what it published so far kept, the repo's other lists
         and the round go on. A rate limit or an unreachable GitHub ends the round."""
         published = 0
@@ -382,7 +402,13 @@ class GithubPoller:
             try:
                 published += await poll(repo)
             except NotFound:
-                log.warning("github: %s is gone; skipping it", repo)
+                if not what:  # the repo itself: gone, renamed away or private
+                    log.warning("github: %s is gone (404); no longer following it", repo)
+                    with self._store.transaction():
+                        self._store.drop_github_repo(repo, self._clock())
+                    metrics.GITHUB_REPOS_DROPPED.labels("gone").inc()
+                else:
+                    log.warning("github: %s %s is gone; skipping it", repo, what)
                 break
             except SchemaError as error:
                 await self._reject(what, repo, None, error)

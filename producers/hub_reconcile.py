@@ -7,6 +7,11 @@ The walk asks for ids and createdAt only (1,000 per page, a few pages a day's wo
 looks up each unseen repo's full record (``/api/models/{id}``), so a sweep that finds
 nothing costs a handful of requests. It also looks up repos a webhook named before any
 listing showed them. Not urgent: it waits for the budget behind everything else.
+
+Three instances run (``producers/runner.py``), each its own stream: the hourly sweep over
+``HUBWATCH_RECONCILE_DAYS``; a daily deep sweep further back, bounded in pages, within the
+same share; and ``hub.first_seen``, which walks no listing and only looks up, within seconds,
+the repos a webhook (or an engagement bulk call) named before any listing showed them.
 """
 
 from __future__ import annotations
@@ -33,8 +38,6 @@ log = logging.getLogger(__name__)
 
 
 class ReconcilePoller:
-    name = "hub.reconcile"
-
     def __init__(
         self,
         client: httpx.AsyncClient,
@@ -47,7 +50,15 @@ class ReconcilePoller:
         lookups_per_round: int = 200,
         page_limit: int = 1000,
         budget: RequestBudget | None = None,
+        name: str = "hub.reconcile",
+        listing: bool = True,
+        max_pages: int | None = None,
     ) -> None:
+        """``listing``: walk the createdAt listing back ``days`` (at most ``max_pages``
+        pages); without it, only look up the repos heard of."""
+        self.name = name
+        self._listing = listing
+        self._max_pages = max_pages
         self._client = client
         self._publisher = publisher
         self._store = tracker.store
@@ -72,15 +83,32 @@ class ReconcilePoller:
         mark = self._store.mark(WATERMARK_MARK)
         uploads_at = observed_at if mark is None else min(observed_at, parse_datetime(mark))
         newest = uploads_at - self._overlap
-        wanted: dict[str, str] = dict(self._store.heard(self._lookups))
+        # A repo another stream has in flight is its to report (noted again should it fail).
+        wanted: dict[str, str] = {
+            repo_id: stream
+            for repo_id, stream in self._store.heard(self._lookups)
+            if not self._store.in_flight(repo_id, self.name)
+        }
         listed: dict[str, datetime] = {}
         "createdAt of the repos the listing shows (one of a name re-created is new)."
+        if self._listing:
+            await self._walk(floor, newest, wanted, listed)
+        if not wanted:
+            return 0
+        return await self._report(wanted, listed, observed_at)
+
+    async def _walk(
+        self, floor: datetime, newest: datetime, wanted: dict[str, str], listed: dict[str, datetime]
+    ) -> None:
+        """The createdAt listing from the newest down to ``floor``: repos in it not seen."""
         params = [
             ("sort", "createdAt"),
             ("limit", str(self._page_limit)),
             ("expand", "createdAt"),
         ]
+        pages = 0
         async for page in iter_pages(self._client, "/api/models", params, budget=self._budget):
+            pages += 1
             done = False
             for item in page:
                 repo_id, created_at = listed_id_and_created(item)
@@ -94,7 +122,14 @@ class ReconcilePoller:
                     listed[repo_id] = created_at
             if done or len(wanted) >= self._lookups:
                 break
+            if self._max_pages is not None and pages >= self._max_pages:
+                log.info("%s: stopped at its bound of %d pages", self.name, pages)
+                break
 
+    async def _report(
+        self, wanted: dict[str, str], listed: dict[str, datetime], observed_at: datetime
+    ) -> int:
+        """Look up each wanted repo and report those still unseen as first seen."""
         first: list[ModelCreated] = []
         found_by: dict[str, str] = {}
         gone: list[str] = []
@@ -119,7 +154,7 @@ class ReconcilePoller:
             for repo_id in gone:
                 self._store.forget_heard(repo_id)
         if first:
-            log.info("hub reconcile: %d models no stream had reported", len(first))
+            log.info("%s: %d models no stream had reported", self.name, len(first))
         return len(first)
 
     async def _look_up(

@@ -14,9 +14,9 @@ import httpx
 from hubwatch.errors import SchemaError, SinkError, SourceError
 from hubwatch.settings import Settings, split_list
 from producers._http import make_client
-from producers._ratelimit import RequestBudget
+from producers._ratelimit import RequestBudget, StreamBudget
 from producers.checkpoint import CheckpointStore
-from producers.github import GITHUB_HEADERS, GithubPoller
+from producers.github import GITHUB_HEADERS, REPO_COST, GithubPoller
 from producers.hub_aliases import AliasPoller
 from producers.hub_community import CommunityPoller
 from producers.hub_edits import HubEditsPoller
@@ -114,7 +114,13 @@ class Producers:
         self.github_budget = RequestBudget(
             "github", limit=github_limit, window=3600.0, share=settings.rate_share
         )
+        self.hub_shares: dict[str, StreamBudget] = {
+            stream: self.hub_budget.reserve(stream, share)
+            for stream, share in settings.hub_share_map().items()
+        }
+        "Each Hub stream's reserved share of the Hub budget (HUBWATCH_HUB_SHARES)."
         self.store: StateStore | None = None
+        self.tracker: Tracker | None = None
         self.pollers: list[tuple[Poller, float]] = []
         self.outage = Outage()
         "Kafka outages, reported once for every poller and the webhook receiver."
@@ -124,7 +130,7 @@ class Producers:
     async def start(self) -> None:
         s = self.settings
         self.store = store = StateStore(s.state_dir / "producers.sqlite")
-        tracker = Tracker(
+        self.tracker = tracker = Tracker(
             store,
             TrackingPolicy(
                 community_min_likes=s.community_min_likes,
@@ -137,6 +143,7 @@ class Producers:
             ),
             SnapshotSchedule(calls_per_day=s.snapshot_calls_per_day),
             bulk_every=s.engagement_bulk_every,
+            calls_per_day=self._snapshot_calls_per_day,
         )
         overlap = timedelta(seconds=s.overlap_seconds)
         lookback = (
@@ -158,7 +165,7 @@ class Producers:
                             overlap=overlap,
                             initial_lookback=lookback,
                             page_limit=s.page_limit,
-                            budget=self.hub_budget,
+                            budget=self.hub_shares["uploads"],
                             tracker=tracker,
                         ),
                         s.poll_interval,
@@ -174,7 +181,7 @@ class Producers:
                             overlap=overlap,
                             initial_lookback=lookback,
                             page_limit=s.page_limit,
-                            budget=self.hub_budget,
+                            budget=self.hub_shares["edits"],
                         ),
                         s.edits_interval,
                     )
@@ -190,7 +197,7 @@ class Producers:
                             requests_per_round=per_round,
                             bulk_every=s.engagement_bulk_every,
                             bulk_sorts=split_list(s.engagement_bulk_sorts),
-                            budget=self.hub_budget,
+                            budget=self.hub_shares["engagement"],
                         ),
                         s.engagement_interval,
                     )
@@ -206,9 +213,44 @@ class Producers:
                             overlap=overlap,
                             initial_lookback=lookback,
                             lookups_per_round=s.reconcile_lookups,
-                            budget=self.hub_budget,
+                            budget=self.hub_shares["reconcile"],
                         ),
                         s.reconcile_interval,
+                    )
+                )
+                if s.deep_reconcile_days > s.reconcile_days:
+                    self.pollers.append(
+                        (
+                            ReconcilePoller(
+                                hub,
+                                self.publisher.session(),
+                                tracker,
+                                days=s.deep_reconcile_days,
+                                overlap=overlap,
+                                initial_lookback=lookback,
+                                lookups_per_round=s.reconcile_lookups,
+                                budget=self.hub_shares["reconcile"],
+                                name="hub.reconcile.deep",
+                                max_pages=s.deep_reconcile_pages,
+                            ),
+                            s.deep_reconcile_interval,
+                        )
+                    )
+                self.pollers.append(
+                    (
+                        ReconcilePoller(
+                            hub,
+                            self.publisher.session(),
+                            tracker,
+                            days=0,
+                            overlap=overlap,
+                            initial_lookback=lookback,
+                            lookups_per_round=s.first_seen_lookups,
+                            budget=self.hub_shares["first_seen"],
+                            name="hub.first_seen",
+                            listing=False,
+                        ),
+                        s.first_seen_interval,
                     )
                 )
             if "aliases" in streams:
@@ -219,7 +261,7 @@ class Producers:
                             self.publisher.session(),
                             store,
                             lookups_per_round=s.alias_lookups,
-                            budget=self.hub_budget,
+                            budget=self.hub_shares["aliases"],
                         ),
                         s.alias_interval,
                     )
@@ -228,7 +270,10 @@ class Producers:
                 self.pollers.append(
                     (
                         CommunityPoller(
-                            hub, self.publisher.session(), tracker, budget=self.hub_budget
+                            hub,
+                            self.publisher.session(),
+                            tracker,
+                            budget=self.hub_shares["community"],
                         ),
                         s.community_interval,
                     )
@@ -261,10 +306,27 @@ class Producers:
                         else timedelta(days=s.github_lookback_days),
                         repo_interval=s.github_repo_interval,
                         round_seconds=s.github_interval,
+                        max_repos=self._github_max_repos(),
                     ),
                     s.github_interval,
                 )
             )
+
+    def _github_max_repos(self) -> int:
+        """The followed set's cap: as set, else the repos the budget polls once per repo
+        interval at their least cost."""
+        s = self.settings
+        if s.github_max_repos is not None:
+            return s.github_max_repos
+        every = max(s.github_repo_interval, s.github_interval)
+        return max(1, int(self.github_budget.rate * every / REPO_COST))
+
+    def _snapshot_calls_per_day(self) -> float:
+        """Per-model snapshot calls a day: what the engagement share buys at the Hub's
+        current limit, less the bulk calls."""
+        s = self.settings
+        bulk = len(split_list(s.engagement_bulk_sorts)) * 86_400 / s.engagement_bulk_every
+        return self.hub_shares["engagement"].calls_per_day - bulk
 
     async def stop(self) -> None:
         if self.webhooks is not None:

@@ -10,6 +10,7 @@ restart re-emits at most what the event ids deduplicate, and skips nothing.
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -63,11 +64,22 @@ _ADDED_COLUMNS = (  # added later: stores made before lack them
     ("tier", "TEXT DEFAULT 'new'"),  # its snapshot tier (producers.snapshot_plan.TIERS)
     ("tracked_at", "REAL"),  # when tracking began: a model never snapshotted is due from it
     ("bulk_at", "REAL"),  # last seen in a bulk list call, which will likely see it again
+    ("value", "REAL DEFAULT 1"),  # what its next snapshot is worth (tracking.snapshot_value)
+    ("base_popularity", "REAL DEFAULT 0"),  # likes + downloads/1,000 of its best-known base
+    ("anchor_at", "REAL"),  # where its velocity's window starts (tracking.Tracker.record)
+    ("anchor_downloads", "INTEGER"),
+    ("anchor_likes", "INTEGER"),
 )
+
+OLDEST_SHARE = 0.25
+"""Share of each round's due snapshots served oldest-due first whatever their value: the
+rest go by priority, and this part guarantees that no due model waits for ever."""
 
 _MODEL = (
     "SELECT repo_id, created_at, downloads, likes, velocity, last_snapshot, next_snapshot,"
-    " community, tier FROM models"
+    " community, tier, base_popularity, coalesce(anchor_at, last_snapshot, tracked_at),"
+    " CASE WHEN anchor_at IS NULL THEN downloads ELSE anchor_downloads END,"
+    " CASE WHEN anchor_at IS NULL THEN likes ELSE anchor_likes END FROM models"
 )
 
 
@@ -83,6 +95,11 @@ class TrackedModel:
     followed: bool = False
     "Its commits and discussions are polled: watched family or org, or enough likes."
     tier: str = "new"
+    base_popularity: float = 0.0
+    "likes + downloads/1,000 of its most popular base when it was first tracked."
+    anchor: tuple[float, int | None, int | None] | None = None
+    """(at, downloads, likes) where its velocity's window starts: the last snapshot that
+    closed a window, else its last snapshot, else when tracking began."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +155,8 @@ class StateStore:
                 "INSERT OR IGNORE INTO github_links SELECT repo, substr(source, 6)"
                 " FROM github_repos WHERE source LIKE 'card:%'"
             )
+        if "gone_at" not in columns:  # added later: repos that answered 404, no longer polled
+            self._db.execute("ALTER TABLE github_repos ADD COLUMN gone_at REAL")
         self._db.execute("DELETE FROM etags WHERE url LIKE '%?%'")
 
     def close(self) -> None:
@@ -176,6 +195,8 @@ class StateStore:
         base_models: tuple[str, ...] = (),
         tracked_at: float | None = None,
         tier: str = "new",
+        value: float = 1.0,
+        base_popularity: float = 0.0,
     ) -> None:
         """Start tracking a model. Streams see a model in any order (an edit can arrive
         before its upload), so a repeat only fills what is missing and can turn community
@@ -186,8 +207,8 @@ class StateStore:
                 self._db.execute(f"DELETE FROM {table} WHERE repo_id = ?", (repo_id,))
         self._db.execute(
             "INSERT INTO models (repo_id, author, created_at, fingerprint, downloads,"
-            " likes, next_snapshot, community, tier, tracked_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " likes, next_snapshot, community, tier, tracked_at, value, base_popularity)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (repo_id) DO UPDATE SET"
             " author = coalesce(author, excluded.author),"
             " created_at = coalesce(created_at, excluded.created_at),"
@@ -203,9 +224,25 @@ class StateStore:
                 int(community),
                 tier,
                 tracked_at,
+                value,
+                base_popularity,
             ),
         )
         self.add_bases(repo_id, base_models)
+
+    def base_popularity(self, base_models: Iterable[str]) -> float:
+        """likes + downloads/1,000 of the most popular tracked model among ``base_models``
+        (a like is worth about a thousand monthly downloads on the Hub); 0 if none is."""
+        bases = list(base_models)
+        if not bases:
+            return 0.0
+        marks = ",".join("?" * len(bases))
+        row = self._db.execute(
+            "SELECT max(coalesce(likes, 0) + coalesce(downloads, 0) / 1000.0) FROM models"
+            f" WHERE repo_id IN ({marks})",
+            bases,
+        ).fetchone()
+        return float(row[0] or 0.0)
 
     def add_bases(self, repo_id: str, base_models: Iterable[str]) -> None:
         """Bases ``repo_id`` names (at first sight, or after an edit): for families to adopt
@@ -243,6 +280,10 @@ class StateStore:
             return False
         return self._claims.setdefault(repo_id, stream) == stream
 
+    def in_flight(self, repo_id: str, stream: str) -> bool:
+        """Whether a stream other than ``stream`` has claimed ``repo_id`` this round."""
+        return self._claims.get(repo_id, stream) != stream
+
     def release_claims(self, stream: str) -> None:
         self._claims = {r: s for r, s in self._claims.items() if s != stream}
 
@@ -274,9 +315,29 @@ class StateStore:
         )
 
     def due_snapshots(self, now: float, limit: int) -> list[TrackedModel]:
+        """Up to ``limit`` models due a snapshot, most urgent first. A share
+        (:data:`OLDEST_SHARE`) goes to those due longest, so none waits for ever; the rest
+        by priority: the model's value times how many of its intervals it has waited
+        (``(now - last snapshot) / (next - last snapshot)``, at least 1 once due), so a
+        valuable model goes first and a waiting one climbs until it is served."""
+        if limit <= 0:
+            return []
+        oldest = max(1, math.ceil(limit * OLDEST_SHARE))
         rows = self._db.execute(
-            f"{_MODEL} WHERE next_snapshot <= ? ORDER BY next_snapshot LIMIT ?", (now, limit)
-        )
+            f"{_MODEL} WHERE next_snapshot <= ? ORDER BY next_snapshot LIMIT ?", (now, oldest)
+        ).fetchall()
+        taken = {row[0] for row in rows}
+        since = "coalesce(last_snapshot, tracked_at, next_snapshot)"
+        for row in self._db.execute(
+            f"{_MODEL} WHERE next_snapshot <= ?"
+            f" ORDER BY coalesce(value, 1) * (? - {since}) / max(1.0, next_snapshot - {since})"
+            " DESC, next_snapshot LIMIT ?",
+            (now, now, limit),
+        ):
+            if len(rows) >= limit:
+                break
+            if row[0] not in taken:
+                rows.append(row)
         return [_tracked(row) for row in rows]
 
     def get(self, repo_id: str) -> TrackedModel | None:
@@ -294,12 +355,31 @@ class StateStore:
         next_snapshot: float,
         tier: str | None = None,
         bulk: bool = False,
+        value: float | None = None,
+        anchor: tuple[float, int | None, int | None] | None = None,
     ) -> None:
+        """``anchor``: where the velocity's window now starts (None: this snapshot)."""
+        anchor_at, anchor_downloads, anchor_likes = anchor or (at, downloads, likes)
         self._db.execute(
             "UPDATE models SET downloads = ?, likes = ?, velocity = ?, last_snapshot = ?,"
             " next_snapshot = ?, gone_strikes = 0, tier = coalesce(?, tier),"
-            " bulk_at = CASE WHEN ? THEN ? ELSE bulk_at END WHERE repo_id = ?",
-            (downloads, likes, velocity, at, next_snapshot, tier, bulk, at, repo_id),
+            " bulk_at = CASE WHEN ? THEN ? ELSE bulk_at END, value = coalesce(?, value),"
+            " anchor_at = ?, anchor_downloads = ?, anchor_likes = ? WHERE repo_id = ?",
+            (
+                downloads,
+                likes,
+                velocity,
+                at,
+                next_snapshot,
+                tier,
+                bulk,
+                at,
+                value,
+                anchor_at,
+                anchor_downloads,
+                anchor_likes,
+                repo_id,
+            ),
         )
 
     def tier_counts(self, *, bulk_since: float) -> dict[str, int]:
@@ -459,10 +539,24 @@ class StateStore:
                 self.forget_github_repo(repo)
         for repo in sorted(wanted):
             self.add_github_repo(repo, "config", at=at)
+        # A configured repo that was gone is asked once more at each start (it was named on
+        # purpose); one only linked from cards stays dropped.
+        self._db.executemany(
+            "UPDATE github_repos SET gone_at = NULL WHERE repo = ?", [(r,) for r in wanted]
+        )
 
     def forget_github_repo(self, repo: str) -> None:
         self._db.execute("DELETE FROM github_repos WHERE repo = ?", (repo,))
         self._db.execute("DELETE FROM github_links WHERE repo = ?", (repo,))
+        self._forget_github_progress(repo)
+
+    def drop_github_repo(self, repo: str, at: float) -> None:
+        """``repo`` is gone (GitHub answered 404 for it): no longer followed, its marks and
+        ETags forgotten; the row stays so a card linking it again does not revive it."""
+        self._db.execute("UPDATE github_repos SET gone_at = ? WHERE repo = ?", (at, repo))
+        self._forget_github_progress(repo)
+
+    def _forget_github_progress(self, repo: str) -> None:
         self._db.execute(
             "DELETE FROM etags WHERE url = ? OR url LIKE ?", (f"/repos/{repo}", f"/repos/{repo}/%")
         )
@@ -472,14 +566,21 @@ class StateStore:
         )
 
     def github_repos(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT repo FROM github_repos ORDER BY repo")]
+        """Followed repos (not gone)."""
+        return [
+            row[0]
+            for row in self._db.execute(
+                "SELECT repo FROM github_repos WHERE gone_at IS NULL ORDER BY repo"
+            )
+        ]
 
     def followed_github_repos(self) -> list[FollowedRepo]:
         rows = self._db.execute(
             "SELECT g.repo, g.source = 'config', coalesce(sum(m.likes), 0),"
             " coalesce(sum(m.downloads), 0), g.followed_at, g.last_polled"
             " FROM github_repos g LEFT JOIN github_links l ON l.repo = g.repo"
-            " LEFT JOIN models m ON m.repo_id = l.model GROUP BY g.repo ORDER BY g.repo"
+            " LEFT JOIN models m ON m.repo_id = l.model WHERE g.gone_at IS NULL"
+            " GROUP BY g.repo ORDER BY g.repo"
         )
         return [
             FollowedRepo(repo, bool(configured), int(likes), int(downloads), float(at or 0), last)
@@ -530,7 +631,8 @@ class StateStore:
 
 
 def _tracked(row: tuple[object, ...]) -> TrackedModel:
-    repo_id, created, downloads, likes, velocity, last, next_at, community, tier = row
+    repo_id, created, downloads, likes, velocity, last, next_at, community, tier, base = row[:10]
+    anchor_at, anchor_downloads, anchor_likes = row[10:]
     return TrackedModel(
         str(repo_id),
         created,  # type: ignore[arg-type]
@@ -541,6 +643,8 @@ def _tracked(row: tuple[object, ...]) -> TrackedModel:
         float(next_at),  # type: ignore[arg-type]
         bool(community),
         str(tier or "new"),
+        float(base or 0.0),  # type: ignore[arg-type]
+        None if anchor_at is None else (float(anchor_at), anchor_downloads, anchor_likes),  # type: ignore[arg-type]
     )
 
 

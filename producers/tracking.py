@@ -3,6 +3,8 @@ models whose commits and discussions are polled."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +65,37 @@ class SnapshotSchedule:
     "Models are scheduled at this share of their tier's promise."
     replan_every: float = 300.0
     "Seconds between recounts of the tiers."
+    velocity_span: float = _HOUR
+    """The least span a velocity is measured over. Bulk calls snapshot a model every 5
+    minutes and the Hub's counters move in steps, so a gain over 5 minutes is noise (one
+    step of 60 downloads reads as 720 an hour, the next 5 minutes as 0)."""
+
+    def velocity(
+        self,
+        anchor: tuple[float, int | None, int | None] | None,
+        previous: float,
+        *,
+        now: float,
+        downloads: int | None,
+        likes: int | None,
+    ) -> tuple[float, tuple[float, int | None, int | None] | None]:
+        """(downloads+likes an hour, the window's new start: None to start it at this
+        snapshot). Over a window of at least :attr:`velocity_span` the gain is divided by
+        the span it covers; within a shorter one the last full window's velocity stands,
+        unless the gain so far already beats it over a whole span (a young model gaining
+        fast is not held at 0 until its first hour is up)."""
+        if anchor is None or (anchor[1] is None and anchor[2] is None):
+            return previous, None  # no counters to measure from: the window starts here
+        if now <= anchor[0]:
+            return previous, anchor
+        at, anchor_downloads, anchor_likes = anchor
+        gained = max(0, (downloads or 0) - (anchor_downloads or 0)) + max(
+            0, (likes or 0) - (anchor_likes or 0)
+        )
+        span = now - at
+        if span >= self.velocity_span:
+            return gained * _HOUR / span, None
+        return max(previous, gained * _HOUR / self.velocity_span), anchor
 
     def tier(
         self, *, age: float | None, velocity: float, downloads: int | None, followed: bool = False
@@ -78,6 +111,19 @@ class SnapshotSchedule:
         if (downloads or 0) < self.tail_downloads:
             return "tail"
         return "settled"
+
+    def value(self, tier: str, *, velocity: float, base_popularity: float) -> float:
+        """What a model's next snapshot is worth, to order the due ones: its tier's weight,
+        times a factor for its recent velocity (downloads+likes an hour) and one for the
+        popularity of its base (likes + downloads/1,000 of the most popular base it names:
+        a young derivative of a popular base is what a breakout detector is for), each
+        growing with the log, so no one figure swamps the others. The order also weighs
+        how long a model has waited (:meth:`StateStore.due_snapshots`)."""
+        return (
+            self.weights[tier]
+            * (1.0 + math.log10(1.0 + max(0.0, velocity)))
+            * (1.0 + math.log10(1.0 + max(0.0, base_popularity)))
+        )
 
     @property
     def wanted(self) -> dict[str, float]:
@@ -126,7 +172,11 @@ class Tracker:
         clock: Callable[[], float] = time.time,
         *,
         bulk_every: float = 300.0,
+        calls_per_day: Callable[[], float] | None = None,
     ) -> None:
+        """``calls_per_day``: what the engagement stream's own share of the Hub budget buys
+        in per-model calls now (it shrinks with the Hub's limit); each plan promises from
+        it. None: the schedule's fixed figure."""
         self.store = store
         self.policy = policy or TrackingPolicy()
         self.schedule = schedule or SnapshotSchedule()
@@ -134,6 +184,7 @@ class Tracker:
         self._plan: SnapshotPlan | None = None
         self._planned_at = 0.0
         self.bulk_every = bulk_every
+        self._calls_per_day = calls_per_day
         with store.transaction():
             for base in self.policy.watched_base_models:
                 store.add_family(base)
@@ -145,6 +196,10 @@ class Tracker:
         if self._plan is None or now - self._planned_at >= self.schedule.replan_every:
             # A model a bulk call saw in its last two rounds will most likely be seen again.
             counts = self.store.tier_counts(bulk_since=now - 2 * self.bulk_every)
+            if self._calls_per_day is not None:
+                self.schedule = dataclasses.replace(
+                    self.schedule, calls_per_day=max(0.0, self._calls_per_day())
+                )
             self._plan = self.schedule.plan(counts)
             self._planned_at = now
             for tier in TIERS:
@@ -166,16 +221,12 @@ class Tracker:
         bulk: bool = False,
     ) -> str:
         """A snapshot of ``model`` taken at ``now`` (by a bulk list call, or its own): its
-        velocity since the last one, its tier, and its next snapshot within the plan.
-        ``downloads`` is the all-time count if the Hub gave one, ``trending_downloads`` the
-        30-day count. Returns the tier."""
-        velocity = 0.0
-        if model.last_snapshot is not None and now > model.last_snapshot:
-            hours = (now - model.last_snapshot) / 3600
-            gained = max(0, (downloads or 0) - (model.downloads or 0)) + max(
-                0, (likes or 0) - (model.likes or 0)
-            )
-            velocity = gained / hours
+        velocity (over at least ``schedule.velocity_span``), its tier, and its next
+        snapshot within the plan. ``downloads`` is the all-time count if the Hub gave one,
+        ``trending_downloads`` the 30-day count. Returns the tier."""
+        velocity, anchor = self.schedule.velocity(
+            model.anchor, model.velocity, now=now, downloads=downloads, likes=likes
+        )
         if not bulk and now > model.next_snapshot:
             metrics.SNAPSHOT_LAG.labels(model.tier).observe(now - model.next_snapshot)
         age = now - model.created_at if model.created_at is not None else None
@@ -191,6 +242,10 @@ class Tracker:
             next_snapshot=now + self.plan(now).every(tier),
             tier=tier,
             bulk=bulk,
+            value=self.schedule.value(
+                tier, velocity=velocity, base_popularity=model.base_popularity
+            ),
+            anchor=anchor,
         )
         return tier
 
@@ -227,6 +282,7 @@ class Tracker:
                     downloads=event.downloads,
                     followed=community,
                 )
+                popularity = self.store.base_popularity(bases)
                 self.store.track(
                     event.repo_id,
                     author=event.author,
@@ -239,6 +295,8 @@ class Tracker:
                     community=community,
                     base_models=bases,
                     tracked_at=now,
+                    value=self.schedule.value(tier, velocity=0.0, base_popularity=popularity),
+                    base_popularity=popularity,
                 )
                 if community and self.store.in_family(bases):
                     self.store.add_family(event.repo_id)  # its descendants join too

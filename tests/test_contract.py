@@ -102,10 +102,19 @@ async def test_listing_refuses_what_the_hub_refuses(replay: ReplayServer) -> Non
             await call(lambda bad=bad: list(api.list_models(expand=bad, limit=1)))
         assert failed.value.response.status_code == 400
         assert '"expand" must be one of' in str(failed.value)
-    # A filter the Hub has but the replay cannot answer is refused, not silently ignored.
+    # A filter the Hub has but the replay cannot answer: 501, the double's shortfall (the
+    # call is valid), not silently ignored and not a 400 the Hub would never send.
     with pytest.raises(HfHubHTTPError) as failed:
         await call(lambda: list(api.list_models(inference="warm", limit=1)))
-    assert failed.value.response.status_code == 400
+    assert failed.value.response.status_code == 501
+    assert "does not implement the 'inference' parameter" in str(failed.value)
+    async with httpx.AsyncClient(base_url=replay.url) as http:
+        unknown = await http.get("/api/models", params={"inferenze": "warm"})
+        both = await http.get("/api/models", params={"inference": "warm", "expand": "nope"})
+        apps = await http.get("/api/models", params={"apps": "ollama"})
+    assert unknown.status_code == 400  # no parameter of the endpoint: the Hub refuses it
+    assert both.status_code == 400  # what the Hub refuses comes first
+    assert apps.status_code == 501 and "'apps'" in apps.json()["error"]
 
 
 async def test_listing_filters_are_honoured(replay: ReplayServer) -> None:
@@ -290,7 +299,15 @@ async def test_issues_since_and_labels(github_replay: ReplayServer) -> None:
     assert both == []
     with pytest.raises(GithubException) as failed:
         await call(lambda: list(repo.get_issues(state="all", assignee="someone")))
-    assert failed.value.status == 422  # a filter the replay cannot answer is refused
+    assert failed.value.status == 501  # a filter GitHub takes and the replay cannot answer
+    assert "does not implement the 'assignee' parameter" in failed.value.data["message"]
+    async with httpx.AsyncClient(base_url=github_replay.url) as http:
+        path = await http.get(f"/repos/{REPO}/commits", params={"path": "README.md"})
+        typo = await http.get(f"/repos/{REPO}/commits", params={"pathh": "README.md"})
+        bad = await http.get(f"/repos/{REPO}/issues", params={"assignee": "x", "since": "no"})
+    assert path.status_code == 501 and "'path'" in path.json()["message"]
+    assert typo.status_code == 422  # no parameter of the endpoint: GitHub refuses it
+    assert bad.status_code == 422  # what GitHub refuses comes first
 
 
 async def test_conditional_requests_cost_one_anonymously_and_nothing_with_a_token(

@@ -320,3 +320,58 @@ async def test_an_empty_repo_or_one_failing_list_skips_nothing_else(
         "GithubRepoSnapshot",
     ]
     assert kinds(REPO) == ["GithubCommit", "GithubRelease", "GithubRepoSnapshot"]
+
+
+async def test_the_followed_set_is_capped_by_value_and_gone_repos_are_dropped(
+    tmp_path: Path,
+) -> None:
+    """At most four repos followed: the configured one, then card-linked ones by the likes
+    of the models linking them. The most liked answers 404: it is dropped (counted once,
+    never asked again, not revived by its card) and the next by value takes its place."""
+    async with ReplayServer(
+        HubWorld(ListSource([])), github=GithubWorld(), github_quota=5000
+    ) as server:
+        await _capped_and_gone(server, tmp_path)
+
+
+async def _capped_and_gone(server: ReplayServer, tmp_path: Path) -> None:
+    world = server.github
+    world.add_repo("cfg/alpha", history=1)
+    store = StateStore(tmp_path / "producers.sqlite")
+    with store.transaction():
+        for name, likes in [("gone", 900), ("a", 500), ("b", 400), ("c", 300), ("d", 200)]:
+            repo, model = f"lab/{name}", f"lab/model-{name}"
+            if name != "gone":
+                world.add_repo(repo, history=1)
+            store.track(
+                model,
+                author=None,
+                created_at=None,
+                fingerprint="",
+                downloads=0,
+                likes=likes,
+                next_snapshot=0,
+                community=False,
+            )
+            store.add_github_repo(repo, f"card:{model}")
+    dropped = metrics.GITHUB_REPOS_DROPPED.labels("gone")._value.get()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    rounds: list[list[str]] = []
+    async with make_client(base_url=server.url, headers=GITHUB_HEADERS) as client:
+        poller = _poller(client, queue, store, repos=("cfg/alpha",), max_repos=4)
+        for round_ in range(3):
+            events = await poll_draining(poller, queue)
+            rounds.append(sorted({e.repo for e in events if isinstance(e, GithubRepoSnapshot)}))
+            capped = metrics.GITHUB_REPOS.labels("capped")._value.get()
+            assert capped == (2 if round_ == 0 else 1)  # lab/c and lab/d, then lab/d
+        with store.transaction():  # another model card linking the gone repo
+            store.add_github_repo("lab/gone", "card:lab/model-other")
+        again = await poll_draining(poller, queue)
+    # New counters (a 304 has none): lab/gone answered 404, lab/c took its place.
+    assert rounds[0] == ["cfg/alpha", "lab/a", "lab/b"]
+    assert rounds[1] == ["lab/c"]
+    assert rounds[2] == [] and not [e for e in again if isinstance(e, GithubRepoSnapshot)]
+    # Asked once: a repo asked again would answer 404 again and be counted again.
+    assert metrics.GITHUB_REPOS_DROPPED.labels("gone")._value.get() == dropped + 1
+    assert "lab/gone" not in store.github_repos()
+    store.close()

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from hubwatch.clickhouse import connect, ping
 from hubwatch.events import ModelCreated, ModelSnapshot, format_datetime, parse_datetime
 from hubwatch.replay import HubWorld, ListSource, ReplayServer
+from hubwatch.settings import Settings
 from producers._http import make_client
 from producers.checkpoint import CheckpointStore
 from producers.hub_edits import HubEditsPoller
@@ -29,9 +30,11 @@ from producers.hub_engagement import EngagementPoller
 from producers.hub_reconcile import ReconcilePoller
 from producers.hub_uploads import HubUploadsPoller
 from producers.publish import QueuePublisher
+from producers.runner import Producers
 from producers.state import StateStore
 from producers.tracking import Tracker
 from tests.conftest import (
+    drain,
     kcat,
     poll_draining,
     spawn,
@@ -42,6 +45,7 @@ from tests.conftest import (
 CHILD = "allura-org/Mistral-Small-24b-Sertraline-0304"
 FRESH = "newlab/Fresh-7B"
 LATE = "biglab/Launch-70B"
+OLDER = "biglab/Launch-8B"
 OVERLAP = timedelta(seconds=120)
 
 
@@ -308,6 +312,119 @@ async def test_a_repo_named_by_a_webhook_is_looked_up_by_the_sweep(streams: Stre
     [event] = await streams.poll(streams.sweep)
     assert event.repo_id == LATE and streams.store.heard(10) == []
     assert _late_seen("hub.webhooks") >= 1
+
+
+async def test_the_daily_deep_sweep_finds_what_is_older_than_the_hourly_window(
+    streams: Streams,
+) -> None:
+    """Repos listed 20 and 40 days late are beyond the hourly sweep's 7 days; the deep
+    sweep (90 days) reports them, and stops at its page bound: two pages of one id (the
+    fixture's fresh upload, then the 20-day one) find only the newer one; a sweep with
+    room for more pages finds the other."""
+    now = datetime.now(UTC)
+    await streams.list_now(LATE, now - timedelta(days=20))
+    await streams.list_now(OLDER, now - timedelta(days=40))
+    assert _created(await streams.poll(streams.sweep)) == []
+    deep = ReconcilePoller(
+        streams.client,
+        streams.publisher,
+        Tracker(streams.store),
+        days=90,
+        overlap=OVERLAP,
+        initial_lookback=None,
+        page_limit=1,
+        max_pages=2,
+        name="hub.reconcile.deep",
+    )
+    assert [e.repo_id for e in _created(await streams.poll(deep))] == [LATE]
+    assert [e.repo_id for e in _created(await streams.poll(deep))] == []  # bound: 2 pages
+    unbounded = ReconcilePoller(
+        streams.client,
+        streams.publisher,
+        Tracker(streams.store),
+        days=90,
+        overlap=OVERLAP,
+        initial_lookback=None,
+        page_limit=1,
+        max_pages=5,
+        name="hub.reconcile.deep",
+    )
+    assert [e.repo_id for e in _created(await streams.poll(unbounded))] == [OLDER]
+    assert _late_seen("hub.reconcile.deep") >= 2
+
+
+async def test_a_repo_named_by_a_webhook_is_reported_within_seconds(
+    fixture_items: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The producers as `poll hub` runs them, the hourly sweep already done: a webhook for
+    a repo no listing showed (created a month ago, beyond the sweep's window) is looked up
+    at once, one model-info request, and reported as first seen by the webhooks, not left
+    for the next sweep an hour later."""
+    server = ReplayServer(HubWorld(ListSource(fixture_items), start=len(fixture_items)))
+    async with server:
+        settings = Settings(
+            hub_url=server.url,
+            state_dir=tmp_path,
+            hub_streams="uploads,reconcile",
+            initial_lookback_seconds=None,
+            poll_interval=3600.0,
+            reconcile_interval=3600.0,
+            deep_reconcile_interval=86_400.0,
+            first_seen_interval=0.5,
+            webhook_port=0,
+            webhook_secret="s3cret",
+        )
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        seen: list[Any] = []
+        stop = asyncio.Event()
+
+        async def take() -> None:
+            while True:
+                seen.extend(await drain(queue))
+                await asyncio.sleep(0.05)
+
+        async with Producers(settings, QueuePublisher(queue), github=False) as producers:
+            taker = asyncio.create_task(take())
+            run = asyncio.create_task(producers.run(stop))
+            try:
+                await asyncio.to_thread(
+                    wait_until, lambda: len(_created(seen)) >= 67, "the 67 uploads"
+                )
+                sweeps = server.by_endpoint["list:createdAt"]
+                await asyncio.sleep(1.0)  # every listing's first round is over: next in an hour
+                assert server.by_endpoint["list:createdAt"] == sweeps
+                await streams_list_now(server, LATE, datetime.now(UTC) - timedelta(days=30))
+                lookups = server.by_endpoint["info"]
+                assert producers.webhooks is not None
+                async with httpx.AsyncClient() as client:
+                    answer = await client.post(
+                        producers.webhooks.url + producers.webhooks.path,
+                        json={
+                            "event": {"action": "update", "scope": "repo.content"},
+                            "repo": {"type": "model", "name": LATE},
+                        },
+                        headers={"X-Webhook-Secret": "s3cret"},
+                    )
+                assert answer.status_code == 202, answer.text
+                await asyncio.to_thread(
+                    wait_until,
+                    lambda: any(e.repo_id == LATE for e in _created(seen)),
+                    "the webhook's repo reported",
+                )
+            finally:
+                stop.set()
+                await run
+                taker.cancel()
+    [late] = [e for e in _created(seen) if e.repo_id == LATE]
+    assert late.first_seen_at is not None
+    assert late.first_seen_at - late.created_at >= timedelta(days=29)
+    assert server.by_endpoint["info"] - lookups == 1  # one model-info request
+    assert server.by_endpoint["list:createdAt"] == sweeps  # no sweep found it
+
+
+async def streams_list_now(server: ReplayServer, repo_id: str, created: datetime) -> None:
+    template = server.hub.view(server.hub.find(CHILD))  # type: ignore[arg-type]
+    server.hub.list_now(model_item(template, repo_id, created))
 
 
 async def test_killed_and_restarted_poller_reports_a_late_model_once(

@@ -101,3 +101,84 @@ def test_new_models_beyond_the_budget_stay_within_the_promise(tmp_path: Path) ->
     others = [n for m, n in older.items() if int(m[3:]) % 48 != 0]
     assert len(followed) == 3 and min(followed) > 2 * max(others)
     store.close()
+
+
+def test_due_models_are_served_by_value_and_none_waits_for_ever(tmp_path: Path) -> None:
+    """A young derivative of a popular base is snapshotted before plainer models that fell
+    due earlier; a low-value model due for long is still served within a round or two
+    while more valuable ones keep falling due."""
+    start = 1_770_000_000.0
+    clock = [start]
+    store = StateStore(tmp_path / "producers.sqlite")
+    tracker = Tracker(store, TrackingPolicy(), SnapshotSchedule(), clock=lambda: clock[0])
+    popular = ModelCreated("big/base", None, datetime.fromtimestamp(start, UTC), likes=5000)
+    tracker.track_all([popular])
+    tracker.track_all([_created(f"o/plain{i}", start) for i in range(20)])
+    clock[0] = start + 60
+    tracker.track_all([_created("o/child", start + 60, "big/base")])
+    child = store.get("o/child")
+    assert child is not None and child.base_popularity == 5000
+    now = start + 3600  # every one of them is due; the plain ones fell due first
+    due = [m.repo_id for m in store.due_snapshots(now, 4)]
+    assert "o/child" in due
+    assert due[0] == "o/plain0"  # the oldest-due share: the one waiting longest
+    # A tail model due for a week, while valuable models keep falling due every round.
+    clock[0] = start - 8 * DAY
+    tracker.track_all([_created("o/forgotten", start - 400 * DAY)])
+    served_at = None
+    for round_ in range(6):
+        clock[0] = now + round_ * 300
+        tracker.track_all(
+            [_created(f"o/child{round_}-{i}", clock[0] - 3600, "big/base") for i in range(8)]
+        )
+        with store.transaction():
+            for model in store.due_snapshots(clock[0] + 3600, 4):
+                if model.repo_id == "o/forgotten" and served_at is None:
+                    served_at = round_
+                tracker.record(model, now=clock[0], downloads=0, likes=0, trending_downloads=0)
+    assert served_at is not None and served_at <= 1
+    store.close()
+
+
+def test_velocity_from_five_minute_snapshots_is_smoothed(tmp_path: Path) -> None:
+    """A model gaining 60 downloads an hour, in one step an hour as the Hub's counters move,
+    snapshotted every 5 minutes by bulk calls: its velocity stays near 60 (warm), not 720
+    (hot) for one snapshot and 0 for the next eleven. A model first seen 10 minutes ago
+    that gained 150 is hot at once: its young gain counts."""
+    start = 1_770_000_000.0
+    clock = [start]
+    store = StateStore(tmp_path / "producers.sqlite")
+    tracker = Tracker(store, TrackingPolicy(), SnapshotSchedule(), clock=lambda: clock[0])
+    tracker.track_all([_created("o/steady", start - 400 * DAY)])
+    tiers, velocities = [], []
+    for step in range(1, 4 * 12 + 1):  # four hours of 5-minute snapshots
+        clock[0] = now = start + step * 300
+        downloads = 1000 + 60 * (step // 12)  # a step of 60 on the hour
+        model = store.get("o/steady")
+        assert model is not None
+        with store.transaction():
+            tiers.append(
+                tracker.record(
+                    model,
+                    now=now,
+                    downloads=downloads,
+                    likes=0,
+                    trending_downloads=downloads,
+                    bulk=True,
+                )
+            )
+        velocities.append(store.get("o/steady").velocity)  # type: ignore[union-attr]
+    settled = velocities[12:]  # after the first full hour
+    assert max(settled) <= 100 and min(settled) >= 30, settled
+    assert set(tiers[12:]) == {"warm"}, tiers
+    young = start + 4 * 3600
+    when = datetime.fromtimestamp(young, UTC)  # a new upload: the Hub lists it with 0 and 0
+    tracker.track_all([ModelCreated("o/young", when, when, downloads=0, likes=0)])
+    model = store.get("o/young")
+    assert model is not None
+    with store.transaction():
+        tier = tracker.record(
+            model, now=young + 600, downloads=150, likes=0, trending_downloads=150
+        )
+    assert tier == "new" and store.get("o/young").velocity >= 150  # type: ignore[union-attr]
+    store.close()

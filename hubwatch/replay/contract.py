@@ -2,9 +2,11 @@
 
 A double that ignores what it does not understand lets a wrong parameter pass every test and
 fail only against the real service. So each endpoint here names the parameters the service
-documents; the replay honours those it emulates and answers 400 (Hub) or 422 (GitHub) for the
-rest, and for values the service rejects (an unknown ``expand``, a ``since`` that is not a
-time). Sources: ``shared/reference/hub_api.md``, ``github_api.md``, and huggingface_hub
+documents; the replay honours those it emulates, answers 400 (Hub) or 422 (GitHub) for what
+the service itself rejects (an unknown parameter or ``expand``, a ``since`` that is not a
+time), and 501 Not Implemented for a parameter the service accepts but the replay cannot
+answer truthfully: the call is right, the double is what falls short, and a test failing on
+it says so. Sources: ``shared/reference/hub_api.md``, ``github_api.md``, and huggingface_hub
 (``ExpandModelProperty_T``; PR #3182: ``baseModels``, ``childrenModelCount`` and
 ``usedStorage`` are accepted by ``/api/models/{id}`` only, not by the listing).
 """
@@ -23,6 +25,7 @@ __all__ = [
     "github_time",
     "info_expand",
     "list_fields",
+    "not_emulated",
 ]
 
 INFO_EXPAND = frozenset(
@@ -86,18 +89,30 @@ _TRUE = ("true", "1")
 def bad_parameters(
     query: Mapping[str, object], emulated: Iterable[str], documented: Iterable[str] = ()
 ) -> str | None:
-    """Why the replay refuses this query, or None.
+    """Why the service itself refuses this query (400 / 422), or None.
 
     ``emulated`` parameters are honoured; ``documented`` ones the service takes but the
-    replay cannot answer truthfully; anything else is no parameter of the endpoint at all.
-    Either way a silent "ignored" would be the leniency that hides a wrong call.
+    replay cannot answer truthfully (:func:`not_emulated`: 501); anything else is no
+    parameter of the endpoint at all. A silent "ignored" would be the leniency that hides a
+    wrong call.
     """
-    emulated, documented = set(emulated), set(documented)
+    known = set(emulated) | set(documented)
     for name in query:
-        if name in documented:
-            return f"the replay does not emulate the {name!r} parameter"
-        if name not in emulated:
+        if name not in known:
             return f"unknown parameter {name!r}"
+    return None
+
+
+def not_emulated(query: Mapping[str, object], documented: Iterable[str]) -> str | None:
+    """The 501 message for a parameter the real service accepts and the replay does not
+    emulate, or None. Checked after :func:`bad_parameters`: what the service would refuse
+    is refused as it would be."""
+    for name in query:
+        if name in set(documented):
+            return (
+                f"the replay does not implement the {name!r} parameter, which the real API "
+                "accepts: the request is valid, the double cannot answer it truthfully"
+            )
     return None
 
 

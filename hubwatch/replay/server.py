@@ -19,9 +19,9 @@ GitHub: ``/repos/{o}/{r}``, ``/commits`` (``sha``, ``since``/``until`` as times,
 304 (free only with a token); hourly ``x-ratelimit-*`` with 403 once spent.
 
 What the real services refuse, the replay refuses too (:mod:`~hubwatch.replay.contract`): an
-unknown ``expand`` or parameter, or one the replay cannot answer truthfully, is a 400 (422 on
-GitHub), never silently ignored. ``tests/test_contract.py`` holds it to that with
-``huggingface_hub`` and PyGithub.
+unknown ``expand`` or parameter is a 400 (422 on GitHub); one the real API accepts but the
+replay cannot answer truthfully is a 501 Not Implemented saying so; never silently ignored.
+``tests/test_contract.py`` holds it to that with ``huggingface_hub`` and PyGithub.
 
 A model's own endpoints answer as the Hub does for a repo it does not show (deleted,
 private, gated, never there): 401 to anonymous requests, 404 (403 gated) with a token.
@@ -60,6 +60,7 @@ from hubwatch.replay.contract import (
     github_time,
     info_expand,
     list_fields,
+    not_emulated,
 )
 from hubwatch.replay.world import GithubWorld, HubWorld
 
@@ -162,7 +163,7 @@ _LIST_PARAMS = (
     *("sort", "direction", "limit", "cursor", "expand", "expand[]", "full", "config", "cardData"),
 )
 _LIST_DOCUMENTED = ("inference", "inference_provider", "apps")
-"Listing filters the Hub takes that the replay has no data for: refused, not ignored."
+"Listing filters the Hub takes that the replay has no data for: 501, not ignored."
 
 
 def _project(item: Any, fields: frozenset[str] | None, *, listing: bool = False) -> Any:
@@ -451,6 +452,9 @@ class ReplayServer(LocalServer):
             refused = refused or "Invalid limit, cursor or num_parameters"
         if refused:
             return _hub_error(400, refused, headers)
+        missing = not_emulated(query, _LIST_DOCUMENTED)
+        if missing:
+            return _hub_error(501, missing, headers)
         page, next_cursor = self._page(sort, query, limit, after)
         if next_cursor is not None:
             headers["Link"] = _link(request, cursor=_cursor(next_cursor))
@@ -719,6 +723,9 @@ class ReplayServer(LocalServer):
         if problem:
             failed = {"message": f"Invalid request.\n\n{problem}", **_GH_DOCS}
             return name, repo, self._github_answer(request, failed, status=422)
+        missing = not_emulated(request.query, documented)
+        if missing:
+            return name, repo, self._github_answer(request, {"message": missing}, status=501)
         return name, repo, None
 
     @staticmethod
