@@ -117,7 +117,9 @@ class AlertEvaluator:
         self.rules = rules
         self.extra_targets = extra_targets
         "Targets every alert also goes to (the terminal, in hubwatch run)."
-        self._clock = clock
+        # Milliseconds, as ClickHouse keeps them: a group's id is made from its opening time,
+        # which must read back from alert_group_members the same.
+        self._clock = lambda: _millis(clock())
         self._canonical = canonical
         self.fired: set[tuple[str, str]] = set()
         self.licences: dict[str, str] = {}
@@ -263,7 +265,7 @@ class AlertEvaluator:
     def due_groups(self, now: datetime | None = None) -> list[Alert]:
         """The groups whose window has closed, as one alert each (a group of one is that
         model's own alert)."""
-        now = now or self._clock()
+        now = _millis(now) if now is not None else self._clock()
         rules = {r.name: r for r in self.rules.rules}
         out = []
         for key, group in list(self.groups.items()):
@@ -309,3 +311,7 @@ def _replace_line(
         bases=tuple(e.base_model_id for e in live),
         base_licence=licences.get(primary) if primary else None,
     )
+
+
+def _millis(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
