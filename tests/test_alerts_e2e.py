@@ -118,6 +118,66 @@ def test_embedded_run_alerts_once_and_groups_a_burst(
     assert len(receiver.received) == before, receiver.received[before:]
 
 
+def test_embedded_alerts_outlive_a_receiver_outage_and_a_restart(
+    fixture_items: list[dict[str, Any]], receiver: Receiver, tmp_path: Path
+) -> None:
+    """Embedded, the alerts table is the outbox: alerts fired while the receiver is down
+    stay queued through a restart of `hubwatch run` and arrive, each once, when it is back
+    a minute later."""
+    template = _template(fixture_items)
+    burst = [quantization(template, f"burst/q{i}-GGUF", BASE) for i in range(4)]
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(
+        "\n".join(json.dumps(i) for i in [quantization(template, QUANT, ABLITERATED), *burst])
+        + "\n"
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules_yaml(receiver.url))
+    env = {
+        "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+        "HUBWATCH_ALERT_RULES": str(rules),
+        "HUBWATCH_ALERT_RETRY_SECONDS": "0.5",
+        "HUBWATCH_ALERT_RETRY_MAX_SECONDS": "2",
+    }
+    receiver.down()
+    down_at = time.monotonic()
+    log = tmp_path / "run.log"
+    process, url = spawn_embedded_replay("--replay-extra", str(extra), env=env, log=log)
+    retrying = "SELECT count() FROM alerts FINAL WHERE state = 'queued' AND attempts > 0"
+    try:
+        wait_until(while_alive(process, log, lambda: "ClickHouse at" in log.read_text()), "up")
+        ch = connect(url, database="hubwatch")
+        wait_until(
+            while_alive(process, log, lambda: ch.query(retrying).result_rows[0][0] == 2),
+            "both alerts failing and queued",
+            timeout=180,
+        )
+        ch.close()
+    finally:
+        terminate(process)
+    assert process.returncode == 0, log.read_text()[-2000:]
+    log2 = tmp_path / "run2.log"
+    again, url = spawn_embedded_replay("--replay-extra", str(extra), env=env, log=log2)
+    try:
+        wait_until(while_alive(again, log2, lambda: "ClickHouse at" in log2.read_text()), "up")
+        time.sleep(max(0.0, 60 - (time.monotonic() - down_at)))
+        assert receiver.received == []
+        receiver.up()
+        wait_until(
+            while_alive(again, log2, lambda: len(receiver.received) >= 2),
+            "the queued alerts",
+            show=lambda: receiver.received,
+        )
+        time.sleep(5)  # retry periods: a duplicate would have come by now
+        (single,) = _alerts(receiver, "quants-below-instruct")
+        _check_single(single, QUANT)
+        (group,) = _alerts(receiver, "quant-burst-of-base")
+        assert group["count"] == 4
+        assert len(receiver.received) == 2
+    finally:
+        terminate(again)
+
+
 async def _wait(check: Any, what: str, limit: float = 120.0, show: Any = None) -> None:
     """wait_until off the event loop: the replay server answers on it meanwhile."""
     await asyncio.to_thread(wait_until, check, what, limit, show)
