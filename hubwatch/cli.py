@@ -384,9 +384,9 @@ def _check_rules(settings: Settings) -> None:
 
 
 def _alerts_check(args: argparse.Namespace) -> int:
-    from hubwatch.alerts.rules import load_rules
+    from hubwatch.alerts.rules import load_rules, parse_targets
 
-    rules = load_rules(args.rules)
+    rules = load_rules(args.rules, targets=parse_targets(Settings.from_env().alert_targets))
     targets = ", ".join(f"{t.name} ({t.type})" for t in rules.targets.values()) or "none"
     print(
         f"{args.rules}: {len(rules.rules)} rules, {len(rules.silences)} silences; "
@@ -402,9 +402,9 @@ def _alerts_test(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     from hubwatch.alerts.history import replay_rules
-    from hubwatch.alerts.rules import load_rules, parse_duration
+    from hubwatch.alerts.rules import load_rules, parse_duration, parse_targets
 
-    rules = load_rules(args.rules)
+    rules = load_rules(args.rules, targets=parse_targets(settings.alert_targets))
     try:
         since = timedelta(seconds=parse_duration(args.since))
     except ValueError as exc:

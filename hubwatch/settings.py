@@ -107,6 +107,8 @@ class Settings:
     metrics_port: int | None = None
     alert_rules: Path | None = None
     "Alert rules (YAML, docs/alerts.md); none: no alerts."
+    alert_targets: str = ""
+    "More delivery targets, name=type=url, comma-separated: webhook URLs out of the rules file."
     alert_retry_seconds: float = 5.0
     "First wait before a failed alert delivery is tried again; doubles each time."
     alert_retry_max_seconds: float = 300.0

@@ -92,6 +92,19 @@ def test_the_example_rules_load_and_the_cli_says_what_is_wrong_in_one_line(
     assert started.returncode == 1 and f"{bad}:4:" in started.stderr
 
 
+def test_targets_can_come_from_settings_instead_of_the_file(tmp_path: Path) -> None:
+    """HUBWATCH_ALERT_TARGETS keeps a webhook URL (a secret) out of the rules file."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: a\n    match: {author: x}\n    targets: [team]\n")
+    env = {"HUBWATCH_ALERT_TARGETS": "team=slack=https://hooks.slack.com/services/T/B/X"}
+    ok = hubwatch("alerts", "check", str(rules), env=env)
+    assert ok.returncode == 0 and "team (slack)" in ok.stdout, ok.stderr
+    missing = hubwatch("alerts", "check", str(rules), env={})
+    assert missing.returncode == 1 and f"{rules}:4: rules[0].targets" in missing.stderr
+    bad = hubwatch("alerts", "check", str(rules), env={"HUBWATCH_ALERT_TARGETS": "team=sms=x"})
+    assert bad.returncode == 1 and "HUBWATCH_ALERT_TARGETS: team: type 'sms'" in bad.stderr
+
+
 def _events(items: list[dict[str, Any]]) -> list[Any]:
     return [model_created_from_api(item, NOW) for item in items]
 

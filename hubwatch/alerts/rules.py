@@ -44,6 +44,7 @@ __all__ = [
     "load_rules",
     "parse_duration",
     "parse_rules",
+    "parse_targets",
 ]
 
 TARGET_TYPES = ("webhook", "slack", "discord", "alertmanager")
@@ -400,8 +401,34 @@ def _silence(c: _Checker, node: yaml.Node, path: str, rules: set[str]) -> Silenc
     return Silence(until.astimezone(UTC), rule, model, comment)
 
 
-def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
-    """Check and load a rules document; :class:`ConfigError` names file, line and field."""
+def parse_targets(text: str, source: str = "HUBWATCH_ALERT_TARGETS") -> dict[str, Target]:
+    """``name=type=url`` pairs, comma-separated: targets kept out of the rules file (a
+    webhook URL is often a secret)."""
+    targets: dict[str, Target] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, _, rest = part.partition("=")
+        kind, _, url = rest.partition("=")
+        name, kind, url = name.strip(), kind.strip(), url.strip()
+        parts = urlsplit(url)
+        if not _NAME.match(name) or name == "terminal":
+            raise ConfigError(f"{source}: {name!r} is not a usable target name")
+        if kind not in TARGET_TYPES:
+            raise ConfigError(
+                f"{source}: {name}: type {kind!r} is not one of {', '.join(TARGET_TYPES)}"
+            )
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{source}: {name}: the URL must be http(s) (name=type=url)")
+        targets[name] = Target(name, kind, url)
+    return targets
+
+
+def parse_rules(
+    text: str, source: str = "<rules>", *, targets: dict[str, Target] | None = None
+) -> RuleSet:
+    """Check and load a rules document; :class:`ConfigError` names file, line and field.
+    ``targets`` are defined elsewhere (settings) and may be named by the rules too."""
     c = _Checker(source)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -413,11 +440,14 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     if root is None:
         raise ConfigError(f"{source}:1: empty: a rules file needs a rules list")
     top = c.mapping(root, "(top)", ("targets", "rules", "silences"))
-    targets: dict[str, Target] = {}
+    predefined = dict(targets or {})
+    targets = dict(predefined)
     if "targets" in top:
         for name, (key, value) in c.mapping(top["targets"][1], "targets", ()).items():
             if not _NAME.match(name) or name == "terminal":
                 raise c.fail(key, f"targets.{name}", "not a usable target name")
+            if name in predefined:
+                raise c.fail(key, f"targets.{name}", "also defined in HUBWATCH_ALERT_TARGETS")
             targets[name] = _target(c, name, value, f"targets.{name}")
     if "rules" not in top:
         raise c.fail(root, "rules", "missing")
@@ -437,10 +467,10 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     return RuleSet(tuple(rules), targets, silences, source)
 
 
-def load_rules(path: Path | str) -> RuleSet:
+def load_rules(path: Path | str, *, targets: dict[str, Target] | None = None) -> RuleSet:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the rules file: {exc}") from None
-    return parse_rules(text, str(path))
+    return parse_rules(text, str(path), targets=targets)

@@ -10,7 +10,7 @@ from typing import TextIO
 from hubwatch.alerts.alert import AlertRow
 from hubwatch.alerts.evaluate import AlertEvaluator
 from hubwatch.alerts.outbox import Deliverer
-from hubwatch.alerts.rules import RuleSet, load_rules
+from hubwatch.alerts.rules import RuleSet, load_rules, parse_targets
 from hubwatch.alerts.store import load_deliveries, load_evaluator
 from hubwatch.settings import Settings
 from processors.sinks import ClickHouseWriter, plan_rows
@@ -19,8 +19,11 @@ __all__ = ["load_configured_rules", "start_deliverer", "start_evaluator"]
 
 
 def load_configured_rules(settings: Settings) -> RuleSet | None:
-    """``HUBWATCH_ALERT_RULES``, checked (raises ConfigError naming file, line and field)."""
-    return None if settings.alert_rules is None else load_rules(settings.alert_rules)
+    """``HUBWATCH_ALERT_RULES``, checked (raises ConfigError naming file, line and field),
+    with the targets of ``HUBWATCH_ALERT_TARGETS``."""
+    if settings.alert_rules is None:
+        return None
+    return load_rules(settings.alert_rules, targets=parse_targets(settings.alert_targets))
 
 
 async def start_evaluator(
