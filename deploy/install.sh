@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what hubwatch and its tests need on a fresh machine: a Python venv with the
-# package, kcat (Debian), and the Kafka jars (Maven Central). Idempotent; prints progress.
+# package, kcat, Prometheus, Alertmanager and chromium (Debian), and the Kafka jars (Maven
+# Central). Idempotent; prints progress.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,12 +23,10 @@ fi
 
 if [ "${1:-}" = "--python-only" ]; then exit 0; fi
 
-if ! command -v kcat >/dev/null 2>&1; then
-  step "kcat (apt-get install kcat)"
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q kcat
-fi
+# kcat for the tests; Prometheus and Alertmanager for hubwatch's own health (deploy/prometheus);
+# chromium renders dashboards. One apt call, for those missing, waiting for the apt lock.
+step "Debian packages: kcat prometheus prometheus-alertmanager chromium"
+deploy/apt-install.sh kcat prometheus prometheus-alertmanager chromium
 
 if ! compgen -G "deploy/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
   step "Kafka jars from Maven Central (mvn dependency:copy-dependencies)"
@@ -35,4 +34,4 @@ if ! compgen -G "deploy/kafka/libs/kafka_2.13-*.jar" >/dev/null; then
   command -v mvn >/dev/null || { echo "mvn is needed to fetch Kafka's jars" >&2; exit 1; }
   mvn -B -q -f deploy/kafka/pom.xml dependency:copy-dependencies
 fi
-step "installed: $("$venv/bin/python" --version), kcat, $(ls deploy/kafka/libs/kafka_2.13-*.jar | xargs -n1 basename)"
+step "installed: $("$venv/bin/python" --version), kcat, $(prometheus --version 2>&1 | head -1 | cut -d" " -f1-3), $(ls deploy/kafka/libs/kafka_2.13-*.jar | xargs -n1 basename)"

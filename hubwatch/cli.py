@@ -131,6 +131,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("report"), help="directory (./report)")
     report.add_argument("--board", help="one leaderboard only, e.g. open_llm_v2 (default: each)")
 
+    alerts = commands.add_parser("alerts", help="alert rules: check them, try them on the data")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    check = alert_commands.add_parser("check", help="check a rules file and say what it holds")
+    check.add_argument("rules", type=Path)
+    trial = alert_commands.add_parser(
+        "test", help="what the rules would have fired on what ClickHouse holds"
+    )
+    trial.add_argument("rules", type=Path)
+    trial.add_argument("--since", default="7d", help="how far back: 90m, 24h, 7d (default 7d)")
+
     topics = commands.add_parser("topics", help="list (and create) the Kafka topics")
     topics.add_argument("--create", action="store_true")
 
@@ -232,7 +242,7 @@ def _quiet(*loggers: str) -> Iterator[None]:
 
 def _check_files(args: argparse.Namespace) -> None:
     """Every file a command names exists and is readable, before anything starts."""
-    for name in ("fixture", "replay_extra", "extra", "file"):
+    for name in ("fixture", "replay_extra", "extra", "file", "rules"):
         value = getattr(args, name, None)
         if value is None:
             continue
@@ -255,6 +265,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if command == "run":
         return _run(args)
+    if command == "alerts" and args.alerts_command == "check":
+        return _alerts_check(args)
     settings = _settings(args)
     metrics.serve(settings.metrics_port)
     if command == "poll":
@@ -288,6 +300,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_topics(args, settings))
     if command == "report":
         return _report(args, settings)
+    if command == "alerts":
+        return _alerts_test(args, settings)
     raise AssertionError(command)  # argparse allows only the commands above
 
 
@@ -314,6 +328,7 @@ def _run(args: argparse.Namespace) -> int:
             activity_rate=args.replay_activity,
             github_repos=split_list(settings.github_repos),
         )
+    _check_rules(settings)
     metrics.serve(settings.metrics_port)
     return asyncio.run(
         run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
@@ -359,16 +374,75 @@ def _on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stop.set)
 
 
+def _check_rules(settings: Settings) -> None:
+    """HUBWATCH_ALERT_RULES is read and checked before anything starts."""
+    from hubwatch.alerts.runtime import load_configured_rules
+
+    if settings.alert_rules is not None and not settings.alert_rules.is_file():
+        raise ConfigError(f"HUBWATCH_ALERT_RULES: no such file: {settings.alert_rules}")
+    load_configured_rules(settings)
+
+
+def _alerts_check(args: argparse.Namespace) -> int:
+    from hubwatch.alerts.rules import load_rules, parse_targets
+
+    rules = load_rules(args.rules, targets=parse_targets(Settings.from_env().alert_targets))
+    targets = ", ".join(f"{t.name} ({t.type})" for t in rules.targets.values()) or "none"
+    print(
+        f"{args.rules}: {len(rules.rules)} rules, {len(rules.silences)} silences; "
+        f"targets: {targets}"
+    )
+    for rule in rules.rules:
+        grouped = f", grouped over {rule.group_seconds:g}s" if rule.group_seconds else ""
+        print(f"  {rule.name} (line {rule.line}){grouped}")
+    return 0
+
+
+def _alerts_test(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from hubwatch.alerts.history import replay_rules
+    from hubwatch.alerts.rules import load_rules, parse_duration, parse_targets
+
+    rules = load_rules(args.rules, targets=parse_targets(settings.alert_targets))
+    try:
+        since = timedelta(seconds=parse_duration(args.since))
+    except ValueError as exc:
+        raise ConfigError(f"--since: {exc}") from None
+    done = replay_rules(settings.clickhouse_url, settings.clickhouse_database, rules, since)
+    for alert in done.alerts:
+        count = f" ({alert.count} models: {', '.join(alert.models)})" if alert.count > 1 else ""
+        print(
+            f"{alert.fired_at:%Y-%m-%d %H:%M:%S}  {alert.rule}  {alert.model_id}"
+            f"  base={alert.base_model or '-'}  relation={alert.relation or '-'}{count}"
+            + (f"  [{alert.reason}]" if alert.reason else "")
+        )
+    fired: dict[str, int] = {}
+    for alert in done.alerts:
+        fired[alert.rule] = fired.get(alert.rule, 0) + 1
+    summary = ", ".join(f"{r.name}: {fired.get(r.name, 0)}" for r in rules.rules)
+    print(
+        f"{len(done.alerts)} alerts from {done.models} models and {done.snapshots} live"
+        f" windows in the last {args.since} ({summary})"
+    )
+    return 0
+
+
 def _process(settings: Settings) -> int:
     from faust.worker import Worker
 
+    from hubwatch.alerts.outbox import outbox_topic
     from hubwatch.events import topics
     from processors.app import create_app
     from producers.topics import ensure_topics
 
+    _check_rules(settings)
     _migrate(settings, quiet=True)
+    specs = topics(settings.topic_prefix)
+    if settings.alert_rules is not None:
+        specs.append(outbox_topic(settings.topic_prefix))
     with _quiet("aiokafka"):
-        asyncio.run(ensure_topics(settings.kafka_bootstrap, topics(settings.topic_prefix)))
+        asyncio.run(ensure_topics(settings.kafka_bootstrap, specs))
     app = create_app(settings)
     worker = Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # runs until SIGINT/SIGTERM

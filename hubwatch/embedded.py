@@ -13,6 +13,9 @@ import contextlib
 import logging
 import signal
 
+from hubwatch.alerts.evaluate import AlertEvaluator
+from hubwatch.alerts.outbox import TERMINAL, Deliverer
+from hubwatch.alerts.runtime import load_configured_rules, start_deliverer, start_evaluator
 from hubwatch.clickhouse import ClickHouseProcess, connect
 from hubwatch.errors import SourceError
 from hubwatch.events import DeadLetter, Event
@@ -45,11 +48,19 @@ async def consume_queue(
     engagement: RollingEngagement | None = None,
     validator: RowValidator | None = None,
     aliases: Aliases | None = None,
+    alerts: AlertEvaluator | None = None,
+    deliverer: Deliverer | None = None,
 ) -> None:
-    """Take bounded batches off the queue and write them; ``task_done`` only after the write."""
+    """Take bounded batches off the queue and write them; ``task_done`` only after the write.
+    Alerts fired are handed to ``deliverer`` once written (``alerts`` is their outbox)."""
     loop = asyncio.get_running_loop()
     while True:
-        items = [await queue.get()]
+        try:
+            # With alerts, a quiet queue still closes alert groups once a second.
+            first = await asyncio.wait_for(queue.get(), 1.0 if alerts is not None else None)
+            items: list[Event | DeadLetter] = [first]
+        except TimeoutError:
+            items = []
         deadline = loop.time() + batch_seconds
         while len(items) < batch_size:
             if queue.empty() and loop.time() >= deadline:
@@ -61,11 +72,20 @@ async def consume_queue(
         # A keeper reloads the forest when a backfill has rebuilt the families meanwhile.
         trees = await forest.current() if isinstance(forest, ForestKeeper) else forest
         batch = plan_batch(
-            items, forest=trees, aliases=aliases, engagement=engagement, validator=validator
+            items,
+            forest=trees,
+            aliases=aliases,
+            engagement=engagement,
+            validator=validator,
+            alerts=alerts,
         )
         # Rows ClickHouse refused go to dead_letters by the writer itself.
         await asyncio.to_thread(writer.write, batch.plans())
         count_delivered(batch.rejected)
+        if deliverer is not None:
+            for alert in batch.fired:
+                for target in alert.targets:
+                    deliverer.submit(alert, target)
         for _ in items:
             queue.task_done()
 
@@ -144,19 +164,31 @@ async def run_embedded(
     return 0
 
 
-async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLetter]) -> None:
+async def run_processors(
+    settings: Settings, queue: asyncio.Queue[Event | DeadLetter], *, terminal: bool = True
+) -> None:
     """The embedded processors: their state restored from ClickHouse (what a previous run
-    wrote), then the queue consumed until cancelled."""
+    wrote), then the queue consumed until cancelled. With alert rules, alerts also go to
+    the terminal (``terminal``)."""
     writer = ClickHouseWriter(
         lambda: connect(settings.clickhouse_url), settings.clickhouse_database
     )
     url, database = settings.clickhouse_url, settings.clickhouse_database
+    rules = load_configured_rules(settings)
+    deliverer: Deliverer | None = None
     try:
         forest = ForestKeeper(url, database)
         await forest.current()
         aliases = await asyncio.to_thread(load_aliases, url, database)
         engagement = await asyncio.to_thread(load_engagement, url, database)
         validator = RowValidator(await asyncio.to_thread(writer.column_types))
+        evaluator = None
+        if rules is not None:
+            extra = (TERMINAL,) if terminal else ()
+            evaluator = await start_evaluator(
+                settings, rules, extra_targets=extra, canonical=aliases.canonical
+            )
+            deliverer = await start_deliverer(settings, rules, writer)
         await consume_queue(
             queue,
             writer,
@@ -166,8 +198,14 @@ async def run_processors(settings: Settings, queue: asyncio.Queue[Event | DeadLe
             aliases=aliases,
             engagement=engagement,
             validator=validator,
+            alerts=evaluator,
+            deliverer=deliverer,
         )
     finally:
+        if deliverer is not None:
+            # What is in flight gets a moment; what is left stays queued in `alerts`.
+            await deliverer.drain(5.0)
+            await deliverer.close()
         writer.close()
 
 

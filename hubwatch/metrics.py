@@ -5,6 +5,10 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
+    "ALERTS_DELIVERED",
+    "ALERTS_DELIVERY_FAILURES",
+    "ALERTS_FIRED",
+    "ALERTS_QUEUED",
     "DEAD_LETTERS",
     "EVENTS_PUBLISHED",
     "FIELDS_DROPPED",
@@ -117,6 +121,20 @@ SNAPSHOT_OVERDUE_SECONDS = Gauge(
     "hubwatch_snapshot_overdue_seconds",
     "Seconds past its tier's promise of the longest-waiting model (0: none overdue)",
     ["tier"],
+)
+
+# Alerts on the data (hubwatch/alerts/).
+ALERTS_FIRED = Counter("hubwatch_alerts_fired_total", "Matches of alert rules", ["rule"])
+ALERTS_DELIVERED = Counter(
+    "hubwatch_alerts_delivered_total", "Alerts a delivery target accepted", ["target"]
+)
+ALERTS_DELIVERY_FAILURES = Counter(
+    "hubwatch_alerts_delivery_failures_total",
+    "Failed attempts to deliver an alert (each retry counts)",
+    ["target"],
+)
+ALERTS_QUEUED = Gauge(
+    "hubwatch_alerts_queued", "Alerts waiting for (or retrying) their delivery", ["target"]
 )
 
 

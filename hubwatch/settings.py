@@ -127,6 +127,14 @@ class Settings:
     """Seconds Kafka waits for a silent processor (killed, hung) before its partitions go
     to another member; heartbeats go every fifth of it. Kafka accepts 6 to 300."""
     metrics_port: int | None = None
+    alert_rules: Path | None = None
+    "Alert rules (YAML, docs/alerts.md); none: no alerts."
+    alert_targets: str = ""
+    "More delivery targets, name=type=url, comma-separated: webhook URLs out of the rules file."
+    alert_retry_seconds: float = 5.0
+    "First wait before a failed alert delivery is tried again; doubles each time."
+    alert_retry_max_seconds: float = 300.0
+    "Longest wait between delivery attempts."
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -152,6 +160,8 @@ class Settings:
         if not 6 <= self.processor_session_timeout <= 300:
             # The broker's group.min/max.session.timeout.ms defaults.
             raise ConfigError("processor_session_timeout must be between 6 and 300 seconds")
+        if not 0 < self.alert_retry_seconds <= self.alert_retry_max_seconds:
+            raise ConfigError("alert_retry_seconds must be positive and at most its maximum")
         if self.poll_interval <= 0 or self.batch_seconds <= 0:
             raise ConfigError("poll_interval and batch_seconds must be positive")
         if min(self.kafka_request_timeout, self.kafka_delivery_timeout, self.sink_retry_max) <= 0:

@@ -31,6 +31,10 @@ from typing import Any
 import faust
 from mode import CrashingSupervisor
 
+from hubwatch.alerts.alert import Alert
+from hubwatch.alerts.evaluate import AlertEvaluator
+from hubwatch.alerts.outbox import OutboxRecord, outbox_topic
+from hubwatch.alerts.runtime import load_configured_rules, start_deliverer, start_evaluator
 from hubwatch.clickhouse import connect
 from hubwatch.errors import SchemaError
 from hubwatch.events import DEAD_LETTER, DeadLetter, ModelSnapshot, topic_for, topics
@@ -155,6 +159,20 @@ def create_app(settings: Settings) -> faust.App:
             letters_to_table=letters_to_table,
         )
 
+    # Alerts: evaluated by the events agent, handed to the outbox topic once their rows are
+    # written, delivered by their own agent (hubwatch/alerts/outbox.py).
+    rules = load_configured_rules(settings)
+    alerting: dict[str, AlertEvaluator] = {}
+    outbox_spec = outbox_topic(settings.topic_prefix)
+    outbox = app.topic(
+        outbox_spec.name, key_type=bytes, value_type=bytes, partitions=outbox_spec.partitions
+    )
+
+    async def hand_over(fired: list[Alert]) -> None:
+        records = [OutboxRecord(alert, target) for alert in fired for target in alert.targets]
+        sent = [await outbox.send(key=r.key.encode(), value=r.to_json()) for r in records]
+        await asyncio.gather(*sent)
+
     @app.agent(event_topics, supervisor_strategy=CrashingSupervisor)
     async def events(stream: Any) -> None:
         # Refused rows come back as dead letters: this agent publishes them with the rest.
@@ -168,6 +186,10 @@ def create_app(settings: Settings) -> faust.App:
         )
         validator = RowValidator(await asyncio.to_thread(rows.column_types))
         engagement = RollingEngagement(WindowedBuckets(hours.table))
+        evaluator = None
+        if rules is not None:
+            evaluator = await start_evaluator(settings, rules, canonical=aliases.canonical)
+            alerting["evaluator"] = evaluator
         async for events in stream.noack_take(settings.batch_size, settings.batch_seconds):
             batch = plan_batch(
                 (RawRecord(e.message.topic, e.message.key, e.message.value) for e in events),
@@ -176,6 +198,7 @@ def create_app(settings: Settings) -> faust.App:
                 engagement=engagement,
                 validator=validator,
                 topic_prefix=settings.topic_prefix,
+                alerts=evaluator,
             )
             refused = await asyncio.to_thread(rows.write, batch.plans(with_dead_letters=False))
             letters = [*batch.dead_letters, *refused]
@@ -185,8 +208,39 @@ def create_app(settings: Settings) -> faust.App:
             ]
             await asyncio.gather(*sent)
             count_delivered(letters)
+            await hand_over(batch.fired)  # written first: at least once to the outbox
             for event in events:
                 await stream.ack(event)
+
+    if rules is not None:
+        group_writer = writer()
+
+        @app.timer(1.0)
+        async def close_alert_groups() -> None:
+            evaluator = alerting.get("evaluator")
+            if evaluator is None or not evaluator.groups:
+                return
+            batch = plan_batch((), alerts=evaluator)
+            if batch.fired:
+                await asyncio.to_thread(group_writer.write, batch.plans())
+                await hand_over(batch.fired)
+
+        @app.agent(outbox, supervisor_strategy=CrashingSupervisor)
+        async def alert_deliveries(stream: Any) -> None:
+            deliverer = await start_deliverer(settings, rules, writer())
+            async for events in stream.noack_take(100, 0.05):
+                for event in events:
+                    try:
+                        record = OutboxRecord.from_json(event.message.value)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log.error("unreadable outbox record at %s: %s", event.message.tp, exc)
+                        await stream.ack(event)
+                        continue
+                    deliverer.submit(
+                        record.alert,
+                        record.target,
+                        on_done=lambda e=event: stream.ack(e),  # type: ignore[misc]
+                    )
 
     @app.agent(dead_letter_topic, supervisor_strategy=CrashingSupervisor)
     async def dead_letters(stream: Any) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubwatch import metrics
+from hubwatch.alerts.alert import Alert
+from hubwatch.alerts.evaluate import AlertEvaluator
 from hubwatch.errors import SchemaError
 from hubwatch.events import (
     DEFAULT_TOPIC_PREFIX,
@@ -119,6 +121,10 @@ class Batch:
     "Live rolling windows, recomputed per snapshot."
     validator: RowValidator | None = None
     "What the tables accept; rows are not checked before the insert without it."
+    alerts: AlertEvaluator | None = None
+    "Alert rules, evaluated on each model and snapshot; their rows join the batch."
+    fired: list[Alert] = field(default_factory=list)
+    "Alerts the batch fired: hand them to the outbox once the batch is written."
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     "Records of a kind must come from ``topic_prefix + kind``."
     tombstones: int = 0
@@ -198,6 +204,7 @@ class Batch:
             disputed = [r.base_model_id for r in rows if isinstance(r, LineageDispute)]
             gone = self.forest.observe_event(event, edges, model, disputed)
             return [
+                *self._alert_rows(event, rows),
                 *(
                     ("lineage_edges", retracted_edge(event, b, gone.version))
                     for b in gone.retracted
@@ -207,9 +214,31 @@ class Batch:
                     for b in gone.undisputed
                 ),
             ]
+        if self.forest is None and isinstance(event, ModelCreated | ModelUpdated):
+            return self._alert_rows(event, rows)
         if self.engagement is not None and isinstance(event, ModelSnapshot):
-            return [("engagement_live", self.engagement.observe(event))]
+            live = self.engagement.observe(event)
+            out: list[tuple[str, Any]] = [("engagement_live", live)]
+            if self.alerts is not None:
+                out += self.add_fired(*self.alerts.observe_engagement(live, self.forest))
+            return out
         return []
+
+    def _alert_rows(
+        self, event: ModelCreated | ModelUpdated, rows: list[Any]
+    ) -> list[tuple[str, Any]]:
+        """The rules on a model, once the family trees have placed it."""
+        if self.alerts is None:
+            return []
+        return self.add_fired(*self.alerts.observe_model(event, rows, self.forest))
+
+    def add_fired(self, alerts: list[Alert], members: list[Any]) -> list[tuple[str, Any]]:
+        """Alerts (and group members) fired: their rows, one per alert and target, queued."""
+        self.fired += alerts
+        return [
+            *(("alerts", a.row(t, "queued", at=a.fired_at)) for a in alerts for t in a.targets),
+            *(("alert_group_members", m) for m in members),
+        ]
 
     def _rename(self, rows: list[Any]) -> list[tuple[str, Any]]:
         """A learned alias: later events map it, and what earlier ones hung under the old
@@ -264,24 +293,31 @@ def plan_batch(
     validator: RowValidator | None = None,
     topic_prefix: str = DEFAULT_TOPIC_PREFIX,
     aliases: Aliases | None = None,
+    alerts: AlertEvaluator | None = None,
 ) -> Batch:
     """A batch's rows. The stateful parts are optional: with ``forest`` also the
     ``model_families`` rows its lineage changed, with ``engagement`` the live windows of its
     snapshots (written with the rest, so they are acknowledged together); with
     ``validator`` every event's rows are checked against the tables before any is kept; with
-    ``aliases`` base ids are made canonical and ``model.alias`` events extend the map."""
+    ``aliases`` base ids are made canonical and ``model.alias`` events extend the map; with
+    ``alerts`` the rules are evaluated and what fired is in ``fired`` (and its rows)."""
     batch = Batch(
         forest=forest,
         aliases=aliases,
         engagement=engagement,
         validator=validator,
         topic_prefix=topic_prefix,
+        alerts=alerts,
     )
     for item in items:
         if isinstance(item, RawRecord):
             batch.add_raw(item)
         else:
             batch.add(item)
+    if alerts is not None:
+        for table, row in batch.add_fired(alerts.due_groups(), []):
+            batch.rows[table].append(row)
+            batch.origins[table].append(None)
     if forest is not None:
         batch.rows["model_families"] = forest.drain()
     for kind, count in batch.kinds.items():

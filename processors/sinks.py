@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubwatch import metrics
+from hubwatch.alerts.alert import AlertRow, GroupMember
 from hubwatch.errors import SchemaError, SinkError
 from hubwatch.events import DeadLetter, Event, encode
 from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
@@ -79,6 +80,8 @@ TABLES: dict[type, str] = {
     FamilyRow: "model_families",
     EngagementRow: "engagement_live",
     AliasRow: "model_aliases",
+    AlertRow: "alerts",
+    GroupMember: "alert_group_members",
 }
 "Which table each row type goes to (the columns are its dataclass fields)."
 

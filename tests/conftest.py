@@ -313,11 +313,12 @@ def kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 
 
 class StackPart:
-    """A Kafka or ClickHouse of one test's own, on free ports, started and stopped by
-    ``deploy/stack.sh`` as a user would: a fault test takes it down without touching the
-    shared stack."""
+    """A Kafka, ClickHouse, Prometheus or Alertmanager of one test's own, on free ports,
+    started and stopped by ``deploy/stack.sh`` as a user would: a fault test takes it down
+    without touching the shared stack. ``env`` holds the part's settings (stack.sh's
+    environment), to change before :meth:`up`."""
 
-    def __init__(self, part: str, stack_dir: Path) -> None:
+    def __init__(self, part: str, stack_dir: Path, ports: dict[str, str] | None = None) -> None:
         self.part = part
         self.stack_dir = stack_dir
         self.env = {
@@ -327,6 +328,7 @@ class StackPart:
             "CLICKHOUSE_HTTP_PORT": str(free_port()),
             "CLICKHOUSE_TCP_PORT": str(free_port()),
             "VENV": str(Path(sys.executable).parents[1]),
+            **(ports or {}),
         }
 
     @property
@@ -335,7 +337,12 @@ class StackPart:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.env['CLICKHOUSE_HTTP_PORT']}"
+        port = {"prometheus": "PROMETHEUS_PORT", "alertmanager": "ALERTMANAGER_PORT"}
+        return f"http://127.0.0.1:{self.env[port.get(self.part, 'CLICKHOUSE_HTTP_PORT')]}"
+
+    @property
+    def log(self) -> Path:
+        return self.stack_dir / self.part / f"{self.part}.log"
 
     def _stack(self, action: str) -> None:
         subprocess.run(
@@ -348,7 +355,10 @@ class StackPart:
         )
 
     def up(self) -> None:
-        self._stack("up")
+        try:
+            self._stack("up")
+        except subprocess.CalledProcessError as exc:
+            pytest.fail(f"deploy/stack.sh up {self.part} failed:\n{exc.stdout}{exc.stderr}")
 
     def down(self) -> None:
         self._stack("down")
@@ -372,5 +382,30 @@ def own_kafka(tmp_path: Path) -> Iterator[StackPart]:
 def own_clickhouse(tmp_path: Path) -> Iterator[StackPart]:
     part = StackPart("clickhouse", tmp_path / "stack")
     part.up()
+    yield part
+    part.down()
+
+
+@pytest.fixture
+def monitoring_ports() -> dict[str, str]:
+    """Free ports for one test's Prometheus and Alertmanager, which must know each other."""
+    return {"PROMETHEUS_PORT": str(free_port()), "ALERTMANAGER_PORT": str(free_port())}
+
+
+@pytest.fixture
+def own_prometheus(tmp_path: Path, monitoring_ports: dict[str, str]) -> Iterator[StackPart]:
+    """A Prometheus of the test's own with hubwatch's rules, NOT started: set its
+    ``env`` (PROMETHEUS_TARGETS, PROMETHEUS_SCRAPE_INTERVAL, …), then ``.up()``."""
+    part = StackPart("prometheus", tmp_path / "stack", monitoring_ports)
+    yield part
+    part.down()
+
+
+@pytest.fixture
+def own_alertmanager(tmp_path: Path, monitoring_ports: dict[str, str]) -> Iterator[StackPart]:
+    """An Alertmanager of the test's own (the one ``own_prometheus`` sends to), NOT
+    started: set its ``env`` (ALERTMANAGER_WEBHOOK_URL, ALERTMANAGER_GROUP_WAIT, …), then
+    ``.up()``."""
+    part = StackPart("alertmanager", tmp_path / "stack", monitoring_ports)
     yield part
     part.down()
