@@ -256,7 +256,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         return _run(args)
     settings = _settings(args)
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     if command == "poll":
         return asyncio.run(_poll(args, settings))
     if command == "process":
@@ -314,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
             activity_rate=args.replay_activity,
             github_repos=split_list(settings.github_repos),
         )
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     return asyncio.run(
         run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
     )

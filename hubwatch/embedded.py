@@ -63,9 +63,10 @@ async def consume_queue(
         batch = plan_batch(
             items, forest=trees, aliases=aliases, engagement=engagement, validator=validator
         )
-        # Rows ClickHouse refused go to dead_letters by the writer itself.
+        # Rows ClickHouse refused go to dead_letters by the writer itself (and are counted
+        # there); the batch's own, handed in or made here, are counted once written.
         await asyncio.to_thread(writer.write, batch.plans())
-        count_delivered(batch.rejected)
+        count_delivered(batch.dead_letters)
         for _ in items:
             queue.task_done()
 

@@ -105,6 +105,10 @@ class Settings:
     """Seconds Kafka waits for a silent processor (killed, hung) before its partitions go
     to another member; heartbeats go every fifth of it. Kafka accepts 6 to 300."""
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    "Address --metrics-port listens on (0.0.0.0 in a container Prometheus scrapes)."
+    lag_interval: float = 15.0
+    "Seconds between the processors' readings of their consumer lag (a metric)."
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
