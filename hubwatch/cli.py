@@ -268,7 +268,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "alerts" and args.alerts_command == "check":
         return _alerts_check(args)
     settings = _settings(args)
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     if command == "poll":
         return asyncio.run(_poll(args, settings))
     if command == "process":
@@ -329,7 +329,7 @@ def _run(args: argparse.Namespace) -> int:
             github_repos=split_list(settings.github_repos),
         )
     _check_rules(settings)
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     return asyncio.run(
         run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
     )

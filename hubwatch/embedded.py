@@ -79,9 +79,10 @@ async def consume_queue(
             validator=validator,
             alerts=alerts,
         )
-        # Rows ClickHouse refused go to dead_letters by the writer itself.
+        # Rows ClickHouse refused go to dead_letters by the writer itself (and are counted
+        # there); the batch's own, handed in or made here, are counted once written.
         await asyncio.to_thread(writer.write, batch.plans())
-        count_delivered(batch.rejected)
+        count_delivered(batch.dead_letters)
         if deliverer is not None:
             for alert in batch.fired:
                 for target in alert.targets:

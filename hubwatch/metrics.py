@@ -9,6 +9,11 @@ __all__ = [
     "ALERTS_DELIVERY_FAILURES",
     "ALERTS_FIRED",
     "ALERTS_QUEUED",
+    "CLICKHOUSE_BATCH_ROWS",
+    "CLICKHOUSE_WRITE_FAILURES",
+    "CLICKHOUSE_WRITE_RETRIES",
+    "CLICKHOUSE_WRITE_SECONDS",
+    "CONSUMER_LAG",
     "DEAD_LETTERS",
     "EVENTS_PUBLISHED",
     "FIELDS_DROPPED",
@@ -16,9 +21,16 @@ __all__ = [
     "GITHUB_REPOS",
     "GITHUB_REPOS_DROPPED",
     "HTTP_REQUESTS",
+    "LAST_POLL",
     "LATE_ARRIVALS",
     "LATE_ARRIVAL_DELAY",
     "LINEAGE_CYCLES",
+    "POLL_INTERVAL",
+    "POLL_ROUNDS",
+    "PUBLISH_ERRORS",
+    "RATE_LIMIT_LIMIT",
+    "RATE_LIMIT_PAUSED",
+    "RATE_LIMIT_REMAINING",
     "RECORDS_TRIMMED",
     "ROWS_WRITTEN",
     "SINK_OUTAGES",
@@ -137,7 +149,65 @@ ALERTS_QUEUED = Gauge(
     "hubwatch_alerts_queued", "Alerts waiting for (or retrying) their delivery", ["target"]
 )
 
+# hubwatch's own health: what deploy/prometheus/hubwatch-rules.yml alerts on.
+POLL_ROUNDS = Counter(
+    "hubwatch_poll_rounds_total",
+    "Poll rounds by stream and outcome (ok|failed)",
+    ["stream", "outcome"],
+)
+LAST_POLL = Gauge(
+    "hubwatch_last_poll_timestamp_seconds",
+    "When the stream last completed a round (unix seconds; its start until the first)",
+    ["stream"],
+)
+POLL_INTERVAL = Gauge(
+    "hubwatch_poll_interval_seconds", "Seconds between the stream's rounds", ["stream"]
+)
+PUBLISH_ERRORS = Counter(
+    "hubwatch_publish_errors_total",
+    "Records Kafka did not take (the send or its delivery failed), by event kind",
+    ["kind"],
+)
+RATE_LIMIT_REMAINING = Gauge(
+    "hubwatch_rate_limit_remaining",
+    "Requests left in the API's current window, as its last response said",
+    ["api"],
+)
+RATE_LIMIT_LIMIT = Gauge("hubwatch_rate_limit_limit", "Requests the API allows per window", ["api"])
+RATE_LIMIT_PAUSED = Counter(
+    "hubwatch_rate_limit_paused_seconds_total",
+    "Seconds the API's requests were held back waiting for its rate limit to reset",
+    ["api"],
+)
+CONSUMER_LAG = Gauge(
+    "hubwatch_consumer_lag_records",
+    "Records on the partition the processors have not committed yet (end - committed offset)",
+    ["topic", "partition"],
+)
+CLICKHOUSE_WRITE_SECONDS = Histogram(
+    "hubwatch_clickhouse_write_seconds",
+    "Seconds one insert into ClickHouse took (each attempt, failed ones too)",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CLICKHOUSE_BATCH_ROWS = Histogram(
+    "hubwatch_clickhouse_batch_rows",
+    "Rows per insert ClickHouse took",
+    ["table"],
+    buckets=(1, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000, 100_000),
+)
+CLICKHOUSE_WRITE_RETRIES = Counter(
+    "hubwatch_clickhouse_write_retries_total",
+    "Inserts tried again after ClickHouse was unreachable or refused them for its state",
+    ["table"],
+)
+CLICKHOUSE_WRITE_FAILURES = Counter(
+    "hubwatch_clickhouse_write_failures_total",
+    "Inserts that failed (each attempt; a refused batch's halves count too)",
+    ["table"],
+)
 
-def serve(port: int | None) -> None:
+
+def serve(port: int | None, host: str = "127.0.0.1") -> None:
     if port is not None:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)

@@ -135,6 +135,10 @@ class Settings:
     "First wait before a failed alert delivery is tried again; doubles each time."
     alert_retry_max_seconds: float = 300.0
     "Longest wait between delivery attempts."
+    metrics_host: str = "127.0.0.1"
+    "Address --metrics-port listens on (0.0.0.0 in a container Prometheus scrapes)."
+    lag_interval: float = 15.0
+    "Seconds between the processors' readings of their consumer lag (a metric)."
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:

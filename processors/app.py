@@ -41,6 +41,7 @@ from hubwatch.events import DEAD_LETTER, DeadLetter, ModelSnapshot, topic_for, t
 from hubwatch.quiet_logs import OutageLogFilter
 from hubwatch.settings import Settings
 from processors.engagement import HORIZON_HOURS, HOUR, RollingEngagement
+from processors.lag import ConsumerLag
 from processors.pipeline import RawRecord, count_delivered, plan_batch
 from processors.restore import ForestKeeper, load_aliases
 from processors.sinks import ClickHouseWriter, plan_dead_letters
@@ -151,6 +152,17 @@ def create_app(settings: Settings) -> faust.App:
         partitions=ModelSnapshot.topic(settings.topic_prefix).partitions,
         use_partitioner=True,  # keys and values go to the changelog as JSON
     ).tumbling(HOUR, expires=timedelta(hours=HORIZON_HOURS))
+
+    lag = ConsumerLag(
+        settings.kafka_bootstrap,
+        settings.processor_app_id,  # faust's consumer group is the app id
+        list(specs),
+        interval=settings.lag_interval,
+    )
+
+    @app.task
+    async def consumer_lag() -> None:
+        await lag.run()
 
     def writer(*, letters_to_table: bool = True) -> ClickHouseWriter:
         return ClickHouseWriter(

@@ -110,7 +110,7 @@ class Batch:
     origins: dict[str, list[Origin | None]] = field(default_factory=lambda: defaultdict(list))
     "Per table, parallel to ``rows``: the input each row came from."
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    "Every dead letter of the batch: those handed in (already counted) and ``rejected``."
+    "Every dead letter of the batch: those handed in (the embedded producers') and ``rejected``."
     rejected: list[DeadLetter] = field(default_factory=list)
     "The dead letters this batch made; count them (:func:`count_delivered`) once delivered."
     forest: FamilyForest | None = None

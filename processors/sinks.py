@@ -187,10 +187,23 @@ class ClickHouseWriter:
                 if not exc.retriable or time.monotonic() > deadline:
                     raise
                 self._client = None
+                metrics.CLICKHOUSE_WRITE_RETRIES.labels(plan.table).inc()
                 log.warning("ClickHouse write failed (attempt %d), retrying: %s", attempt, exc)
                 self._sleep(min(10.0, 0.2 * 2 ** min(attempt, 6)))
 
     def _insert(self, plan: InsertPlan) -> None:
+        started = time.monotonic()
+        try:
+            self._insert_once(plan)
+        except SinkError:
+            metrics.CLICKHOUSE_WRITE_FAILURES.labels(plan.table).inc()
+            raise
+        finally:
+            metrics.CLICKHOUSE_WRITE_SECONDS.labels(plan.table).observe(time.monotonic() - started)
+        metrics.CLICKHOUSE_BATCH_ROWS.labels(plan.table).observe(len(plan.rows))
+        metrics.ROWS_WRITTEN.labels(plan.table).inc(len(plan.rows))
+
+    def _insert_once(self, plan: InsertPlan) -> None:
         from clickhouse_connect.driver.exceptions import (
             DatabaseError,
             Error,
@@ -234,7 +247,6 @@ class ClickHouseWriter:
             # The client could not serialise a value (a lone surrogate in a str, …): the
             # row is at fault, not the server.
             raise SinkError(f"cannot serialise a row of {plan.table}: {exc!r}") from exc
-        metrics.ROWS_WRITTEN.labels(plan.table).inc(len(plan.rows))
 
     def column_types(self) -> dict[str, dict[str, str]]:
         """``{table: {column: type}}`` of the database, as the server declares them (what

@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from hubwatch import metrics
+
 __all__ = [
     "RateLimit",
     "RequestBudget",
@@ -128,6 +130,7 @@ class RequestBudget:
         "(when the last secondary limit ends, how long it was)."
         self.reserved: dict[str, float] = {}
         "Requests per window reserved for each stream (:meth:`reserve`)."
+        metrics.RATE_LIMIT_LIMIT.labels(api).set(limit)
 
     @property
     def rate(self) -> float:
@@ -184,8 +187,10 @@ class RequestBudget:
         if limit is None:
             return
         self.last_seen = limit
+        metrics.RATE_LIMIT_REMAINING.labels(self.api).set(limit.remaining)
         if limit.limit:
             self.limit = limit.limit
+            metrics.RATE_LIMIT_LIMIT.labels(self.api).set(limit.limit)
         if limit.window:
             self.window = limit.window
         if limit.remaining <= self.limit * (1 - self.share):
@@ -202,7 +207,12 @@ class RequestBudget:
         return wait
 
     def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        now = self._clock()
+        until = max(self._paused_until, now + seconds)
+        # Counted as the pause is set (the part not already paused): every waiting caller
+        # shares one pause, so the counter is time, not caller-seconds.
+        metrics.RATE_LIMIT_PAUSED.labels(self.api).inc(until - max(self._paused_until, now))
+        self._paused_until = until
 
     def throttled_for(self, seconds: float) -> None:
         self.throttled += 1

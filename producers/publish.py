@@ -105,13 +105,17 @@ def _producer_fatal() -> tuple[type[BaseException], ...]:
     return (errors.OutOfOrderSequenceNumber, errors.ProducerFenced, errors.IllegalStateError)
 
 
-def _count_delivered(counter: Any) -> Callable[[asyncio.Future[Any]], None]:
+def _count_delivered(counter: Any, kind: str) -> Callable[[asyncio.Future[Any]], None]:
     """A done-callback that counts a record once Kafka acknowledged it (a send that fails
-    and is retried next round is counted once, when it is delivered)."""
+    and is retried next round is counted once, when it is delivered), or its failure."""
 
     def done(future: asyncio.Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is None:
+        if future.cancelled():
+            return
+        if future.exception() is None:
             counter.inc()
+        else:
+            metrics.PUBLISH_ERRORS.labels(kind).inc()
 
     return done
 
@@ -294,17 +298,26 @@ class KafkaSession:
                 )
             )
             return
-        future = await self._publisher.send(topic, event.key, value)
-        future.add_done_callback(_count_delivered(metrics.EVENTS_PUBLISHED.labels(event.KIND)))
+        future = await self._send(event.KIND, topic, event.key, value)
+        future.add_done_callback(
+            _count_delivered(metrics.EVENTS_PUBLISHED.labels(event.KIND), event.KIND)
+        )
         self._pending.append(future)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         topic = topic_for(DEAD_LETTER, self._publisher.prefix)
-        future = await self._publisher.send(topic, letter.key, letter.to_json())
+        future = await self._send(DEAD_LETTER, topic, letter.key, letter.to_json())
         future.add_done_callback(
-            _count_delivered(metrics.DEAD_LETTERS.labels(letter.stage, letter.reason))
+            _count_delivered(metrics.DEAD_LETTERS.labels(letter.stage, letter.reason), DEAD_LETTER)
         )
         self._pending.append(future)
+
+    async def _send(self, kind: str, topic: str, key: str | None, value: bytes) -> Any:
+        try:
+            return await self._publisher.send(topic, key, value)
+        except SinkError:
+            metrics.PUBLISH_ERRORS.labels(kind).inc()
+            raise
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -353,8 +366,8 @@ class QueuePublisher:
         metrics.EVENTS_PUBLISHED.labels(event.KIND).inc()
 
     async def dead_letter(self, letter: DeadLetter) -> None:
+        # Counted by the processors once it is in ClickHouse (consume_queue), not here.
         await self.queue.put(letter)
-        metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
 
     async def flush(self) -> None:
         await self.queue.join()

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import timedelta
 from typing import Protocol, Self
 
 import httpx
 
+from hubwatch import metrics
 from hubwatch.errors import SchemaError, SinkError, SourceError
 from hubwatch.settings import Settings, split_list
 from producers._http import make_client
@@ -61,6 +63,10 @@ async def run_every(
     """
     outage = outage or Outage()
     failures = 0
+    # A stream that never completes a round after a start shows as stalled too.
+    metrics.POLL_INTERVAL.labels(poller.name).set(interval)
+    metrics.LAST_POLL.labels(poller.name).set(time.time())
+    rounds = metrics.POLL_ROUNDS
     while not stop.is_set():
         round_ = asyncio.ensure_future(poller.poll_once())
         stopping = asyncio.ensure_future(stop.wait())
@@ -76,8 +82,10 @@ async def run_every(
             log.info("%s: round cancelled on stop", poller.name)
             return
         except (SourceError, SchemaError) as exc:
+            rounds.labels(poller.name, "failed").inc()
             log.warning("%s: poll failed, will retry: %s", poller.name, exc)
         except SinkError as exc:
+            rounds.labels(poller.name, "failed").inc()
             if not exc.retriable:
                 log.warning("%s: Kafka refused the round, will retry: %s", poller.name, exc)
             else:
@@ -85,6 +93,8 @@ async def run_every(
                 outage.failed(poller.name, exc)
                 wait = min(retry_max, interval, 2.0 ** (failures - 1))
         else:
+            rounds.labels(poller.name, "ok").inc()
+            metrics.LAST_POLL.labels(poller.name).set(time.time())
             if failures:
                 failures = 0
                 outage.recovered(poller.name)
