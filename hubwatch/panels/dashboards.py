@@ -206,8 +206,8 @@ LIMIT 20""",
             dashboard="hubwatch-family",
             title="Size and accuracy against the base",
             description="Each derivative against its primary base: parameter and byte ratios "
-            "(Hub sizes) and the change of the leaderboard average (Open LLM v2, else v1, "
-            "else the card's own score; same board for both ends).",
+            "(Hub sizes) and the change of the leaderboard average (Open LLM v2, else v1; "
+            "the same board for both ends).",
             visualisation="table",
             datasource="clickhouse",
             query=f"""WITH
