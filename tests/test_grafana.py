@@ -372,3 +372,38 @@ def test_push_failures_are_one_line(grafana: tuple[str, type[FakeGrafana]]) -> N
     assert closed.returncode == 1
     assert len(closed.stderr.strip().splitlines()) == 1
     assert closed.stderr.startswith("hubwatch: Grafana at http://127.0.0.1:9")
+
+
+# --- file provisioning (docker compose) -------------------------------------------------------
+
+
+def test_file_provisioning_matches_the_dashboards_and_compose() -> None:
+    from hubwatch.panels.grafana import (
+        CLICKHOUSE_PLUGIN,
+        CLICKHOUSE_UID,
+        PROMETHEUS_PLUGIN,
+        PROMETHEUS_UID,
+    )
+
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "hubwatch.yml").read_text())
+    by_uid = {s["uid"]: s for s in sources["datasources"]}
+    assert by_uid[CLICKHOUSE_UID]["type"] == CLICKHOUSE_PLUGIN
+    assert by_uid[CLICKHOUSE_UID]["jsonData"]["host"] == "clickhouse"  # the compose service
+    assert by_uid[PROMETHEUS_UID]["type"] == PROMETHEUS_PLUGIN
+    # What the dashboards' data source variables pick by default.
+    for definition in DASHBOARDS:
+        for variable in dashboard_json(definition)["templating"]["list"]:
+            if variable["type"] == "datasource":
+                assert variable["current"]["value"] in by_uid
+    providers = yaml.safe_load((provisioning / "dashboards" / "hubwatch.yml").read_text())
+    (provider,) = providers["providers"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    grafana = compose["services"]["grafana"]
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in grafana["volumes"] if v[0] == ".")
+    assert mounts["./dashboards"] == provider["options"]["path"]
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert CLICKHOUSE_PLUGIN in grafana["environment"]["GF_PLUGINS_PREINSTALL"]
+    assert grafana["image"].startswith("grafana/grafana:12.")
+    # The other services are still there.
+    assert {"kafka", "clickhouse", "producer", "processor"} <= set(compose["services"])
