@@ -141,6 +141,33 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("rules", type=Path)
     trial.add_argument("--since", default="7d", help="how far back: 90m, 24h, 7d (default 7d)")
 
+    dashboards = commands.add_parser("dashboards", help="the dashboards (hubwatch/panels)")
+    dash_commands = dashboards.add_subparsers(dest="dashboards_command", required=True)
+    generate = dash_commands.add_parser(
+        "generate", help="write the Grafana dashboards' JSON (dashboards/*.json)"
+    )
+    generate.add_argument("--out", type=Path, default=Path("dashboards"), help="(./dashboards)")
+    generate.add_argument(
+        "--check", action="store_true", help="only say whether the files are up to date"
+    )
+
+    grafana = commands.add_parser("grafana", help="an existing Grafana")
+    grafana_commands = grafana.add_subparsers(dest="grafana_command", required=True)
+    push = grafana_commands.add_parser(
+        "push", help="provision the folder, data sources and dashboards (idempotent)"
+    )
+    push.add_argument("--url", required=True, help="Grafana's URL, e.g. http://127.0.0.1:3000")
+    push.add_argument("--token", help="a service account token (default: $GRAFANA_TOKEN)")
+    push.add_argument(
+        "--datasource-clickhouse-url",
+        help="ClickHouse as Grafana reaches it (default: --clickhouse-url)",
+    )
+    push.add_argument(
+        "--prometheus-url",
+        default="http://127.0.0.1:9090",
+        help="Prometheus as Grafana reaches it (http://127.0.0.1:9090)",
+    )
+
     topics = commands.add_parser("topics", help="list (and create) the Kafka topics")
     topics.add_argument("--create", action="store_true")
 
@@ -267,7 +294,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "alerts" and args.alerts_command == "check":
         return _alerts_check(args)
+    if command == "dashboards":
+        return _dashboards(args)
     settings = _settings(args)
+    if command == "grafana":
+        return _grafana(args, settings)
     metrics.serve(settings.metrics_port, settings.metrics_host)
     if command == "poll":
         return asyncio.run(_poll(args, settings))
@@ -303,6 +334,40 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "alerts":
         return _alerts_test(args, settings)
     raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _dashboards(args: argparse.Namespace) -> int:
+    from hubwatch.panels.grafana import generate, out_of_date
+
+    if args.check:
+        stale = out_of_date(args.out)
+        if stale:
+            raise ConfigError(
+                f"{', '.join(stale)} in {args.out} differ from the code:"
+                " run hubwatch dashboards generate"
+            )
+        print(f"{args.out}: up to date")
+        return 0
+    written = generate(args.out)
+    print(f"wrote {len(written)} dashboards to {args.out}")
+    return 0
+
+
+def _grafana(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.panels.push import push
+
+    token = args.token or os.environ.get("GRAFANA_TOKEN")
+    if not token:
+        raise ConfigError("grafana push needs --token or GRAFANA_TOKEN")
+    result = push(
+        args.url,
+        token,
+        clickhouse_url=args.datasource_clickhouse_url or settings.clickhouse_url,
+        database=settings.clickhouse_database,
+        prometheus_url=args.prometheus_url,
+    )
+    print(f"grafana {args.url}: {result.summary()}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
