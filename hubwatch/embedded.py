@@ -21,6 +21,7 @@ from hubwatch.migrate import apply_migrations
 from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
 from hubwatch.status import RunStatus, report_status
+from hubwatch.view import ALL_TIME, PanelSource, ViewServer, start_view
 from processors.aliases import Aliases
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
@@ -110,6 +111,7 @@ async def run_embedded(
     await asyncio.to_thread(server.start)
     settings = settings.replace(clickhouse_url=server.url)
     replay_server: ReplayServer | None = None
+    view: ViewServer | None = None
     try:
         client = await asyncio.to_thread(connect, server.url)
         ran = await asyncio.to_thread(
@@ -141,6 +143,17 @@ async def run_embedded(
             )
 
         status = RunStatus()
+        # A replay's models were created long ago: its view shows all time.
+        source = PanelSource(
+            server.url,
+            settings.clickhouse_database,
+            prometheus_url=settings.prometheus_url,
+            default_range=ALL_TIME if replay is not None else None,
+        )
+        view = await start_view(source, settings.view_port)
+        if view is not None:
+            status.view_url = f"{view.url}/"
+            print(f"hubwatch: web view at {status.view_url}", flush=True)
         done = asyncio.Event()
         reporter = asyncio.create_task(
             report_status(
@@ -158,6 +171,8 @@ async def run_embedded(
             done.set()
             await reporter
     finally:
+        if view is not None:
+            await view.stop()
         if replay_server is not None:
             await replay_server.stop()
         await asyncio.to_thread(server.stop)
