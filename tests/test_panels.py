@@ -1,0 +1,162 @@
+"""Every ClickHouse panel run on the real ClickHouse against realistic data (the processors'
+own output), after expanding the plugin's macros and the variables: each returns the
+columns its visualisation needs, and rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hubwatch.clickhouse import connect
+from hubwatch.migrate import apply_migrations
+from hubwatch.panels import (
+    DASHBOARDS,
+    Panel,
+    PanelError,
+    TimeRange,
+    panel,
+    panels,
+    run_panel,
+    variable_options,
+)
+from tests.panel_data import load_panel_data, panel_now
+
+CLICKHOUSE_PANELS = [p for p in panels() if p.datasource == "clickhouse"]
+BASE = "mistralai/Mistral-Small-24B-Base-2501"
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    clickhouse_url: str, fixture_items: list[dict[str, Any]]
+) -> Iterator[tuple[Any, datetime]]:
+    """One database for the module: loading the crawl through the processors is the slow
+    part, and the panels only read."""
+    from processors.leaderboard import import_leaderboard
+    from processors.partitions import replace_partition
+    from processors.sinks import ClickHouseWriter
+
+    name = f"hubwatch_test_{uuid.uuid4().hex[:10]}"
+    admin = connect(clickhouse_url)
+    apply_migrations(admin, name)
+    writer = ClickHouseWriter(lambda: connect(clickhouse_url), name)
+
+    def import_board(path: Any) -> Any:
+        return import_leaderboard(
+            path,
+            lambda board, plans: replace_partition(
+                lambda: connect(clickhouse_url), name, board, plans
+            ),
+            writer.write,
+        )
+
+    now = panel_now()
+    load_panel_data(clickhouse_url, name, fixture_items, import_board, now)
+    writer.close()
+    client = connect(clickhouse_url, database=name)
+    yield client, now
+    client.close()
+    admin.command(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.close()
+
+
+def _whole_range(now: datetime) -> TimeRange:
+    # The crawl's models were created from early 2025; snapshots are in the last 30 hours.
+    return TimeRange(datetime.fromisoformat("2024-06-01T00:00:00+00:00"), now)
+
+
+@pytest.mark.parametrize("definition", CLICKHOUSE_PANELS, ids=lambda p: p.id)
+def test_panel_returns_its_columns_and_rows(
+    definition: Panel, loaded: tuple[Any, datetime]
+) -> None:
+    client, now = loaded
+    time_range = _whole_range(now)
+    if definition.dashboard == "hubwatch-engagement":
+        time_range = TimeRange.last(timedelta(days=2), now=now)
+    result = run_panel(client, definition, time_range, {"base_model": BASE})
+    assert result.columns == definition.columns, result.sql
+    assert result.rows, f"{definition.id} returned no rows:\n{result.sql}"
+    assert result.message is None
+    for name in definition.y:
+        values = [v for v in result.column(name) if v is not None]
+        assert values and all(isinstance(v, int | float) for v in values), (name, values[:5])
+    if definition.visualisation == "timeseries":
+        assert all(isinstance(t, datetime) for t in result.column("time"))
+
+
+def test_family_variable_offers_the_base_and_its_panels_follow_it(
+    loaded: tuple[Any, datetime],
+) -> None:
+    client, now = loaded
+    family = next(d for d in DASHBOARDS if d.uid == "hubwatch-family")
+    options = variable_options(client, family.variables[0])
+    assert options[0] == BASE  # the root, with every other member below it
+    # Another pick, another family: a leaf of the tree has derivatives of its own or none.
+    tree = run_panel(client, panel("family_against_base"), _whole_range(now), {"base_model": BASE})
+    assert {r["base"] for r in tree.records()} >= {BASE}
+    unknown = run_panel(
+        client, panel("family_against_base"), _whole_range(now), {"base_model": "no/such"}
+    )
+    assert unknown.rows == [] and unknown.message == panel("family_against_base").no_data
+
+
+def test_architectures_table_matches_the_families(loaded: tuple[Any, datetime]) -> None:
+    """The live central table counts each derivative once, under its own architecture."""
+    client, now = loaded
+    result = run_panel(client, panel("architectures"), _whole_range(now))
+    expected = client.query(
+        "SELECT architecture, count() FROM model_families FINAL"
+        " WHERE is_deleted = 0 AND parent_id != '' AND architecture != '' GROUP BY architecture"
+    ).result_rows
+    assert {r["architecture"]: r["derivatives"] for r in result.records()} == dict(expected)
+    # The board scores the root and five of its finetunes (-1.5, 0, 1.5, 3, 4.5 points):
+    # three are Mistral, one a BERT classifier, one has no architecture (not in the table).
+    by_architecture = {r["architecture"]: r for r in result.records()}
+    mistral = by_architecture["MistralForCausalLM"]
+    assert (mistral["scored"], mistral["median_accuracy_change"]) == (3, 1.5)
+    bert = by_architecture["BertForSequenceClassification"]
+    assert (bert["scored"], bert["median_accuracy_change"], bert["median_size_change"]) == (
+        1,
+        0.0,
+        0.007,
+    )
+    family = run_panel(
+        client, panel("family_against_base"), _whole_range(now), {"base_model": BASE}
+    )
+    changes = sorted(
+        r["accuracy_change"] for r in family.records() if r["accuracy_change"] is not None
+    )
+    assert changes == [-1.5, 0.0, 1.5, 3.0, 4.5]
+
+
+def test_time_range_limits_the_panels(loaded: tuple[Any, datetime]) -> None:
+    client, now = loaded
+    empty = TimeRange(now + timedelta(days=1), now + timedelta(days=2))
+    for definition in CLICKHOUSE_PANELS:
+        if "$__timeFilter" not in definition.query:
+            continue
+        result = run_panel(client, definition, empty, {"base_model": BASE})
+        if definition.visualisation == "stat":
+            assert result.rows == [(0,)], definition.id
+        else:
+            assert result.rows == [], definition.id
+
+
+def test_missing_variable_and_promql_panels_are_refused(loaded: tuple[Any, datetime]) -> None:
+    client, now = loaded
+    with pytest.raises(PanelError, match="base_model"):
+        run_panel(client, panel("family_top_derivatives"), _whole_range(now))
+    with pytest.raises(PanelError, match="Prometheus"):
+        run_panel(client, panel("poll_lag"), _whole_range(now))
+
+
+def test_a_table_not_yet_migrated_reads_as_no_rows(clickhouse_url: str, database: str) -> None:
+    """Before the alerts migration (an older database), the alert panels say none fired."""
+    client = connect(clickhouse_url, database=database)
+    client.command("DROP TABLE alerts")
+    result = run_panel(client, panel("recent_alerts"), TimeRange.last(timedelta(days=1)))
+    assert result.rows == [] and "No alerts" in (result.message or "")
+    client.close()
