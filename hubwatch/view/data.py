@@ -193,6 +193,11 @@ class PanelSource:
         # Prometheus keeps weeks, not years: all time means the dashboard's own range.
         time_range = parse_range(dashboard.time_from if asked == ALL_TIME else asked)
         step = auto_interval(time_range, max_points=300)
+        # The last evaluation at the range's end, however the span divides: a Prometheus
+        # only seconds old still answers.
+        time_range = TimeRange(
+            time_range.end - math.ceil(time_range.span / step) * step, time_range.end
+        )
         query = promql(panel.query, time_range, step)
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=20.0)
