@@ -5,6 +5,7 @@ as JSON-ready columns and rows, or a one-line reason why there is nothing to dra
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 import threading
@@ -81,8 +82,11 @@ class PanelData:
     rows: tuple[tuple[Any, ...], ...] = ()
     message: str | None = None
     seconds: float = 0.0
+    time_range: TimeRange | None = None
+    "The range the query covered (a chart of one point spans it)."
 
     def to_json(self) -> dict[str, Any]:
+        span = self.time_range
         return {
             "panel": self.panel,
             "state": self.state,
@@ -90,6 +94,8 @@ class PanelData:
             "rows": [[_plain(v) for v in row] for row in self.rows],
             "message": self.message,
             "seconds": round(self.seconds, 4),
+            "from": None if span is None else _plain(span.start),
+            "to": None if span is None else _plain(span.end),
         }
 
 
@@ -151,10 +157,7 @@ class PanelSource:
                 data = await self._clickhouse(panel, range_text, variables)
         except Exception as exc:  # the panel says what failed; the page goes on
             data = PanelData(panel.id, "error", message=" ".join(str(exc).split())[:400])
-        return PanelData(
-            data.panel, data.state, data.columns, data.rows, data.message,
-            time.monotonic() - started,
-        )  # fmt: skip
+        return dataclasses.replace(data, seconds=time.monotonic() - started)
 
     async def _clickhouse(
         self, panel: Panel, range_text: str | None, variables: Mapping[str, str]
@@ -167,7 +170,9 @@ class PanelSource:
         result = await asyncio.to_thread(self._locked, run_panel, panel, time_range, given)
         if not result.rows:
             return PanelData(panel.id, "empty", result.columns, message=result.message)
-        return PanelData(panel.id, "data", result.columns, tuple(result.rows))
+        return PanelData(
+            panel.id, "data", result.columns, tuple(result.rows), time_range=time_range
+        )
 
     async def options(self, dashboard: Dashboard, name: str) -> list[str]:
         variable = next(v for v in dashboard.variables if v.name == name)
@@ -224,7 +229,7 @@ class PanelSource:
         columns = (panel.x or "time", series, panel.y[0] if panel.y else "value")
         if not rows:
             return PanelData(panel.id, "empty", columns, message=panel.no_data)
-        return PanelData(panel.id, "data", columns, tuple(rows))
+        return PanelData(panel.id, "data", columns, tuple(rows), time_range=time_range)
 
     async def close(self) -> None:
         if self._http is not None:

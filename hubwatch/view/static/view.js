@@ -71,7 +71,10 @@ function figure(panel, data) {
       const traces = seriesTraces(panel, data, "scatter").map((t) => ({
         ...t, mode: t.x.length > 30 ? "lines" : "lines+markers",
       }));
-      return { traces, layout: { ...layout, xaxis: { type: "date" }, yaxis: { ...unit, rangemode: "tozero" } } };
+      // One instant alone would stretch to fill the axis: show it within the range asked.
+      const instants = new Set(traces.flatMap((t) => t.x));
+      const xaxis = instants.size < 2 && data.from ? { type: "date", range: [data.from, data.to] } : { type: "date" };
+      return { traces, layout: { ...layout, xaxis, yaxis: { ...unit, rangemode: "tozero" } } };
     }
     case "barchart": {
       const traces = seriesTraces(panel, data, "bar");
@@ -242,7 +245,9 @@ async function cycle(first) {
   for (const slot of view.panels.values()) {
     if (!slot.panel) continue;
     const p = slot.panel;
-    if (first || view.visible.has(slot.node.id) || p.variables.some((v) => stale.has(v))) due.push(p);
+    // On screen, or with nothing drawn yet (worth asking again even off screen).
+    const waiting = slot.node.dataset.state !== "data";
+    if (first || waiting || view.visible.has(slot.node.id) || p.variables.some((v) => stale.has(v))) due.push(p);
   }
   await Promise.all(due.map(refresh));
   document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
