@@ -102,7 +102,10 @@ def test_status_lines_count_what_clickhouse_holds(tmp_path: Path) -> None:
         assert summary["view"] == "off"
         streams = summary["streams"]
         assert isinstance(streams, dict)
-        assert streams["hub.uploads"][0] == 69
+        # Each model is reported by the stream that saw it first (uploads, edits or
+        # engagement), so only the sum is known: at least a model.created per model.
+        assert sum(events for events, _ in streams.values()) >= 69
+        assert streams["hub.uploads"][0] > 0
         assert "hub.engagement" in streams and "github" in streams
         assert all(poll != "not yet" for events, poll in streams.values() if events > 0)
     finally:
