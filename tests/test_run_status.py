@@ -11,6 +11,7 @@ from pathlib import Path
 from hubwatch.clickhouse import connect, ping
 from tests.conftest import (
     MALFORMED_REJECTED,
+    hubwatch,
     malformed_items,
     spawn_embedded_replay,
     terminate,
@@ -59,6 +60,22 @@ def clickhouse_counts(url: str) -> dict[str, object]:
         return {"tables": tables, "alerts": alerts}
 
 
+def stopped_counts(env: dict[str, str], tables: list[str]) -> dict[str, tuple[str, int]]:
+    """Each table's engine and row count, read from the stopped run's data directory."""
+    union = " UNION ALL ".join(
+        f"SELECT '{t}', (SELECT engine FROM system.tables WHERE database = 'hubwatch' AND "
+        f"name = '{t}'), count() FROM `{t}`"
+        for t in tables
+    )
+    done = hubwatch("sql", union, "--format", "TSV", env=env)
+    assert done.returncode == 0, done.stderr
+    found = {}
+    for line in done.stdout.splitlines():
+        table, engine, count = line.split("\t")
+        found[table] = (engine, int(count))
+    return found
+
+
 def test_status_lines_count_what_clickhouse_holds(tmp_path: Path) -> None:
     extra = write_jsonl(tmp_path / "extra.jsonl", malformed_items())
     env = {
@@ -85,29 +102,9 @@ def test_status_lines_count_what_clickhouse_holds(tmp_path: Path) -> None:
             )
 
         wait_until(while_alive(run, log, settled), "status lines matching ClickHouse", 120)
-        summary = last_summary(log)
-        assert summary is not None
-        counts = clickhouse_counts(url)
-        tables = counts["tables"]
-        assert isinstance(tables, dict)
-        rows = summary["rows"]
-        assert isinstance(rows, dict)
-        assert rows["lineage_edges"] == tables["lineage_edges"] > 0
-        assert summary["dead"] == tables["dead_letters"] >= MALFORMED_REJECTED
-        # Every table the status names holds what it wrote (a merge may fold re-written
-        # rows of a ReplacingMergeTree, never add any).
-        for table, written in rows.items():
-            assert 0 < tables[table] <= written, (table, written, tables[table])
-        assert summary["alerts"] == counts["alerts"]
-        assert summary["view"] == "off"
-        streams = summary["streams"]
-        assert isinstance(streams, dict)
-        # Each model is reported by the stream that saw it first (uploads, edits or
-        # engagement), so only the sum is known: at least a model.created per model.
-        assert sum(events for events, _ in streams.values()) >= 69
-        assert streams["hub.uploads"][0] > 0
-        assert "hub.engagement" in streams and "github" in streams
-        assert all(poll != "not yet" for events, poll in streams.values() if events > 0)
+        live = last_summary(log)
+        assert live is not None
+        assert live["alerts"] == clickhouse_counts(url)["alerts"]
     finally:
         run.send_signal(signal.SIGINT)
         code = run.wait(60)
@@ -117,6 +114,33 @@ def test_status_lines_count_what_clickhouse_holds(tmp_path: Path) -> None:
     # Quiet: the 69 models and their snapshots are not a log line each.
     logged = [line for line in output.splitlines() if not SUMMARY.match(line)]
     assert len(logged) < 40, "\n".join(logged)
+
+    # The last line, written once everything is in, against what ClickHouse holds then.
+    summary = last_summary(log)
+    assert summary is not None
+    rows = summary["rows"]
+    assert isinstance(rows, dict)
+    # At the stopped server's address: nothing answers there now, so `sql` reads the files.
+    tables = stopped_counts({**env, "HUBWATCH_CLICKHOUSE_URL": url}, sorted(rows))
+    assert rows["models"] == tables["models"][1] == 69
+    assert rows["lineage_edges"] == tables["lineage_edges"][1] > 0
+    assert summary["dead"] == rows["dead_letters"] == tables["dead_letters"][1]
+    assert summary["dead"] >= MALFORMED_REJECTED
+    for table, written in rows.items():
+        engine, held = tables[table]
+        if engine == "MergeTree":
+            assert held == written, (table, written, held)
+        else:  # a merge folds a re-written row of a ReplacingMergeTree, never adds one
+            assert 0 < held <= written, (table, engine, written, held)
+    assert summary["view"] == "off"
+    streams = summary["streams"]
+    assert isinstance(streams, dict)
+    # Each model is reported by the stream that saw it first (uploads, edits or
+    # engagement), so only the sum is known: at least a model.created per model.
+    assert sum(events for events, _ in streams.values()) >= 69
+    assert streams["hub.uploads"][0] > 0
+    assert "hub.engagement" in streams and "github" in streams
+    assert all(poll != "not yet" for events, poll in streams.values() if events > 0)
 
     # Again from the same state: one line says where it resumes.
     run, url = spawn_embedded_replay(env=env, log=log)
