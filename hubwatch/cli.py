@@ -144,6 +144,14 @@ def _parser() -> argparse.ArgumentParser:
 
     dashboards = commands.add_parser("dashboards", help="the dashboards (hubwatch/panels)")
     dash_commands = dashboards.add_subparsers(dest="dashboards_command", required=True)
+    generate = dash_commands.add_parser(
+        "generate", help="write the Grafana dashboards' JSON (dashboards/*.json)"
+    )
+    generate.add_argument("--out", type=Path, default=Path("dashboards"), help="(./dashboards)")
+    generate.add_argument(
+        "--check", action="store_true", help="only say whether the files are up to date"
+    )
+
     render = dash_commands.add_parser(
         "render", help="a PNG of each panel from the live data (offline, no browser)"
     )
@@ -155,6 +163,23 @@ def _parser() -> argparse.ArgumentParser:
         "--var", action="append", default=[], metavar="NAME=VALUE", help="e.g. base_model=ID"
     )
     render.add_argument("--prometheus-url", help="for the operations panels")
+
+    grafana = commands.add_parser("grafana", help="an existing Grafana")
+    grafana_commands = grafana.add_subparsers(dest="grafana_command", required=True)
+    push = grafana_commands.add_parser(
+        "push", help="provision the folder, data sources and dashboards (idempotent)"
+    )
+    push.add_argument("--url", required=True, help="Grafana's URL, e.g. http://127.0.0.1:3000")
+    push.add_argument("--token", help="a service account token (default: $GRAFANA_TOKEN)")
+    push.add_argument(
+        "--datasource-clickhouse-url",
+        help="ClickHouse as Grafana reaches it (default: --clickhouse-url)",
+    )
+    push.add_argument(
+        "--prometheus-url",
+        default="http://127.0.0.1:9090",
+        help="Prometheus as Grafana reaches it (http://127.0.0.1:9090)",
+    )
 
     topics = commands.add_parser("topics", help="list (and create) the Kafka topics")
     topics.add_argument("--create", action="store_true")
@@ -280,7 +305,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if command == "run":
         return _run(args)
+    if command == "dashboards" and args.dashboards_command == "generate":
+        return _dashboards(args)
     settings = _settings(args)
+    if command == "grafana":
+        return _grafana(args, settings)
     metrics.serve(settings.metrics_port)
     if command == "poll":
         return asyncio.run(_poll(args, settings))
@@ -315,9 +344,43 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_topics(args, settings))
     if command == "report":
         return _report(args, settings)
-    if command == "dashboards":
+    if command == "dashboards":  # render: from the live data
         return asyncio.run(_render(args, settings))
     raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _dashboards(args: argparse.Namespace) -> int:
+    from hubwatch.panels.grafana import generate, out_of_date
+
+    if args.check:
+        stale = out_of_date(args.out)
+        if stale:
+            raise ConfigError(
+                f"{', '.join(stale)} in {args.out} differ from the code:"
+                " run hubwatch dashboards generate"
+            )
+        print(f"{args.out}: up to date")
+        return 0
+    written = generate(args.out)
+    print(f"wrote {len(written)} dashboards to {args.out}")
+    return 0
+
+
+def _grafana(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.panels.push import push
+
+    token = args.token or os.environ.get("GRAFANA_TOKEN")
+    if not token:
+        raise ConfigError("grafana push needs --token or GRAFANA_TOKEN")
+    result = push(
+        args.url,
+        token,
+        clickhouse_url=args.datasource_clickhouse_url or settings.clickhouse_url,
+        database=settings.clickhouse_database,
+        prometheus_url=args.prometheus_url,
+    )
+    print(f"grafana {args.url}: {result.summary()}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -206,8 +206,8 @@ LIMIT 20""",
             dashboard="hubwatch-family",
             title="Size and accuracy against the base",
             description="Each derivative against its primary base: parameter and byte ratios "
-            "(Hub sizes) and the change of the leaderboard average (Open LLM v2, else v1, "
-            "else the card's own score; same board for both ends).",
+            "(Hub sizes) and the change of the leaderboard average (Open LLM v2, else v1; "
+            "the same board for both ends).",
             visualisation="table",
             datasource="clickhouse",
             query=f"""WITH
@@ -276,13 +276,6 @@ ARCHITECTURES = Dashboard(
             visualisation="table",
             datasource="clickhouse",
             query="""WITH
-    edges AS (
-        SELECT model_id, parent_id, architecture,
-               parameters / nullIf(base_parameters, 0) AS parameter_ratio
-        FROM model_families FINAL
-        WHERE is_deleted = 0 AND parent_id != '' AND architecture != ''
-          AND $__timeFilter(created_at)
-    ),
     scores AS (
         SELECT board, model_id, max(score) AS score
         FROM leaderboard_scores FINAL
@@ -290,18 +283,32 @@ ARCHITECTURES = Dashboard(
         GROUP BY board, model_id
     ),
     deltas AS (
-        SELECT e.model_id AS model_id, any(c.score - b.score) AS delta
-        FROM edges AS e
-        INNER JOIN scores AS c ON c.model_id = e.model_id
-        INNER JOIN scores AS b ON b.model_id = e.parent_id AND b.board = c.board
-        GROUP BY e.model_id
+        -- Only scored derivatives can have a change: their bases by model_lineage's key,
+        -- so the families are read once, below. Open LLM v2 first where both boards fit.
+        SELECT l.model_id AS model_id,
+               argMax(c.score - b.score, multiIf(c.board = 'open_llm_v2', 3,
+                      c.board = 'open_llm_v1', 2, 1)) AS delta
+        FROM (
+            SELECT model_id, parent_id
+            FROM model_lineage FINAL
+            WHERE model_id IN (SELECT model_id FROM scores)
+              AND is_deleted = 0 AND parent_id != ''
+        ) AS l
+        INNER JOIN scores AS c ON c.model_id = l.model_id
+        INNER JOIN scores AS b ON b.model_id = l.parent_id AND b.board = c.board
+        GROUP BY l.model_id
     )
 SELECT toString(e.architecture) AS architecture,
        count() AS derivatives,
        countIf(d.delta IS NOT NULL) AS scored,
        round(median(d.delta), 2) AS median_accuracy_change,
        round(median(e.parameter_ratio), 3) AS median_size_change
-FROM edges AS e
+FROM (
+    SELECT model_id, architecture, parameters / nullIf(base_parameters, 0) AS parameter_ratio
+    FROM model_families FINAL
+    WHERE is_deleted = 0 AND parent_id != '' AND architecture != ''
+      AND $__timeFilter(created_at)
+) AS e
 LEFT JOIN (SELECT model_id, toNullable(delta) AS delta FROM deltas) AS d
     ON d.model_id = e.model_id
 GROUP BY architecture
