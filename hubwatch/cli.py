@@ -77,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("process", help="run the faust processors (Kafka -> ClickHouse)")
 
+    serve_view = commands.add_parser(
+        "serve", help="serve the dashboards' web view from ClickHouse (distributed mode)"
+    )
+    serve_view.add_argument("--port", type=int, help="default 8787 (env HUBWATCH_VIEW_PORT)")
+    serve_view.add_argument(
+        "--prometheus-url", help="for the operations panels (env HUBWATCH_PROMETHEUS_URL)"
+    )
+    serve_view.add_argument(
+        "--range", dest="view_range", help="one time range for every dashboard, e.g. now-7d, all"
+    )
+
     replay = commands.add_parser("replay", help="serve the Hub API replay on 127.0.0.1")
     replay.add_argument("--port", type=int, default=8090)
     replay.add_argument("--fixture")
@@ -150,6 +161,18 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--check", action="store_true", help="only say whether the files are up to date"
     )
+
+    render = dash_commands.add_parser(
+        "render", help="a PNG of each panel from the live data (offline, no browser)"
+    )
+    render.add_argument("--out", type=Path, required=True, help="directory for the PNGs")
+    render.add_argument(
+        "--range", dest="view_range", help="e.g. now-7d or all (default: each dashboard's own)"
+    )
+    render.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE", help="e.g. base_model=ID"
+    )
+    render.add_argument("--prometheus-url", help="for the operations panels")
 
     grafana = commands.add_parser("grafana", help="an existing Grafana")
     grafana_commands = grafana.add_subparsers(dest="grafana_command", required=True)
@@ -294,7 +317,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "alerts" and args.alerts_command == "check":
         return _alerts_check(args)
-    if command == "dashboards":
+    if command == "dashboards" and args.dashboards_command == "generate":
         return _dashboards(args)
     settings = _settings(args)
     if command == "grafana":
@@ -304,6 +327,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_poll(args, settings))
     if command == "process":
         return _process(settings)
+    if command == "serve":
+        return asyncio.run(_serve(args, settings))
     if command == "replay":
         return asyncio.run(_replay(args))
     if command == "migrate":
@@ -333,6 +358,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _report(args, settings)
     if command == "alerts":
         return _alerts_test(args, settings)
+    if command == "dashboards":  # render: from the live data
+        return asyncio.run(_render(args, settings))
     raise AssertionError(command)  # argparse allows only the commands above
 
 
@@ -511,6 +538,43 @@ def _process(settings: Settings) -> int:
     app = create_app(settings)
     worker = Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # runs until SIGINT/SIGTERM
+    return 0
+
+
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.clickhouse import ping
+    from hubwatch.view import PanelSource, parse_range, start_view
+
+    port = args.port if args.port is not None else settings.view_port
+    if port == 0:
+        raise ConfigError("serve needs a port: --port N or HUBWATCH_VIEW_PORT (0 is off)")
+    if args.view_range:
+        parse_range(args.view_range)  # a bad range fails here, not in every panel
+    if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):
+        raise SinkError(
+            f"no ClickHouse answers at {settings.clickhouse_url}; start it (make stack-up) or "
+            "point --clickhouse-url at it"
+        )
+    prometheus = args.prometheus_url or settings.prometheus_url
+    source = PanelSource(
+        settings.clickhouse_url,
+        settings.clickhouse_database,
+        prometheus_url=prometheus,
+        default_range=args.view_range,
+    )
+    view = await start_view(source, port)
+    assert view is not None  # port != 0
+    stop = asyncio.Event()
+    _on_signals(stop)
+    try:
+        print(
+            f"hubwatch: web view at {view.url}/ (ClickHouse {settings.clickhouse_url}, database "
+            f"{settings.clickhouse_database}; Prometheus {prometheus or 'not configured'})",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await view.stop()
     return 0
 
 
@@ -766,6 +830,46 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         client.close()
     print(f"report: {files.html} ({len(files.figures)} figures), numbers in {files.json}")
+    return 0
+
+
+async def _render(args: argparse.Namespace, settings: Settings) -> int:
+    from hubwatch.clickhouse import ping
+    from hubwatch.view import PanelSource, parse_range
+    from hubwatch.view.render import render_panels
+
+    variables: dict[str, str] = {}
+    for given in args.var:
+        name, eq, value = given.partition("=")
+        if not eq or not name:
+            raise ConfigError(f"bad --var {given!r}: expected NAME=VALUE")
+        variables[name] = value
+    if args.view_range:
+        parse_range(args.view_range)
+    if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):
+        raise SinkError(
+            f"no ClickHouse answers at {settings.clickhouse_url}; start it (hubwatch run, "
+            "make stack-up) or point --clickhouse-url at it"
+        )
+    source = PanelSource(
+        settings.clickhouse_url,
+        settings.clickhouse_database,
+        prometheus_url=args.prometheus_url or settings.prometheus_url,
+    )
+    try:
+        rendered = await render_panels(
+            source, args.out, time_range=args.view_range, variables=variables
+        )
+    finally:
+        await source.close()
+    drawn = sum(1 for r in rendered if r.state == "data")
+    print(
+        f"rendered {len(rendered)} panels to {args.out} ({drawn} with data; the others say "
+        "why not in their picture)"
+    )
+    for r in rendered:
+        if r.state == "error":
+            print(f"  {r.path.name}: failed, see the picture", file=sys.stderr)
     return 0
 
 

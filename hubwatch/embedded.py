@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 from hubwatch.alerts.evaluate import AlertEvaluator
 from hubwatch.alerts.outbox import TERMINAL, Deliverer
 from hubwatch.alerts.runtime import load_configured_rules, start_deliverer, start_evaluator
 from hubwatch.clickhouse import ClickHouseProcess, connect
 from hubwatch.errors import SourceError
-from hubwatch.events import DeadLetter, Event
+from hubwatch.events import DeadLetter, Event, format_datetime
 from hubwatch.migrate import apply_migrations
 from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
+from hubwatch.status import RunStatus, report_status
+from hubwatch.view import ALL_TIME, PanelSource, ViewServer, start_view
 from processors.aliases import Aliases
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
@@ -30,6 +33,8 @@ from processors.restore import ForestKeeper, load_aliases, load_engagement
 from processors.sinks import ClickHouseWriter
 from processors.validate import RowValidator
 from producers._http import make_client, request
+from producers.checkpoint import CheckpointStore
+from producers.hub_uploads import UploadsCheckpoint
 from producers.publish import QueuePublisher
 from producers.runner import Producers
 
@@ -127,6 +132,7 @@ async def run_embedded(
     await asyncio.to_thread(server.start)
     settings = settings.replace(clickhouse_url=server.url)
     replay_server: ReplayServer | None = None
+    view: ViewServer | None = None
     try:
         client = await asyncio.to_thread(connect, server.url)
         ran = await asyncio.to_thread(
@@ -135,6 +141,7 @@ async def run_embedded(
             settings.clickhouse_database,
             snapshot_retention_days=settings.snapshot_retention_days,
         )
+        resumed = _resume_line(settings, client)
         client.close()
         if ran:
             log.info("applied migrations: %s", ", ".join(m.name for m in ran))
@@ -143,6 +150,8 @@ async def run_embedded(
             ' try `hubwatch sql "SELECT count() FROM models"`',
             flush=True,
         )
+        if resumed is not None:
+            print(resumed, flush=True)
 
         if replay is not None:
             replay_server = build_replay(replay)
@@ -154,8 +163,37 @@ async def run_embedded(
                 flush=True,
             )
 
-        await _pipeline(settings, stop)
+        status = RunStatus()
+        # A replay's models were created long ago: its view shows all time.
+        source = PanelSource(
+            server.url,
+            settings.clickhouse_database,
+            prometheus_url=settings.prometheus_url,
+            default_range=ALL_TIME if replay is not None else None,
+        )
+        view = await start_view(source, settings.view_port)
+        if view is not None:
+            status.view_url = f"{view.url}/"
+            print(f"hubwatch: web view at {status.view_url}", flush=True)
+        done = asyncio.Event()
+        reporter = asyncio.create_task(
+            report_status(
+                status,
+                done,
+                clickhouse_url=server.url,
+                database=settings.clickhouse_database,
+                interval=settings.status_interval,
+            ),
+            name="status",
+        )
+        try:
+            await _pipeline(settings, stop, status)
+        finally:
+            done.set()
+            await reporter
     finally:
+        if view is not None:
+            await view.stop()
         if replay_server is not None:
             await replay_server.stop()
         await asyncio.to_thread(server.stop)
@@ -210,10 +248,24 @@ async def run_processors(
         writer.close()
 
 
-async def _pipeline(settings: Settings, stop: asyncio.Event) -> None:
+def _resume_line(settings: Settings, client: Any) -> str | None:
+    """One line saying where a run resumes, when a previous one left a checkpoint."""
+    path = settings.checkpoint_dir / "hub_uploads.json"
+    checkpoint = UploadsCheckpoint.from_json(CheckpointStore(path).load())
+    if checkpoint.watermark is None:
+        return None
+    models = client.command(f"SELECT count() FROM `{settings.clickhouse_database}`.models FINAL")
+    return (
+        f"hubwatch: resuming from the checkpoint in {settings.checkpoint_dir}: uploads seen up "
+        f"to {format_datetime(checkpoint.watermark)}, {int(models):,} models in ClickHouse"
+    )
+
+
+async def _pipeline(settings: Settings, stop: asyncio.Event, status: RunStatus) -> None:
     queue: asyncio.Queue[Event | DeadLetter] = asyncio.Queue(maxsize=10_000)
     consumer = asyncio.create_task(run_processors(settings, queue), name="processors")
     async with Producers(settings, QueuePublisher(queue)) as producers:
+        producers.pollers = status.track(producers.pollers)
         polling = asyncio.create_task(producers.run(stop), name="producers")
         done, _ = await asyncio.wait({polling, consumer}, return_when=asyncio.FIRST_COMPLETED)
         if consumer in done:  # the processors died: stop polling, surface the error

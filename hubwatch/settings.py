@@ -139,6 +139,12 @@ class Settings:
     "Address --metrics-port listens on (0.0.0.0 in a container Prometheus scrapes)."
     lag_interval: float = 15.0
     "Seconds between the processors' readings of their consumer lag (a metric)."
+    view_port: int = 8787
+    "The built-in web view of the dashboards' panels (``run``, ``serve``); 0: off."
+    prometheus_url: str | None = None
+    "Where ``serve`` reads the operations panels' PromQL; without it they say so."
+    status_interval: float = 30.0
+    "Seconds between ``run``'s one-line status summaries when stdout is not a terminal."
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -166,6 +172,10 @@ class Settings:
             raise ConfigError("processor_session_timeout must be between 6 and 300 seconds")
         if not 0 < self.alert_retry_seconds <= self.alert_retry_max_seconds:
             raise ConfigError("alert_retry_seconds must be positive and at most its maximum")
+        if not 0 <= self.view_port <= 65535:
+            raise ConfigError(f"view_port must be a port number (0: off), got {self.view_port}")
+        if self.status_interval <= 0:
+            raise ConfigError("status_interval must be positive")
         if self.poll_interval <= 0 or self.batch_seconds <= 0:
             raise ConfigError("poll_interval and batch_seconds must be positive")
         if min(self.kafka_request_timeout, self.kafka_delivery_timeout, self.sink_retry_max) <= 0:

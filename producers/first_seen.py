@@ -114,6 +114,7 @@ class FirstSight:
             self.tracker.track_all(events)
             for event in events:
                 self._store.forget_heard(event.repo_id)
+        late: dict[str, list[tuple[float, str]]] = {}
         for event in events:
             stream = (found_by or {}).get(event.repo_id, self.stream)
             metrics.FIRST_SEEN.labels(stream).inc()
@@ -122,11 +123,18 @@ class FirstSight:
                 continue
             metrics.LATE_ARRIVALS.labels(stream).inc()
             metrics.LATE_ARRIVAL_DELAY.labels(stream).observe(delay)
+            late.setdefault(stream, []).append((delay, event.repo_id))
+        # One line per stream and round, not one per model: a round can find hundreds.
+        for stream, found in late.items():
+            found.sort(reverse=True)
             log.info(
-                "%s: %s first seen %.0fs after its createdAt (listed late)",
+                "%s: %d %s listed late (first seen up to %.0fs after createdAt): %s%s",
                 stream,
-                event.repo_id,
-                delay,
+                len(found),
+                "model" if len(found) == 1 else "models",
+                found[0][0],
+                ", ".join(repo for _, repo in found[:3]),
+                ", …" if len(found) > 3 else "",
             )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -551,3 +552,22 @@ def test_embedded_late_model_gets_a_row_tracking_and_snapshots(tmp_path: Path) -
     finally:
         run.send_signal(signal.SIGINT)
         assert run.wait(60) == 0, log.read_text()[-3000:]
+
+
+async def test_a_round_of_late_models_is_one_log_line(
+    fixture_items: list[dict[str, Any]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The edits stream meeting the whole crawl before the uploads stream has walked it:
+    67 late arrivals in one round are one log line, not one per model."""
+    server = ReplayServer(HubWorld(ListSource(fixture_items), start=len(fixture_items)))
+    async with server:
+        s = Streams(server, tmp_path)
+        late = _late_seen("hub.edits")
+        with caplog.at_level(logging.INFO, logger="producers.first_seen"):
+            found = await s.poll(s.edits)
+        assert len(found) == 67 and _late_seen("hub.edits") - late == 67
+        lines = [r.getMessage() for r in caplog.records if r.name == "producers.first_seen"]
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("hub.edits: 67 models listed late")
+        s.store.close()
+        await s.client.aclose()

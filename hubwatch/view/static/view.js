@@ -1,0 +1,275 @@
+// hubwatch's built-in view: lays out the dashboards /api/dashboards describes, and keeps
+// each panel drawn (plotly.js) from /api/panels/{id}, refreshed every few seconds.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const view = { layout: null, range: null, vars: {}, panels: new Map(), visible: new Set() };
+
+const UNITS = {
+  s: { ticksuffix: "s" },
+  ops: { ticksuffix: "/s", tickformat: "~s" },
+  percent: { ticksuffix: "%" },
+  percentunit: { tickformat: ".0%" },
+  bytes: { tickformat: "~s", ticksuffix: "B" },
+  short: { tickformat: "~s" },
+};
+
+function element(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value;
+    else if (value !== null && value !== undefined) node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function column(data, name) {
+  const at = data.columns.indexOf(name);
+  return data.rows.map((row) => row[at]);
+}
+
+function groups(data, by) {
+  const at = data.columns.indexOf(by);
+  const out = new Map();
+  data.rows.forEach((row, i) => {
+    const key = String(row[at]);
+    if (!out.has(key)) out.set(key, []);
+    out.get(key).push(i);
+  });
+  return out;
+}
+
+function cell(value) {
+  if (typeof value === "number" && !Number.isInteger(value)) return Number(value.toPrecision(4));
+  if (Array.isArray(value)) return value.join(", ");
+  return value === null ? "" : value;
+}
+
+function seriesTraces(panel, data, type) {
+  // One trace per value of the series column, or per value column.
+  const xs = column(data, panel.x);
+  if (panel.series && data.columns.includes(panel.series)) {
+    const y = panel.y[0];
+    const ys = column(data, y);
+    return [...groups(data, panel.series)].map(([name, rows]) => ({
+      type, name, x: rows.map((i) => xs[i]), y: rows.map((i) => ys[i]),
+    }));
+  }
+  return panel.y.map((y) => ({ type, name: y, x: xs, y: column(data, y) }));
+}
+
+function figure(panel, data) {
+  const unit = UNITS[panel.unit] || {};
+  const layout = {
+    margin: { l: 50, r: 10, t: 6, b: 36 }, autosize: true, showlegend: true,
+    legend: { orientation: "h", y: -0.2, font: { size: 10 } },
+    font: { size: 11 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
+  };
+  switch (panel.visualisation) {
+    case "timeseries": {
+      const traces = seriesTraces(panel, data, "scatter").map((t) => ({
+        ...t, mode: t.x.length > 30 ? "lines" : "lines+markers",
+      }));
+      // One instant alone would stretch to fill the axis: show it within the range asked.
+      const instants = new Set(traces.flatMap((t) => t.x));
+      const xaxis = instants.size < 2 && data.from ? { type: "date", range: [data.from, data.to] } : { type: "date" };
+      return { traces, layout: { ...layout, xaxis, yaxis: { ...unit, rangemode: "tozero" } } };
+    }
+    case "barchart": {
+      const traces = seriesTraces(panel, data, "bar");
+      const long = traces.some((t) => t.x.some((x) => String(x).length > 12));
+      if (long) {
+        // Model ids read better along the side, the largest at the top.
+        for (const t of traces) { [t.x, t.y] = [t.y, t.x]; t.orientation = "h"; }
+        return { traces, layout: { ...layout, barmode: "group", margin: { ...layout.margin, l: 10 },
+          showlegend: traces.length > 1,
+          yaxis: { automargin: true, autorange: "reversed", type: "category", tickfont: { size: 10 } },
+          xaxis: { ...unit } } };
+      }
+      return { traces, layout: { ...layout, barmode: "group", showlegend: traces.length > 1,
+        xaxis: { type: "category", automargin: true }, yaxis: { ...unit } } };
+    }
+    case "piechart": {
+      const labels = column(data, panel.x || panel.series || data.columns[0]);
+      const values = column(data, panel.y[0] || data.columns[1]);
+      return { traces: [{ type: "pie", labels, values, hole: 0.4, textinfo: "label+percent" }], layout };
+    }
+    case "stat": {
+      const name = panel.y[0] || data.columns[0];
+      const value = Number(column(data, name)[0] ?? 0);
+      const number = { valueformat: Number.isInteger(value) ? ",d" : ",.3~g", suffix: unit.ticksuffix || "" };
+      return { traces: [{ type: "indicator", mode: "number", value, number }],
+        layout: { ...layout, margin: { l: 0, r: 0, t: 0, b: 0 } } };
+    }
+    default: { // table
+      const values = data.columns.map((name) => column(data, name).map(cell));
+      return {
+        traces: [{
+          type: "table",
+          header: { values: data.columns, align: "left", fill: { color: "#eef1f5" }, font: { size: 11 } },
+          cells: { values, align: "left", font: { size: 11 }, height: 22 },
+        }],
+        layout: { ...layout, margin: { l: 0, r: 0, t: 0, b: 0 } },
+      };
+    }
+  }
+}
+
+function query(panel) {
+  const q = new URLSearchParams();
+  if (view.range) q.set("range", view.range);
+  for (const name of panel.variables) if (view.vars[name]) q.set(`var-${name}`, view.vars[name]);
+  return q.toString();
+}
+
+async function refresh(panel) {
+  const slot = view.panels.get(panel.id);
+  if (slot.busy) return;
+  slot.busy = true;
+  try {
+    const response = await fetch(`/api/panels/${panel.id}?${query(panel)}`);
+    const data = await response.json();
+    await draw(panel, slot, data);
+  } catch (error) {
+    await draw(panel, slot, { state: "error", message: `no answer from hubwatch (${error})`, columns: [], rows: [] });
+  } finally {
+    slot.busy = false;
+  }
+}
+
+async function draw(panel, slot, data) {
+  const { node, chart, note } = slot;
+  node.dataset.state = data.state;
+  node.dataset.rows = String(data.rows.length);
+  if (data.state === "data") {
+    note.hidden = true;
+    chart.hidden = false;
+    const { traces, layout } = figure(panel, data);
+    await Plotly.react(chart, traces, layout, { displaylogo: false, responsive: true, displayModeBar: false });
+  } else {
+    chart.hidden = true;
+    if (chart.data) Plotly.purge(chart);
+    note.hidden = false;
+    note.textContent = data.message || "No data";
+  }
+  node.dataset.drawn = "true";
+  node.dataset.updated = new Date().toISOString();
+}
+
+async function loadOptions(dashboard, variable, select) {
+  const response = await fetch(`/api/variables/${dashboard.uid}/${variable.name}`);
+  const body = await response.json();
+  const options = body.options || [];
+  const current = view.vars[variable.name];
+  const same = select.options.length === options.length &&
+    options.every((value, i) => select.options[i].value === value);
+  if (!same) {
+    select.replaceChildren(...options.map((value) => element("option", { value }, value)));
+  }
+  const keep = current && options.includes(current) ? current : options[0] || "";
+  if (keep !== current) {
+    view.vars[variable.name] = keep;
+    select.value = keep;
+    return true; // the panels using it need drawing again
+  }
+  select.value = keep;
+  return false;
+}
+
+function panelsUsing(name) {
+  return view.layout.dashboards.flatMap((d) => d.panels).filter((p) => p.variables.includes(name));
+}
+
+function build(layout) {
+  const main = document.getElementById("dashboards");
+  const toc = document.getElementById("toc");
+  const observer = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) view.visible.add(entry.target.id);
+      else view.visible.delete(entry.target.id);
+    }
+  });
+  for (const dashboard of layout.dashboards) {
+    const id = dashboard.uid;
+    toc.append(element("a", { href: `#${id}` }, dashboard.title.replace(/^hubwatch \/ /, "")));
+    const section = element("section", { class: "dashboard", id },
+      element("h2", {}, dashboard.title), element("p", { class: "description" }, dashboard.description));
+    if (dashboard.variables.length) {
+      const bar = element("div", { class: "variables" });
+      for (const variable of dashboard.variables) {
+        const select = element("select", { id: `var-${variable.name}`, title: variable.description });
+        view.vars[variable.name] = params.get(`var-${variable.name}`) || "";
+        select.addEventListener("change", () => {
+          view.vars[variable.name] = select.value;
+          panelsUsing(variable.name).forEach(refresh);
+        });
+        bar.append(element("label", {}, `${variable.label} `, select));
+        view.panels.set(`var:${variable.name}`, { dashboard, variable, select });
+      }
+      section.append(bar);
+    }
+    const grid = element("div", { class: "grid" });
+    for (const panel of dashboard.panels) {
+      const chart = element("div", { class: "chart" });
+      const note = element("div", { class: "note" }, "Loading…");
+      chart.hidden = true;
+      const node = element("div", {
+        class: "panel", id: `panel-${panel.id}`, "data-panel": panel.id,
+        "data-visualisation": panel.visualisation, "data-datasource": panel.datasource,
+        title: panel.description,
+      }, element("h3", {}, panel.title), chart, note);
+      node.style.gridColumn = `span ${Math.max(4, Math.min(24, panel.width))}`;
+      node.style.height = `${Math.max(4, panel.height) * 34}px`;
+      grid.append(node);
+      view.panels.set(panel.id, { node, chart, note, busy: false, panel });
+      observer.observe(node);
+    }
+    section.append(grid);
+    main.append(section);
+  }
+}
+
+async function cycle(first) {
+  // The model picker first: its value feeds the family explorer's panels.
+  const stale = new Set();
+  for (const slot of view.panels.values()) {
+    if (!slot.variable) continue;
+    try {
+      if (await loadOptions(slot.dashboard, slot.variable, slot.select)) stale.add(slot.variable.name);
+    } catch (error) {
+      console.warn("variable options", slot.variable.name, error);
+    }
+  }
+  const due = [];
+  for (const slot of view.panels.values()) {
+    if (!slot.panel) continue;
+    const p = slot.panel;
+    // On screen, or with nothing drawn yet (worth asking again even off screen).
+    const waiting = slot.node.dataset.state !== "data";
+    if (first || waiting || view.visible.has(slot.node.id) || p.variables.some((v) => stale.has(v))) due.push(p);
+  }
+  await Promise.all(due.map(refresh));
+  document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+async function main() {
+  const layout = await (await fetch("/api/dashboards")).json();
+  view.layout = layout;
+  const picker = document.getElementById("range");
+  const ranges = ["", ...layout.ranges];
+  picker.replaceChildren(...ranges.map((r) =>
+    element("option", { value: r }, r === "" ? "each dashboard's own" : r === "all" ? "all time" : r.replace("now-", "last "))));
+  view.range = params.get("range") || layout.default_range || "";
+  picker.value = view.range;
+  picker.addEventListener("change", () => {
+    view.range = picker.value;
+    cycle(true);
+  });
+  build(layout);
+  await cycle(true);
+  document.body.dataset.ready = "true";
+  setInterval(() => cycle(false), layout.refresh_seconds * 1000);
+}
+
+main();
