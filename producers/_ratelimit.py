@@ -131,6 +131,8 @@ class RequestBudget:
         self.reserved: dict[str, float] = {}
         "Requests per window reserved for each stream (:meth:`reserve`)."
         metrics.RATE_LIMIT_LIMIT.labels(api).set(limit)
+        self.configured_limit = limit
+        "The limit the shares were reserved against; the server's own scales them."
 
     @property
     def rate(self) -> float:
@@ -156,27 +158,32 @@ class RequestBudget:
         return StreamBudget(self, stream, per_window, burst=burst)
 
     def scale(self) -> float:
-        """How much of each reserved share the limit allows (1 unless the server's limit
-        is below what was reserved: then every share shrinks alike)."""
-        total = sum(self.reserved.values())
-        return 1.0 if total <= 0 else min(1.0, self.limit * self.share / total)
+        """Shares are reserved against the configured limit: the server's own limit (a
+        lower one, or a larger account's) scales every share alike."""
+        return self.limit / self.configured_limit if self.configured_limit else 1.0
 
     async def _take(self, reserve: float) -> None:
         while True:
-            now = self._clock()
-            if now < self._paused_until:
-                # Short steps: a limit learnt meanwhile (or a stop) takes effect soon.
-                await self._sleep(min(1.0, self._paused_until - now))
-                continue
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            # No await between this check and the take: asyncio makes it atomic.
-            if self._tokens >= 1 + reserve - 1e-9:
-                self._tokens = max(0.0, self._tokens - 1)
-                self.requests += 1
+            wait = self._try_take(reserve)
+            if wait == 0.0:
                 return
-            # At least 10 ms: a wait that shrinks towards zero would spin for ever.
-            await self._sleep(max(0.01, min(1.0, (1 + reserve - self._tokens) / self.rate)))
+            await self._sleep(wait)
+
+    def _try_take(self, reserve: float) -> float:
+        """Take a token if more than ``reserve`` would be left: 0.0, else how long to
+        wait before trying again. No await: asyncio makes the check and the take atomic."""
+        now = self._clock()
+        if now < self._paused_until:
+            # Short steps: a limit learnt meanwhile (or a stop) takes effect soon.
+            return min(1.0, self._paused_until - now)
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1 + reserve - 1e-9:
+            self._tokens = max(0.0, self._tokens - 1)
+            self.requests += 1
+            return 0.0
+        # At least 10 ms: a wait that shrinks towards zero would spin for ever.
+        return max(0.01, min(1.0, (1 + reserve - self._tokens) / self.rate))
 
     def refund(self) -> None:
         """A request that did not count against the limit (GitHub's 304 with a token)."""
@@ -221,9 +228,11 @@ class RequestBudget:
 
 class StreamBudget(RequestBudget):
     """One stream's reserved share of an API's :class:`RequestBudget`: its own token bucket
-    (``per_window`` requests a window, scaled down with the API's limit), then a token of
-    the whole. A stream that wants more than its share waits for its own bucket, never for
-    another stream's; limits the server announces pause the whole API."""
+    (``per_window`` requests a window, scaled with the API's limit), then a token of the
+    whole. Beyond its share a stream may only borrow what lies idle (the whole's bucket
+    nearly full: no one is drawing on it), so a busy stream never takes what another's
+    share is owed, and an idle budget still serves a burst; limits the server announces
+    pause the whole API."""
 
     def __init__(
         self, parent: RequestBudget, stream: str, per_window: float, *, burst: int
@@ -239,6 +248,8 @@ class StreamBudget(RequestBudget):
         self.parent = parent
         self.stream = stream
         self.per_window = per_window
+        self.borrowed = 0
+        "Requests beyond the share, from capacity no one was using."
 
     @property
     def rate(self) -> float:
@@ -250,8 +261,15 @@ class StreamBudget(RequestBudget):
         return self.rate * 86_400
 
     async def acquire(self, *, urgent: bool = False) -> None:
-        await self._take(0.0)
-        await self.parent.acquire(urgent=urgent)
+        while True:
+            wait = self._try_take(0.0)
+            if wait == 0.0:
+                await self.parent.acquire(urgent=urgent)
+                return
+            if self.parent._try_take(max(1.0, self.parent.burst - 2.0)) == 0.0:
+                self.borrowed += 1
+                return
+            await self._sleep(min(wait, 0.25))
 
     def refund(self) -> None:
         super().refund()
