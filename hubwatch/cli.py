@@ -201,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--http-port", type=int, default=8123)
     serve.add_argument("--tcp-port", type=int, default=9000)
+    serve.add_argument("--parent-pid", type=int, help="stop when this process is gone")
     return parser
 
 
@@ -311,7 +312,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "clickhouse":
         from hubwatch.clickhouse import serve
 
-        serve(args.data_dir, host=args.host, http_port=args.http_port, tcp_port=args.tcp_port)
+        serve(
+            args.data_dir,
+            host=args.host,
+            http_port=args.http_port,
+            tcp_port=args.tcp_port,
+            parent_pid=args.parent_pid,
+        )
         return 0
     if command == "run":
         return _run(args)

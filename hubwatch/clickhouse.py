@@ -66,8 +66,12 @@ def serve(
     tcp_port: int = 9000,
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    parent_pid: int | None = None,
 ) -> None:
     """Serve ClickHouse from ``data_dir`` until SIGINT/SIGTERM (or ``stop``), then stop cleanly.
+
+    With ``parent_pid``, also stop when that process is gone: a ``hubwatch run`` killed with
+    SIGKILL cannot stop its server, and an orphan would hold the ports and the data directory.
 
     Blocks. Call from a process's main thread (signals), as ``hubwatch clickhouse serve`` does.
     """
@@ -110,6 +114,9 @@ def serve(
     while not stop.wait(0.5):
         if not thread.is_alive():
             raise SinkError(f"ClickHouse server stopped by itself: {' '.join(failure)}")
+        if parent_pid is not None and os.getppid() != parent_pid:
+            log.warning("the process that started this server (pid %d) is gone", parent_pid)
+            break
     _shutdown(url)
     thread.join(30)
 
@@ -181,6 +188,8 @@ class ClickHouseProcess:
             str(self.http_port),
             "--tcp-port",
             str(self.tcp_port),
+            "--parent-pid",
+            str(os.getpid()),
         ]
         with self.log_file.open("ab") as out:
             # Own process group: a Ctrl-C in the terminal reaches us, and we stop it in order.

@@ -22,6 +22,7 @@ from tests.conftest import (
     malformed_items,
     spawn,
     spawn_embedded_replay,
+    terminate,
     wait_until,
     write_jsonl,
 )
@@ -228,3 +229,22 @@ def test_live_hub_unreachable_says_so_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Hub" in lines[0] and "--replay" in lines[0]
+
+
+def test_a_killed_run_takes_its_clickhouse_server_with_it(tmp_path: Path) -> None:
+    """`hubwatch run` killed with SIGKILL cannot stop its ClickHouse child in order; the
+    child notices its parent is gone and stops, so the ports and the data directory are free
+    for the next run."""
+    env = {"HUBWATCH_STATE_DIR": str(tmp_path / "state")}
+    run, url = spawn_embedded_replay(env=env, log=tmp_path / "run.log")
+    try:
+        wait_until(lambda: ping(url), "the embedded ClickHouse")
+    finally:
+        run.kill()
+        run.wait()
+    wait_until(lambda: not ping(url), "the orphaned ClickHouse server to stop", timeout=60)
+    again, url = spawn_embedded_replay(env=env, log=tmp_path / "run-2.log")
+    try:
+        wait_until(lambda: ping(url), "ClickHouse of the next run on the same data directory")
+    finally:
+        terminate(again)
