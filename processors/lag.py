@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from hubwatch import metrics
 from hubwatch.errors import SinkError
-from producers.publish import quiet_kafka_logs, start_kafka_client
+from producers.publish import start_kafka_client
 
 __all__ = ["ConsumerLag"]
 
@@ -41,7 +41,8 @@ class ConsumerLag:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.admin import AIOKafkaAdminClient
 
-        quiet_kafka_logs()
+        # aiokafka's logs stay as they are: in the processor, its outage filter turns them
+        # (these clients' too) into one line per Kafka outage.
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await start_kafka_client(admin.start, admin.close, self.bootstrap)
         # No group: it only reads offsets, it never joins the processors' group.
