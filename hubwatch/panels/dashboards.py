@@ -334,7 +334,9 @@ ENGAGEMENT = Dashboard(
     title="hubwatch / Engagement",
     description="Downloads and likes as they roll in, the derivatives breaking out, and "
     "community activity on the Hub and GitHub.",
-    time_from="now-7d",
+    # A day by default: the gains merge each model's hourly states, so their cost grows
+    # with the range (bench/bench_panels.py).
+    time_from="now-24h",
     panels=(
         Panel(
             id="engagement_gained",
