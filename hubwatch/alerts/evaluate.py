@@ -165,7 +165,7 @@ class AlertEvaluator:
             )
         if self.rules.watches_engagement:
             self.facts[facts.model_id] = facts
-        return self.evaluate(facts, None)
+        return self.evaluate(facts, None, occurrence=event.event_id)
 
     def observe_engagement(
         self, row: EngagementRow, forest: FamilyForest | None = None
@@ -193,11 +193,14 @@ class AlertEvaluator:
             velocity=row.velocity_per_hour,
             breakout=breakout,
         )
-        return self.evaluate(facts, engagement)
+        return self.evaluate(facts, engagement, occurrence=row.at.isoformat())
 
     def evaluate(
-        self, facts: ModelFacts, engagement: EngagementFacts | None
+        self, facts: ModelFacts, engagement: EngagementFacts | None, *, occurrence: str = ""
     ) -> tuple[list[Alert], list[GroupMember]]:
+        """``occurrence`` names what matched (the event, the snapshot's time): a ``repeat``
+        rule's alert id is made from it, so an input taken again after a crash fires the
+        alert it already fired (the outbox dedupes it), not a new one."""
         now = self._clock()
         alerts: list[Alert] = []
         members: list[GroupMember] = []
@@ -218,8 +221,8 @@ class AlertEvaluator:
                 group.members.append(member)
                 members.append(member)
                 continue
-            occurrence = now.isoformat() if rule.repeat else ""
-            alerts.append(self._alert(rule, facts, base, now, occurrence, engagement))
+            occurred = (occurrence or now.isoformat()) if rule.repeat else ""
+            alerts.append(self._alert(rule, facts, base, now, occurred, engagement))
         return alerts, members
 
     def _canonical_map(self) -> dict[str, str]:

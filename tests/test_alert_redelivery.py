@@ -1,0 +1,173 @@
+"""Alerts across redelivery and storage faults: an input taken again after a crash fires
+the alert it already fired; a delivery whose bookkeeping write fails is still made and
+recorded once ClickHouse answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hubwatch.alerts.alert import Alert, AlertRow
+from hubwatch.alerts.evaluate import AlertEvaluator
+from hubwatch.alerts.outbox import Deliverer
+from hubwatch.alerts.rules import Target, parse_rules
+from hubwatch.alerts.store import load_deliveries
+from hubwatch.clickhouse import connect
+from hubwatch.events import ModelSnapshot
+from processors.engagement import RollingEngagement
+from processors.families import FamilyForest
+from processors.pipeline import plan_batch
+from processors.sinks import ClickHouseWriter, plan_rows
+from producers.hub import model_created_from_api
+from tests.alerting import ABLITERATED, INSTRUCT, TEMPLATE, Receiver, quantization
+from tests.conftest import free_port, wait_until
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.down()
+
+
+def test_a_repeat_rule_fires_a_redelivered_input_under_the_alert_id_it_had(
+    fixture_items: list[dict[str, Any]],
+) -> None:
+    """A processor killed after writing a batch but before acknowledging it takes the batch
+    again from a restored evaluator, later: a ``repeat`` rule must fire the same alert ids
+    (the outbox skips them), not new ones that reach the receiver twice."""
+    template = next(i for i in fixture_items if i["id"] == TEMPLATE)
+    deep = quantization(template, "x/deep-GGUF", ABLITERATED)
+    rules = parse_rules(f"""
+rules:
+  - name: every-quant
+    repeat: true
+    match: {{base_model: {INSTRUCT}, relation: quantized}}
+  - name: every-like
+    repeat: true
+    match: {{base_model: {INSTRUCT}, engagement: {{likes_1h: 50}}}}
+""")
+    snaps = [
+        ModelSnapshot("x/deep-GGUF", NOW, downloads=0, likes=0),
+        ModelSnapshot("x/deep-GGUF", NOW + timedelta(minutes=40), downloads=9, likes=80),
+    ]
+    runs = []
+    for minutes in (0, 7):  # the first run, then its replacement taking the input again
+        evaluator = AlertEvaluator(rules, clock=lambda m=minutes: NOW + timedelta(minutes=m))
+        fired = plan_batch(
+            [*(model_created_from_api(i, NOW) for i in [*fixture_items, deep]), *snaps],
+            forest=FamilyForest(),
+            engagement=RollingEngagement({}, prune_every=1000),
+            alerts=evaluator,
+        ).fired
+        runs.append(sorted((a.rule, a.alert_id) for a in fired if a.model_id == "x/deep-GGUF"))
+    assert [r for r, _ in runs[0]] == ["every-like", "every-quant"]
+    assert runs[1] == runs[0]
+
+
+async def test_an_alert_fired_again_after_its_delivery_stays_delivered(
+    fixture_items: list[dict[str, Any]], receiver: Receiver, clickhouse_url: str, database: str
+) -> None:
+    """The first run fires and delivers; its replacement takes the same input again (its
+    offsets were not committed) and fires the same alert, whose row is written with its
+    batch. ``alerts`` must still say delivered, so the next start does not send it again."""
+    template = next(i for i in fixture_items if i["id"] == TEMPLATE)
+    deep = quantization(template, "x/deep-GGUF", ABLITERATED)
+    rules = parse_rules(f"""
+targets:
+  hook: {{type: webhook, url: "{receiver.url}/hook"}}
+rules:
+  - name: every-quant
+    repeat: true
+    match: {{base_model: {INSTRUCT}, relation: quantized}}
+""")
+    writer = ClickHouseWriter(lambda: connect(clickhouse_url), database)
+
+    async def record(rows: list[AlertRow]) -> None:
+        await asyncio.to_thread(writer.write, [plan_rows("alerts", rows)])
+
+    events = [model_created_from_api(i, NOW) for i in [*fixture_items, deep]]
+    try:
+        for run in range(2):
+            state = await asyncio.to_thread(load_deliveries, clickhouse_url, database)
+            evaluator = AlertEvaluator(rules)
+            batch = plan_batch(events, forest=FamilyForest(), alerts=evaluator)
+            await asyncio.to_thread(writer.write, batch.plans())
+            deliverer = Deliverer(rules.targets, record, done=state.done)
+            for alert in batch.fired:
+                for target in alert.targets:
+                    deliverer.submit(alert, target)
+            await deliverer.drain(60)
+            await deliverer.close()
+            assert len(receiver.bodies("/hook")) == 1, f"run {run}"
+        state = await asyncio.to_thread(load_deliveries, clickhouse_url, database)
+    finally:
+        writer.close()
+    assert [(a.model_id, target) for a, target, _ in state.queued] == []
+    assert len(receiver.bodies("/hook")) == 1
+
+
+async def test_a_delivery_goes_through_and_is_recorded_when_a_bookkeeping_write_fails(
+    receiver: Receiver, clickhouse_url: str, database: str
+) -> None:
+    """ClickHouse away longer than the writer retries, while the target is down too: the
+    row recording the failed attempt cannot be written. The delivery must still be retried,
+    made once the target is back, and its ``delivered`` row written once ClickHouse is."""
+    receiver.down()
+    nowhere = ClickHouseWriter(
+        lambda: connect(f"http://127.0.0.1:{free_port()}"), database, retry_for=0.2
+    )
+    writer = ClickHouseWriter(lambda: connect(clickhouse_url), database)
+    outage = {"writes": 2}  # the failed attempt's row, then the delivered row's first try
+
+    async def record(rows: list[AlertRow]) -> None:
+        if outage["writes"] > 0:
+            outage["writes"] -= 1
+            await asyncio.to_thread(nowhere.write, [plan_rows("alerts", rows)])
+        await asyncio.to_thread(writer.write, [plan_rows("alerts", rows)])
+
+    alert = Alert(
+        alert_id="bookkeeping-1",
+        rule="quants",
+        model_id="someone/q-GGUF",
+        base_model=INSTRUCT,
+        relation="quantized",
+        link="https://huggingface.co/someone/q-GGUF",
+        models=("someone/q-GGUF",),
+        count=1,
+        fired_at=datetime.now(UTC),
+        targets=("hook",),
+    )
+    done = asyncio.Event()
+
+    async def on_done() -> None:
+        done.set()
+
+    deliverer = Deliverer(
+        {"hook": Target("hook", "webhook", receiver.url + "/hook")},
+        record,
+        retry_seconds=0.3,
+        retry_max_seconds=1.0,
+    )
+    try:
+        deliverer.submit(alert, "hook", on_done=on_done)
+        await asyncio.to_thread(wait_until, lambda: outage["writes"] < 2, "the first attempt")
+        receiver.up()
+        await asyncio.wait_for(done.wait(), 120)
+    finally:
+        await deliverer.close()
+        nowhere.close()
+    assert receiver.keys() == ["bookkeeping-1:hook"]
+    ch = connect(clickhouse_url, database=database)
+    try:
+        state = ch.query("SELECT state FROM alerts FINAL").result_rows
+    finally:
+        ch.close()
+        writer.close()
+    assert state == [("delivered",)]
