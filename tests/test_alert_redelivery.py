@@ -22,7 +22,7 @@ from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter, plan_rows
-from producers.hub import model_created_from_api
+from producers.hub import model_created_from_api, model_updated
 from tests.alerting import ABLITERATED, INSTRUCT, TEMPLATE, Receiver, quantization
 from tests.conftest import free_port, wait_until
 
@@ -171,3 +171,39 @@ async def test_a_delivery_goes_through_and_is_recorded_when_a_bookkeeping_write_
         ch.close()
         writer.close()
     assert state == [("delivered",)]
+
+
+def test_a_base_named_by_a_later_edit_fires_without_engagement_rules(
+    fixture_items: list[dict[str, Any]],
+) -> None:
+    """A repo created before its card (the Hub lists it with no base), then edited to name
+    its base: the edit is a ``model.updated``. It must fire the rules on the new lineage
+    whether or not some other rule watches engagement (only those kept the model's facts)."""
+    template = next(i for i in fixture_items if i["id"] == TEMPLATE)
+    quant = quantization(template, "late/card-GGUF", ABLITERATED)
+    bare = {
+        **quant,
+        "tags": [t for t in quant["tags"] if not t.startswith("base_model:")],
+        "baseModels": None,
+        "cardData": {},
+    }
+    created = model_created_from_api(bare, NOW)
+    edited = model_updated(model_created_from_api(quant, NOW + timedelta(minutes=3)), ("tags",))
+    rules = parse_rules(f"""
+rules:
+  - name: tree
+    match: {{base_model: {INSTRUCT}, relation: quantized, parameters: {{min: 1e9}}}}
+""")
+    forest = FamilyForest()
+    evaluator = AlertEvaluator(rules)
+    fixture = [model_created_from_api(i, NOW) for i in fixture_items]
+    assert plan_batch([*fixture, created], forest=forest, alerts=evaluator).fired == []
+    (alert,) = plan_batch([edited], forest=forest, alerts=evaluator).fired
+    assert (alert.model_id, alert.base_model, alert.relation) == (
+        "late/card-GGUF",
+        INSTRUCT,
+        "quantized",
+    )
+    assert alert.licence == "apache-2.0" and alert.author == "late"
+    # Once: the same edit again fires nothing.
+    assert plan_batch([edited], forest=forest, alerts=evaluator).fired == []

@@ -150,10 +150,12 @@ class AlertEvaluator:
         edges = [r for r in rows if isinstance(r, LineageEdge)]
         model = next((r for r in rows if isinstance(r, ModelRow)), None)
         if model is None:
-            known = self.facts.get(event.repo_id)
-            if known is None or not edges:
+            if not edges:
                 return [], []
-            # An edit that changes lineage: the same model under its new bases.
+            # An edit that changes lineage: the same model under its new bases. A model whose
+            # facts are not kept (they are only for engagement rules) is described by the
+            # edit's tags and what the family trees know of it.
+            known = self.facts.get(event.repo_id) or _facts_of_edit(event, forest)
             line = ancestors(forest, event.repo_id, edges[0].base_model_id)
             facts = _replace_line(known, edges, line, self.licences)
         else:
@@ -300,6 +302,25 @@ class AlertEvaluator:
                 )
             )
         return out
+
+
+def _facts_of_edit(event: ModelCreated | ModelUpdated, forest: FamilyForest | None) -> ModelFacts:
+    """A model known only by an edit (full tags, bases) and the family trees (createdAt,
+    architecture, parameters from its ``model.created``)."""
+    placed = forest is not None and event.repo_id in forest
+    size = forest.size(event.repo_id) if forest is not None and placed else None
+    return ModelFacts(
+        model_id=event.repo_id,
+        author=event.repo_id.split("/", 1)[0],
+        created_at=forest.created_at(event.repo_id) if forest is not None and placed else None,
+        relation="",
+        ancestors=(),
+        architectures=(size.architecture,) if size is not None and size.architecture else (),
+        parameters=size.parameters if size is not None else None,
+        formats=quantization_formats(event.tags),
+        licence=licence_of(event.tags),
+        card_text="\n".join((event.repo_id, *event.tags, *event.card_base_models)),
+    )
 
 
 def _replace_line(
