@@ -15,10 +15,10 @@ from hubwatch.alerts.alert import Alert, AlertRow
 from hubwatch.alerts.evaluate import AlertEvaluator
 from hubwatch.alerts.outbox import Deliverer
 from hubwatch.alerts.rules import Target, parse_rules
-from hubwatch.alerts.store import load_deliveries
+from hubwatch.alerts.store import load_deliveries, load_evaluator
 from hubwatch.clickhouse import connect
 from hubwatch.events import ModelSnapshot
-from processors.engagement import RollingEngagement
+from processors.engagement import EngagementRow, RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter, plan_rows
@@ -207,3 +207,34 @@ rules:
     assert alert.licence == "apache-2.0" and alert.author == "late"
     # Once: the same edit again fires nothing.
     assert plan_batch([edited], forest=forest, alerts=evaluator).fired == []
+
+
+def test_a_restarted_processor_knows_the_bases_velocity_before_their_next_snapshot(
+    fixture_items: list[dict[str, Any]], clickhouse_url: str, database: str
+) -> None:
+    """A breakout is a derivative's velocity over its base's. After a start, a derivative's
+    snapshot can come before its base's: the base's velocity is what ``engagement_live``
+    holds (as ``alerts test`` reads it), not 0 (which made every moving derivative a
+    breakout)."""
+    forest = FamilyForest()
+    plan_batch([model_created_from_api(i, NOW) for i in fixture_items], forest=forest)
+    assert forest.parent(ABLITERATED) == INSTRUCT
+
+    def live(repo_id: str, velocity: float) -> EngagementRow:
+        per_day = int(velocity * 24)
+        return EngagementRow(repo_id, NOW, 10, 10_000, 0, 0, 0, 0, per_day, per_day, velocity, 0.0)
+
+    writer = ClickHouseWriter(lambda: connect(clickhouse_url), database)
+    try:
+        writer.write([plan_rows("engagement_live", [live(INSTRUCT, 400.0)])])
+    finally:
+        writer.close()
+    rules = parse_rules(f"""
+rules:
+  - name: breakout
+    match: {{base_model: {INSTRUCT}, engagement: {{breakout: 3}}}}
+""")
+    evaluator = load_evaluator(clickhouse_url, database, rules)
+    assert evaluator.observe_engagement(live(ABLITERATED, 50.0), forest)[0] == []
+    (alert,) = evaluator.observe_engagement(live(ABLITERATED, 1_300.0), forest)[0]
+    assert alert.model_id == ABLITERATED and "breakout 3.25" in alert.reason
