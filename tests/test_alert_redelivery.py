@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter, plan_rows
 from producers.hub import model_created_from_api, model_updated
 from tests.alerting import ABLITERATED, INSTRUCT, TEMPLATE, Receiver, quantization
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port, spawn, terminate, wait_until, while_alive
 
 NOW = datetime.now(UTC)
 
@@ -238,3 +239,59 @@ rules:
     assert evaluator.observe_engagement(live(ABLITERATED, 50.0), forest)[0] == []
     (alert,) = evaluator.observe_engagement(live(ABLITERATED, 1_300.0), forest)[0]
     assert alert.model_id == ABLITERATED and "breakout 3.25" in alert.reason
+
+
+def test_a_stopped_processor_finishes_the_delivery_under_way(
+    processor_env: dict[str, str],
+    receiver: Receiver,
+    clickhouse_url: str,
+    database: str,
+    tmp_path: Path,
+) -> None:
+    """`hubwatch process` stopped (SIGTERM, a deploy) while a slow target is taking an
+    alert: the delivery under way is finished and recorded before the process exits, so
+    the next start does not send it again."""
+    receiver.delay = 3.0
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f'targets:\n  hook: {{type: webhook, url: "{receiver.url}/hook"}}\n'
+        f"rules:\n  - name: quants\n    match: {{base_model: {INSTRUCT}}}\n"
+    )
+    alert = Alert(
+        alert_id="slow-1",
+        rule="quants",
+        model_id="someone/q-GGUF",
+        base_model=INSTRUCT,
+        relation="quantized",
+        link="https://huggingface.co/someone/q-GGUF",
+        models=("someone/q-GGUF",),
+        count=1,
+        fired_at=datetime.now(UTC),
+        targets=("hook",),
+    )
+    writer = ClickHouseWriter(lambda: connect(clickhouse_url), database)
+    ch = connect(clickhouse_url, database=database)
+    try:
+        # Fired and written, not yet delivered: the processor's deliverer takes it up.
+        writer.write([plan_rows("alerts", [alert.fired_row("hook")])])
+        env = {**processor_env, "HUBWATCH_ALERT_RULES": str(rules)}
+        log = tmp_path / "process.log"
+        processor = spawn("process", env=env, log=log)
+        try:
+            wait_until(while_alive(processor, log, receiver.bodies), "the delivery to start", 120)
+        finally:
+            terminate(processor)
+        log = tmp_path / "process2.log"
+        processor = spawn("process", env=env, log=log)
+        try:
+
+            def state() -> str:
+                return str(ch.command("SELECT state FROM alerts FINAL"))
+
+            wait_until(while_alive(processor, log, lambda: state() == "delivered"), "delivered")
+        finally:
+            terminate(processor)
+    finally:
+        ch.close()
+        writer.close()
+    assert receiver.keys() == ["slow-1:hook"]
