@@ -23,6 +23,7 @@ made exactly-once in effect by the tables replacing on their natural keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator, MutableMapping
 from datetime import timedelta
@@ -240,19 +241,30 @@ def create_app(settings: Settings) -> faust.App:
         @app.agent(outbox, supervisor_strategy=CrashingSupervisor)
         async def alert_deliveries(stream: Any) -> None:
             deliverer = await start_deliverer(settings, rules, writer())
-            async for events in stream.noack_take(100, 0.05):
-                for event in events:
-                    try:
-                        record = OutboxRecord.from_json(event.message.value)
-                    except (ValueError, KeyError, TypeError) as exc:
-                        log.error("unreadable outbox record at %s: %s", event.message.tp, exc)
-                        await stream.ack(event)
-                        continue
-                    deliverer.submit(
-                        record.alert,
-                        record.target,
-                        on_done=lambda e=event: stream.ack(e),  # type: ignore[misc]
-                    )
+            try:
+                async for events in stream.noack_take(100, 0.05):
+                    for event in events:
+                        try:
+                            record = OutboxRecord.from_json(event.message.value)
+                        except (ValueError, KeyError, TypeError) as exc:
+                            log.error("unreadable outbox record at %s: %s", event.message.tp, exc)
+                            await stream.ack(event)
+                            continue
+                        deliverer.submit(
+                            record.alert,
+                            record.target,
+                            on_done=lambda e=event: stream.ack(e),  # type: ignore[misc]
+                        )
+            finally:
+                # Stopping: a delivery under way finishes and is recorded (cut off after the
+                # target took it, the next start would send it again); the rest stay queued.
+                # faust cancels an agent more than once as it stops: the drain outlasts
+                # that, bounded by its own timeout.
+                drained = asyncio.ensure_future(deliverer.drain(10.0))
+                while not drained.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(drained)
+                await deliverer.close()
 
     @app.agent(dead_letter_topic, supervisor_strategy=CrashingSupervisor)
     async def dead_letters(stream: Any) -> None:

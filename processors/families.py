@@ -177,6 +177,14 @@ class FamilyForest:
         parent = self._parent[self._index[model_id]]
         return None if parent == _NO_PARENT else self._names[parent]
 
+    def created_at(self, model_id: str) -> datetime | None:
+        """The model's createdAt, None when no event has given it."""
+        return _time(self._created[self._index[model_id]])
+
+    def size(self, model_id: str) -> Size:
+        """What the model weighs, as its last ``model.created`` said."""
+        return self._size[self._index[model_id]] or _NO_SIZE
+
     def bases(self, model_id: str) -> tuple[str, ...]:
         """Every base the model's newest metadata names (its lineage edges)."""
         return self._base_set(self._index[model_id])

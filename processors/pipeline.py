@@ -236,7 +236,7 @@ class Batch:
         """Alerts (and group members) fired: their rows, one per alert and target, queued."""
         self.fired += alerts
         return [
-            *(("alerts", a.row(t, "queued", at=a.fired_at)) for a in alerts for t in a.targets),
+            *(("alerts", a.fired_row(t)) for a in alerts for t in a.targets),
             *(("alert_group_members", m) for m in members),
         ]
 

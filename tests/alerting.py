@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +18,8 @@ class Receiver:
         self.port = free_port()
         self.received: list[tuple[str, dict[str, str], Any]] = []
         "(path, headers, JSON body) per request, in order."
+        self.delay = 0.0
+        "Seconds between taking a request (recorded) and answering it: a slow target."
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.up()
@@ -33,6 +36,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver._lock:
                     receiver.received.append((self.path, dict(self.headers), json.loads(body)))
+                time.sleep(receiver.delay)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

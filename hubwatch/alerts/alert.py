@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from hubwatch.clickhouse import as_utc
 
-__all__ = ["HUB_PAGE", "Alert", "AlertRow", "GroupMember", "alert_id", "delivery_key"]
+__all__ = [
+    "FIRED_VERSION",
+    "HUB_PAGE",
+    "Alert",
+    "AlertRow",
+    "GroupMember",
+    "alert_id",
+    "delivery_key",
+]
 
 HUB_PAGE = "https://huggingface.co/"
 "Where an alert links: the model's page on the Hub."
+FIRED_VERSION = 0
+"Version of an alert's first row: every delivery attempt's row replaces it."
 
 
 def alert_id(rule: str, subject: str, occurrence: str = "") -> str:
@@ -78,6 +88,7 @@ class Alert:
         error: str = "",
         next_attempt_at: datetime | None = None,
     ) -> AlertRow:
+        """The alert's row for ``target``: ``state`` as of ``at``."""
         now = at or datetime.now(UTC)
         return AlertRow(
             alert_id=self.alert_id,
@@ -99,6 +110,14 @@ class Alert:
             # Milliseconds, and past the firing: a delivery's row replaces the queued one.
             version=int(now.timestamp() * 1000) * 1000 + min(attempts, 999),
         )
+
+    def fired_row(self, target: str) -> AlertRow:
+        """The row written with the batch that fired the alert (``queued``). Its version
+        is the floor: the same alert fired again (its input taken again after a crash, a
+        repeat rule's event redelivered) must never replace what a delivery recorded, or
+        the alert would read as queued and be sent again at the next start."""
+        row = self.row(target, "queued", at=self.fired_at)
+        return replace(row, version=FIRED_VERSION)
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,10 +150,12 @@ class AlertEvaluator:
         edges = [r for r in rows if isinstance(r, LineageEdge)]
         model = next((r for r in rows if isinstance(r, ModelRow)), None)
         if model is None:
-            known = self.facts.get(event.repo_id)
-            if known is None or not edges:
+            if not edges:
                 return [], []
-            # An edit that changes lineage: the same model under its new bases.
+            # An edit that changes lineage: the same model under its new bases. A model whose
+            # facts are not kept (they are only for engagement rules) is described by the
+            # edit's tags and what the family trees know of it.
+            known = self.facts.get(event.repo_id) or _facts_of_edit(event, forest)
             line = ancestors(forest, event.repo_id, edges[0].base_model_id)
             facts = _replace_line(known, edges, line, self.licences)
         else:
@@ -165,7 +167,7 @@ class AlertEvaluator:
             )
         if self.rules.watches_engagement:
             self.facts[facts.model_id] = facts
-        return self.evaluate(facts, None)
+        return self.evaluate(facts, None, occurrence=event.event_id)
 
     def observe_engagement(
         self, row: EngagementRow, forest: FamilyForest | None = None
@@ -193,11 +195,14 @@ class AlertEvaluator:
             velocity=row.velocity_per_hour,
             breakout=breakout,
         )
-        return self.evaluate(facts, engagement)
+        return self.evaluate(facts, engagement, occurrence=row.at.isoformat())
 
     def evaluate(
-        self, facts: ModelFacts, engagement: EngagementFacts | None
+        self, facts: ModelFacts, engagement: EngagementFacts | None, *, occurrence: str = ""
     ) -> tuple[list[Alert], list[GroupMember]]:
+        """``occurrence`` names what matched (the event, the snapshot's time): a ``repeat``
+        rule's alert id is made from it, so an input taken again after a crash fires the
+        alert it already fired (the outbox dedupes it), not a new one."""
         now = self._clock()
         alerts: list[Alert] = []
         members: list[GroupMember] = []
@@ -218,8 +223,8 @@ class AlertEvaluator:
                 group.members.append(member)
                 members.append(member)
                 continue
-            occurrence = now.isoformat() if rule.repeat else ""
-            alerts.append(self._alert(rule, facts, base, now, occurrence, engagement))
+            occurred = (occurrence or now.isoformat()) if rule.repeat else ""
+            alerts.append(self._alert(rule, facts, base, now, occurred, engagement))
         return alerts, members
 
     def _canonical_map(self) -> dict[str, str]:
@@ -297,6 +302,25 @@ class AlertEvaluator:
                 )
             )
         return out
+
+
+def _facts_of_edit(event: ModelCreated | ModelUpdated, forest: FamilyForest | None) -> ModelFacts:
+    """A model known only by an edit (full tags, bases) and the family trees (createdAt,
+    architecture, parameters from its ``model.created``)."""
+    placed = forest is not None and event.repo_id in forest
+    size = forest.size(event.repo_id) if forest is not None and placed else None
+    return ModelFacts(
+        model_id=event.repo_id,
+        author=event.repo_id.split("/", 1)[0],
+        created_at=forest.created_at(event.repo_id) if forest is not None and placed else None,
+        relation="",
+        ancestors=(),
+        architectures=(size.architecture,) if size is not None and size.architecture else (),
+        parameters=size.parameters if size is not None else None,
+        formats=quantization_formats(event.tags),
+        licence=licence_of(event.tags),
+        card_text="\n".join((event.repo_id, *event.tags, *event.card_base_models)),
+    )
 
 
 def _replace_line(

@@ -37,6 +37,7 @@ from hubwatch import metrics
 from hubwatch.alerts.alert import Alert, AlertRow, delivery_key
 from hubwatch.alerts.rules import Target
 from hubwatch.alerts.targets import DeliveryError, send, terminal_line
+from hubwatch.errors import HubwatchError
 from hubwatch.events import TopicSpec
 
 __all__ = ["OUTBOX", "Deliverer", "OutboxRecord", "outbox_topic"]
@@ -159,7 +160,7 @@ class Deliverer:
                     now = datetime.now(UTC)
                     if not exc.retriable:
                         log.warning("alert %s to %s refused for good: %s", alert.rule, target, exc)
-                        await self._record(
+                        await self._record_until_written(
                             [alert.row(target, "failed", at=now, attempts=attempts, error=str(exc))]
                         )
                         break
@@ -167,18 +168,25 @@ class Deliverer:
                     log.info(
                         "alert %s to %s failed (%s); again in %.1fs", alert.rule, target, exc, delay
                     )
-                    await self._record(
-                        [
-                            alert.row(
-                                target,
-                                "queued",
-                                at=now,
-                                attempts=attempts,
-                                error=str(exc),
-                                next_attempt_at=now + timedelta(seconds=delay),
-                            )
-                        ]
-                    )
+                    try:
+                        await self._record(
+                            [
+                                alert.row(
+                                    target,
+                                    "queued",
+                                    at=now,
+                                    attempts=attempts,
+                                    error=str(exc),
+                                    next_attempt_at=now + timedelta(seconds=delay),
+                                )
+                            ]
+                        )
+                    except HubwatchError as write_error:
+                        # Only bookkeeping: the alert's queued row is already there, and the
+                        # next attempt must not wait for ClickHouse.
+                        log.warning(
+                            "alert %s: attempt not recorded: %s", alert.alert_id, write_error
+                        )
                     await asyncio.sleep(delay)
                     continue
                 now = datetime.now(UTC)
@@ -186,7 +194,9 @@ class Deliverer:
                 # copy of the same delivery through.
                 self.done.add(key)
                 metrics.ALERTS_DELIVERED.labels(target).inc()
-                await self._record([alert.row(target, "delivered", at=now, attempts=attempts + 1)])
+                await self._record_until_written(
+                    [alert.row(target, "delivered", at=now, attempts=attempts + 1)]
+                )
                 break
             self.done.add(key)
         finally:
@@ -195,6 +205,28 @@ class Deliverer:
             metrics.ALERTS_QUEUED.labels(target).set(self._queued[target])
         if on_done is not None:
             await on_done()
+
+    async def _record_until_written(self, rows: list[AlertRow]) -> None:
+        """A delivery's outcome, written however long ClickHouse is away: without it a
+        restart would take the delivery up again (and the outbox record stays unacknowledged
+        until it is written)."""
+        delay = self._retry
+        while True:
+            try:
+                await self._record(rows)
+                return
+            except HubwatchError as exc:
+                if not exc.retriable:
+                    log.error("alert %s: outcome not recorded: %s", rows[0].alert_id, exc)
+                    return
+                log.warning(
+                    "alert %s: outcome not recorded (%s); again in %.1fs",
+                    rows[0].alert_id,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(self._retry_max, delay * 2)
 
     async def _send_once(self, alert: Alert, target: str) -> None:
         if target == TERMINAL:

@@ -59,7 +59,13 @@ def load_evaluator(
 
 
 def _load_facts(client: Any, evaluator: AlertEvaluator) -> None:
-    """Facts of every model, for rules on engagement (a snapshot names only the model)."""
+    """Facts of every model, for rules on engagement (a snapshot names only the model),
+    and each model's latest velocity: a derivative's snapshot may come before its base's,
+    and its breakout is against the base's (unknown, it would count as none)."""
+    for repo_id, velocity in client.query(
+        "SELECT repo_id, velocity_per_hour FROM engagement_live FINAL"
+    ).result_rows:
+        evaluator.velocity[repo_id] = velocity
     for repo_id, author, created, architectures, parameters, tags, path, relation in client.query(
         "SELECT m.repo_id, m.author, m.created_at, m.architectures, m.parameters, m.tags,"
         " l.path, l.relation FROM models AS m FINAL LEFT JOIN"
