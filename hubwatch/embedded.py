@@ -42,6 +42,9 @@ __all__ = ["consume_queue", "run_embedded", "run_processors"]
 
 log = logging.getLogger(__name__)
 
+_LINGER_SECONDS = 0.05
+"How long a batch waits on an empty queue for the next event before it is written."
+
 
 async def consume_queue(
     queue: asyncio.Queue[Event | DeadLetter],
@@ -68,10 +71,15 @@ async def consume_queue(
             items = []
         deadline = loop.time() + batch_seconds
         while len(items) < batch_size:
-            if queue.empty() and loop.time() >= deadline:
+            remaining = deadline - loop.time()
+            if queue.empty() and remaining <= 0:
                 break
             try:
-                items.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
+                # A queue quiet for a moment has had its page: the pollers wait for it to be
+                # written (flush joins the queue), so waiting out batch_seconds only delays
+                # every row and alert of the page.
+                wait = max(0.0, min(remaining, _LINGER_SECONDS))
+                items.append(await asyncio.wait_for(queue.get(), wait))
             except TimeoutError:
                 break
         # A keeper reloads the forest when a backfill has rebuilt the families meanwhile.
