@@ -28,7 +28,9 @@ from producers.hub import model_created_from_api
 from tests.alerting import ABLITERATED, BASE, INSTRUCT, TEMPLATE, Receiver, quantization
 from tests.conftest import hubwatch, wait_until
 
-NOW = datetime.now(UTC)
+# On the hour: the live windows count in hour buckets, so a snapshot 40 minutes on must not
+# fall into the next hour, whatever the wall clock says.
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
