@@ -16,13 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hubwatch.events import ModelAlias
 from processors.lineage import LineageDispute, LineageEdge
-
-if TYPE_CHECKING:
-    from processors.sinks import InsertPlan
+from processors.plans import InsertPlan
 
 __all__ = ["AliasRow", "Aliases", "alias_row", "moved_lineage_plans"]
 
@@ -149,8 +147,6 @@ def moved_lineage_plans(renamed: Mapping[str, str]) -> list[InsertPlan]:
     newer metadata gave since still wins), then retracted under the old name one ns above
     its version (so it cannot tie with the row it deletes). Run in this order, after the
     batch's own rows: a crash between them redoes both, and both are idempotent."""
-    from processors.sinks import InsertPlan
-
     if not renamed:
         return []
     aliases = sorted(renamed)

@@ -25,14 +25,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hubwatch.errors import SchemaError
 from hubwatch.events import DeadLetter, ModelCreated
 from processors.lineage import fact_version
-
-if TYPE_CHECKING:
-    from processors.sinks import InsertPlan
+from processors.plans import InsertPlan, plan_dead_letters, plan_rows
 
 __all__ = [
     "ImportSummary",
@@ -345,7 +342,6 @@ def import_leaderboard(
     raises SchemaError before anything is written. Bad lines in a sound file become dead
     letters through ``write``, after the board is published.
     """
-    from processors.sinks import plan_dead_letters, plan_rows
 
     scores: dict[tuple[str, str, str], ScoreRow] = {}
     edges: dict[tuple[str, str], LeaderboardEdge] = {}

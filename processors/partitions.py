@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hubwatch.errors import SinkError
-from processors.sinks import InsertPlan
+from processors.plans import InsertPlan
 
 __all__ = ["replace_partition"]
 

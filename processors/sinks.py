@@ -7,24 +7,23 @@ reason the server's error name, ``violated_constraint``, …) and the rest is wr
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hubwatch import metrics
 from hubwatch.alerts.alert import AlertRow, GroupMember
 from hubwatch.errors import SchemaError, SinkError
-from hubwatch.events import DeadLetter, Event, encode
+from hubwatch.events import DeadLetter, encode
 from processors.activity import CommunityRow, RepoSnapshotRow, SnapshotRow
 from processors.aliases import AliasRow
 from processors.engagement import EngagementRow
 from processors.families import FamilyRow
 from processors.leaderboard import LeaderboardEdge, ScoreRow
 from processors.lineage import LineageDispute, LineageEdge, ModelRow
+from processors.plans import InsertPlan, Origin, plan_dead_letters, plan_rows
 
 __all__ = [
     "ROW_FAULT_CODES",
@@ -37,35 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """The input a row came from, so that a row the server refuses is dead-lettered as the
-    record that made it."""
-
-    source: str
-    "The topic it was read from, or the event kind in process."
-    key: str | None
-    payload: bytes | Event
-    "The record's value as read, or the event itself (encoded only if it is refused)."
-
-
-@dataclass(frozen=True, slots=True)
-class InsertPlan:
-    table: str
-    columns: tuple[str, ...]
-    rows: list[list[Any]]
-    origins: Sequence[Origin | None] = field(default=())
-    "Per row, where it came from; empty when nobody asked (imports, family rows)."
-    select: str = ""
-    """Instead of ``rows``: the rows are this SELECT's, made on the server (``{database}``
-    stands for the quoted database name; ``parameters`` bind its ``{name:Type}``s)."""
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-
-    def part(self, start: int, stop: int) -> InsertPlan:
-        origins = self.origins[start:stop] if self.origins else ()
-        return InsertPlan(self.table, self.columns, self.rows[start:stop], origins)
 
 
 TABLES: dict[type, str] = {
@@ -84,32 +54,6 @@ TABLES: dict[type, str] = {
     GroupMember: "alert_group_members",
 }
 "Which table each row type goes to (the columns are its dataclass fields)."
-
-
-def plan_rows(table: str, rows: Sequence[Any], origins: Sequence[Origin | None] = ()) -> InsertPlan:
-    columns = tuple(f.name for f in dataclasses.fields(rows[0])) if rows else ()
-    return InsertPlan(table, columns, [[getattr(r, c) for c in columns] for r in rows], origins)
-
-
-_DEAD_LETTER_COLUMNS = (
-    "at",
-    "stage",
-    "reason",
-    "detail",
-    "source",
-    "key",
-    "payload",
-    "payload_bytes",
-    "truncated",
-)
-
-
-def plan_dead_letters(letters: Sequence[DeadLetter]) -> InsertPlan:
-    return InsertPlan(
-        "dead_letters",
-        _DEAD_LETTER_COLUMNS,
-        [[getattr(d, c) for c in _DEAD_LETTER_COLUMNS] for d in letters],
-    )
 
 
 class ClickHouseWriter:

@@ -23,8 +23,8 @@ from hubwatch.errors import SourceError
 from hubwatch.events import DeadLetter, Event, ModelAlias
 from hubwatch.settings import Settings
 from processors.pipeline import plan_batch
+from processors.plans import InsertPlan
 from processors.restore import load_aliases
-from processors.sinks import InsertPlan
 from producers._http import make_client, request
 from producers._ratelimit import RequestBudget
 from producers.hub import now_utc
