@@ -81,6 +81,27 @@ def test_unreachable_services(env: dict[str, str]) -> None:
     _one_line_failure(hubwatch("--kafka", nowhere, "poll", "hub", "--once", env=env), "Kafka")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["migrate"], ["schema"], ["query", "family_growth"], ["alerts", "test", "RULES"]],
+)
+def test_no_clickhouse_says_what_to_do_not_the_http_librarys_internals(
+    env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: any\n    match: {relation: finetune}\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    args = [str(rules) if a == "RULES" else a for a in args]
+    line = _one_line_failure(
+        hubwatch(*args, env={**env, "HUBWATCH_CLICKHOUSE_URL": url}),
+        f"cannot reach ClickHouse at {url}",
+        "connection refused",
+        "hubwatch run",
+    )
+    for internal in ("HTTPConnectionPool", "urllib3", "query_id", "object at 0x"):
+        assert internal not in line, line
+
+
 def _scores(ch: Any, final: bool = False) -> int:
     return int(
         ch.query(f"SELECT count() FROM leaderboard_scores {'FINAL' if final else ''}").result_rows[
