@@ -5,6 +5,7 @@ target; Alertmanager's real API."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -244,6 +245,21 @@ def _hostile_alert() -> Alert:
         licence="<!channel>",
         reason=HOSTILE,
     )
+
+
+@pytest.mark.parametrize(
+    ("relation", "title"),
+    [
+        ("finetune", "66 new finetunes of base/m"),
+        ("quantized", "66 new quantizations of base/m"),
+        ("adapter", "66 new adapters of base/m"),
+        ("merge", "66 new merges of base/m"),
+        ("", "66 new derivatives of base/m"),
+    ],
+)
+def test_a_grouped_alert_title_counts_in_the_plural(relation: str, title: str) -> None:
+    alert = dataclasses.replace(_hostile_alert(), base_model="base/m", relation=relation, count=66)
+    assert alert.title == title
 
 
 async def _deliver(targets: dict[str, Target], alert: Alert) -> list[AlertRow]:
