@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, overload
 from urllib.parse import urlsplit
 
-from hubwatch.errors import ConfigError, SinkError
+from hubwatch.errors import ConfigError, SinkError, network_reason
 
 __all__ = ["ClickHouseProcess", "as_utc", "connect", "ping", "query_local", "serve"]
 
@@ -246,25 +246,13 @@ def connect(url: str, database: str | None = None, **kwargs: Any) -> Any:
         )
     except OperationalError as exc:
         raise SinkError(
-            f"cannot reach ClickHouse at {url} ({_network_reason(exc)}); start it (hubwatch "
+            f"cannot reach ClickHouse at {url} ({network_reason(exc)}); start it (hubwatch "
             "run, make stack-up, or hubwatch clickhouse serve --data-dir D) or set "
             "HUBWATCH_CLICKHOUSE_URL",
             retriable=True,
         ) from exc
     except ClickHouseError as exc:
         raise SinkError(f"ClickHouse at {url} refused the connection: {exc}") from exc
-
-
-def _network_reason(exc: BaseException) -> str:
-    """The socket's own words (``connection refused``, ``timed out``) from under the HTTP
-    library's wrappers, whose text names pools, query ids and object addresses."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and type(seen).__module__ in ("builtins", "socket"):
-            # gaierror carries its words in args, not strerror
-            return (seen.strerror or str(seen) or "timed out").lower()
-        seen = seen.__cause__ or seen.__context__
-    return "no answer"
 
 
 @overload
