@@ -71,6 +71,34 @@ def test_missing_fixture_is_refused_before_anything_starts(
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--replay-rate", "0"], "--replay-rate must be positive"),
+        (["--replay-rate", "-1"], "--replay-rate must be positive"),
+        (["--replay-activity", "-3"], "--replay-activity must not be negative"),
+        (["--poll-interval", "-5"], "--poll-interval must be positive"),
+        (["--http-port", "99999"], "--http-port must be a port number"),
+        (["--http-port", "PORT", "--tcp-port", "PORT"], "must differ"),
+    ],
+)
+def test_run_refuses_bad_numbers_before_anything_starts(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    port = str(free_port())
+    if "--http-port" not in args:
+        args = [*args, "--http-port", port]
+    if "--tcp-port" not in args:
+        args = [*args, "--tcp-port", str(free_port())]
+    args = [port if a == "PORT" else a for a in args]
+    state = tmp_path / "state"
+    done = hubwatch(
+        "run", "--replay", *args, env={"HUBWATCH_STATE_DIR": str(state), "HUBWATCH_VIEW_PORT": "0"}
+    )
+    _one_line_failure(done, needle)
+    assert not state.exists()  # no ClickHouse started, nothing migrated
+
+
 def test_unreachable_services(env: dict[str, str]) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     _one_line_failure(
