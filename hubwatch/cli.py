@@ -274,7 +274,13 @@ def _server_message(exc: BaseException) -> str:
     wrapping (code, version, URL)."""
     text = " ".join(str(exc).split())
     match = _SERVER_MESSAGE.search(text)
-    return match.group("message") if match else text
+    message = match.group("message") if match else text
+    # "...: while executing 'FUNCTION throwIf(...)'" is the plan step the query stopped in,
+    # not news to the user; the message before it is (a canned query's own throwIf words).
+    return _WHILE_EXECUTING.sub("", message)
+
+
+_WHILE_EXECUTING = re.compile(r":? while executing '.*$")
 
 
 @contextlib.contextmanager

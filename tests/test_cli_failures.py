@@ -56,6 +56,15 @@ def test_bad_query_use(env: dict[str, str], args: list[str], needle: str) -> Non
     _one_line_failure(hubwatch(*args, env=env), needle)
 
 
+def test_a_query_that_throws_says_its_own_words_not_the_plan_it_stopped(
+    env: dict[str, str],
+) -> None:
+    # How the canned queries refuse a bad --param by (throwIf), on rows so it fires.
+    sql = "SELECT number FROM numbers(3) WHERE throwIf(number = 1, 'by must be x') = 0"
+    line = _one_line_failure(hubwatch("sql", sql, env=env), "by must be x")
+    assert "while executing" not in line and "FUNCTION" not in line, line
+
+
 def test_missing_fixture_is_refused_before_anything_starts(
     env: dict[str, str], tmp_path: Path
 ) -> None:
