@@ -162,15 +162,18 @@ silences:
     # Once per rule and model, however often the event comes again.
     again = plan_batch(_events([deep]), forest=forest, alerts=evaluator).fired
     assert again == []
-    # Engagement: 10 likes in the hour is under the threshold, 80 over it; once.
+    # Engagement: 10 likes in the hour is under the threshold, 80 over it; once. The
+    # windows keep hourly buckets: snapshots from the top of an hour, so which hour each
+    # falls in does not depend on the minute the test runs at.
+    hour = NOW.replace(minute=0, second=0, microsecond=0)
     snaps = [
-        ModelSnapshot("x/deep-GGUF", NOW, downloads=0, likes=0),
-        ModelSnapshot("x/deep-GGUF", NOW + timedelta(minutes=20), downloads=5, likes=10),
+        ModelSnapshot("x/deep-GGUF", hour, downloads=0, likes=0),
+        ModelSnapshot("x/deep-GGUF", hour + timedelta(minutes=20), downloads=5, likes=10),
     ]
     assert plan_batch(snaps, forest=forest, engagement=engagement, alerts=evaluator).fired == []
     hot = [
-        ModelSnapshot("x/deep-GGUF", NOW + timedelta(minutes=40), downloads=9, likes=80),
-        ModelSnapshot("x/deep-GGUF", NOW + timedelta(minutes=50), downloads=9, likes=95),
+        ModelSnapshot("x/deep-GGUF", hour + timedelta(minutes=40), downloads=9, likes=80),
+        ModelSnapshot("x/deep-GGUF", hour + timedelta(minutes=50), downloads=9, likes=95),
     ]
     (alert,) = plan_batch(hot, forest=forest, engagement=engagement, alerts=evaluator).fired
     assert alert.rule == "hot" and alert.base_model == INSTRUCT and "likes_1h 80" in alert.reason
