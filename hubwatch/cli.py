@@ -275,7 +275,13 @@ def _server_message(exc: BaseException) -> str:
     wrapping (code, version, URL)."""
     text = " ".join(str(exc).split())
     match = _SERVER_MESSAGE.search(text)
-    return match.group("message") if match else text
+    message = match.group("message") if match else text
+    # "...: while executing 'FUNCTION throwIf(...)'" is the plan step the query stopped in,
+    # not news to the user; the message before it is (a canned query's own throwIf words).
+    return _WHILE_EXECUTING.sub("", message)
+
+
+_WHILE_EXECUTING = re.compile(r":? while executing '.*$")
 
 
 @contextlib.contextmanager
@@ -410,6 +416,7 @@ def _run(args: argparse.Namespace) -> int:
     from hubwatch.replay import ReplayOptions, default_fixture
     from hubwatch.settings import split_list
 
+    _check_run_numbers(args)
     replay = None
     overrides: dict[str, object] = {}
     if args.poll_interval:
@@ -432,6 +439,24 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(
         run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
     )
+
+
+def _check_run_numbers(args: argparse.Namespace) -> None:
+    """Refuse, before ClickHouse starts, what would start it on a bad port or leave the
+    replay releasing nothing (a rate of 0 or less never releases a model)."""
+    if args.replay_rate <= 0:
+        raise ConfigError(
+            f"--replay-rate must be positive (models a second), got {args.replay_rate:g}"
+        )
+    if args.replay_activity < 0:
+        raise ConfigError(f"--replay-activity must not be negative, got {args.replay_activity:g}")
+    if args.poll_interval is not None and args.poll_interval <= 0:
+        raise ConfigError(f"--poll-interval must be positive, got {args.poll_interval:g}")
+    for flag, port in (("--http-port", args.http_port), ("--tcp-port", args.tcp_port)):
+        if not 0 < port < 65536:
+            raise ConfigError(f"{flag} must be a port number (1-65535), got {port}")
+    if args.http_port == args.tcp_port:
+        raise ConfigError(f"--http-port and --tcp-port must differ (both {args.http_port})")
 
 
 async def _poll(args: argparse.Namespace, settings: Settings) -> int:

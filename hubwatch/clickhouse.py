@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, overload
 from urllib.parse import urlsplit
 
-from hubwatch.errors import ConfigError, SinkError
+from hubwatch.errors import ConfigError, SinkError, network_reason
 
 __all__ = ["ClickHouseProcess", "as_utc", "connect", "ping", "query_local", "serve"]
 
@@ -254,7 +254,12 @@ def connect(url: str, database: str | None = None, **kwargs: Any) -> Any:
             **kwargs,
         )
     except OperationalError as exc:
-        raise SinkError(f"cannot reach ClickHouse at {url}: {exc}", retriable=True) from exc
+        raise SinkError(
+            f"cannot reach ClickHouse at {url} ({network_reason(exc)}); start it (hubwatch "
+            "run, make stack-up, or hubwatch clickhouse serve --data-dir D) or set "
+            "HUBWATCH_CLICKHOUSE_URL",
+            retriable=True,
+        ) from exc
     except ClickHouseError as exc:
         raise SinkError(f"ClickHouse at {url} refused the connection: {exc}") from exc
 

@@ -77,3 +77,15 @@ class SinkError(HubwatchError):
 
 class ConfigError(HubwatchError):
     """Settings that cannot work; raised at startup, never mid-stream."""
+
+
+def network_reason(exc: BaseException) -> str:
+    """The socket's own words (``connection refused``, ``timed out``) from under the HTTP
+    library's wrappers, whose text names pools, query ids and object addresses."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and type(seen).__module__ in ("builtins", "socket"):
+            # gaierror carries its words in args, not strerror
+            return (seen.strerror or str(seen) or "timed out").lower()
+        seen = seen.__cause__ or seen.__context__
+    return "no answer"

@@ -5,6 +5,7 @@ target; Alertmanager's real API."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -163,15 +164,18 @@ silences:
     # Once per rule and model, however often the event comes again.
     again = plan_batch(_events([deep]), forest=forest, alerts=evaluator).fired
     assert again == []
-    # Engagement: 10 likes in the hour is under the threshold, 80 over it; once.
+    # Engagement: 10 likes in the hour is under the threshold, 80 over it; once. The
+    # windows keep hourly buckets: snapshots from the top of an hour, so which hour each
+    # falls in does not depend on the minute the test runs at.
+    hour = NOW.replace(minute=0, second=0, microsecond=0)
     snaps = [
-        ModelSnapshot("x/deep-GGUF", NOW, downloads=0, likes=0),
-        ModelSnapshot("x/deep-GGUF", NOW + timedelta(minutes=20), downloads=5, likes=10),
+        ModelSnapshot("x/deep-GGUF", hour, downloads=0, likes=0),
+        ModelSnapshot("x/deep-GGUF", hour + timedelta(minutes=20), downloads=5, likes=10),
     ]
     assert plan_batch(snaps, forest=forest, engagement=engagement, alerts=evaluator).fired == []
     hot = [
-        ModelSnapshot("x/deep-GGUF", NOW + timedelta(minutes=40), downloads=9, likes=80),
-        ModelSnapshot("x/deep-GGUF", NOW + timedelta(minutes=50), downloads=9, likes=95),
+        ModelSnapshot("x/deep-GGUF", hour + timedelta(minutes=40), downloads=9, likes=80),
+        ModelSnapshot("x/deep-GGUF", hour + timedelta(minutes=50), downloads=9, likes=95),
     ]
     (alert,) = plan_batch(hot, forest=forest, engagement=engagement, alerts=evaluator).fired
     assert alert.rule == "hot" and alert.base_model == INSTRUCT and "likes_1h 80" in alert.reason
@@ -246,6 +250,21 @@ def _hostile_alert() -> Alert:
         licence="<!channel>",
         reason=HOSTILE,
     )
+
+
+@pytest.mark.parametrize(
+    ("relation", "title"),
+    [
+        ("finetune", "66 new finetunes of base/m"),
+        ("quantized", "66 new quantizations of base/m"),
+        ("adapter", "66 new adapters of base/m"),
+        ("merge", "66 new merges of base/m"),
+        ("", "66 new derivatives of base/m"),
+    ],
+)
+def test_a_grouped_alert_title_counts_in_the_plural(relation: str, title: str) -> None:
+    alert = dataclasses.replace(_hostile_alert(), base_model="base/m", relation=relation, count=66)
+    assert alert.title == title
 
 
 async def _deliver(targets: dict[str, Target], alert: Alert) -> list[AlertRow]:

@@ -56,6 +56,15 @@ def test_bad_query_use(env: dict[str, str], args: list[str], needle: str) -> Non
     _one_line_failure(hubwatch(*args, env=env), needle)
 
 
+def test_a_query_that_throws_says_its_own_words_not_the_plan_it_stopped(
+    env: dict[str, str],
+) -> None:
+    # How the canned queries refuse a bad --param by (throwIf), on rows so it fires.
+    sql = "SELECT number FROM numbers(3) WHERE throwIf(number = 1, 'by must be x') = 0"
+    line = _one_line_failure(hubwatch("sql", sql, env=env), "by must be x")
+    assert "while executing" not in line and "FUNCTION" not in line, line
+
+
 def test_missing_fixture_is_refused_before_anything_starts(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -71,6 +80,34 @@ def test_missing_fixture_is_refused_before_anything_starts(
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--replay-rate", "0"], "--replay-rate must be positive"),
+        (["--replay-rate", "-1"], "--replay-rate must be positive"),
+        (["--replay-activity", "-3"], "--replay-activity must not be negative"),
+        (["--poll-interval", "-5"], "--poll-interval must be positive"),
+        (["--http-port", "99999"], "--http-port must be a port number"),
+        (["--http-port", "PORT", "--tcp-port", "PORT"], "must differ"),
+    ],
+)
+def test_run_refuses_bad_numbers_before_anything_starts(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    port = str(free_port())
+    if "--http-port" not in args:
+        args = [*args, "--http-port", port]
+    if "--tcp-port" not in args:
+        args = [*args, "--tcp-port", str(free_port())]
+    args = [port if a == "PORT" else a for a in args]
+    state = tmp_path / "state"
+    done = hubwatch(
+        "run", "--replay", *args, env={"HUBWATCH_STATE_DIR": str(state), "HUBWATCH_VIEW_PORT": "0"}
+    )
+    _one_line_failure(done, needle)
+    assert not state.exists()  # no ClickHouse started, nothing migrated
+
+
 def test_unreachable_services(env: dict[str, str]) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     _one_line_failure(
@@ -79,6 +116,27 @@ def test_unreachable_services(env: dict[str, str]) -> None:
     )
     _one_line_failure(hubwatch("--kafka", nowhere, "topics", "--create", env=env), "Kafka")
     _one_line_failure(hubwatch("--kafka", nowhere, "poll", "hub", "--once", env=env), "Kafka")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["migrate"], ["schema"], ["query", "family_growth"], ["alerts", "test", "RULES"]],
+)
+def test_no_clickhouse_says_what_to_do_not_the_http_librarys_internals(
+    env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: any\n    match: {relation: finetune}\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    args = [str(rules) if a == "RULES" else a for a in args]
+    line = _one_line_failure(
+        hubwatch(*args, env={**env, "HUBWATCH_CLICKHOUSE_URL": url}),
+        f"cannot reach ClickHouse at {url}",
+        "connection refused",
+        "hubwatch run",
+    )
+    for internal in ("HTTPConnectionPool", "urllib3", "query_id", "object at 0x"):
+        assert internal not in line, line
 
 
 def _scores(ch: Any, final: bool = False) -> int:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -372,6 +372,31 @@ def test_push_failures_are_one_line(grafana: tuple[str, type[FakeGrafana]]) -> N
     assert closed.returncode == 1
     assert len(closed.stderr.strip().splitlines()) == 1
     assert closed.stderr.startswith("hubwatch: Grafana at http://127.0.0.1:9")
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_push_to_nothing_a_bad_url_or_not_grafana_says_so_plainly() -> None:
+    line = _one_line(_push("http://127.0.0.1:9"))
+    assert line == "hubwatch: Grafana at http://127.0.0.1:9 does not answer (connection refused)"
+    line = _one_line(_push("grafana:3000"))
+    assert line == (
+        "hubwatch: --url: 'grafana:3000' is not an http(s) URL like http://127.0.0.1:3000"
+    )
+    # Some other web server (the standard library's answers 501 with an HTML page).
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        line = _one_line(_push(f"http://127.0.0.1:{server.server_address[1]}"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "not Grafana's HTTP API" in line and "<" not in line, line
 
 
 # --- file provisioning (docker compose) -------------------------------------------------------

@@ -476,6 +476,10 @@ def test_report_one_board_and_empty_database(
         report["engagement"]["community"]["empty_reason"],
     ):
         assert reason and reason.split(";")[0].split("(")[0].strip() in html
+    # (a) and (d) are per board: with none, each says so rather than stand bare.
+    for section in ("(a) Accuracy change", "(d) Which architectures"):
+        after = html.split(section, 1)[1].split("</h2>", 1)[1].lstrip()
+        assert after.startswith('<p class="empty">Empty: no leaderboard imported'), after[:200]
 
     import_board(V2)
     import_board(V1)

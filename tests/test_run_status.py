@@ -7,8 +7,10 @@ import contextlib
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 from hubwatch.clickhouse import connect, ping
+from hubwatch.status import count_alerts
 from tests.conftest import (
     MALFORMED_REJECTED,
     hubwatch,
@@ -153,3 +155,14 @@ def test_status_lines_count_what_clickhouse_holds(tmp_path: Path) -> None:
     resumed = [line for line in log.read_text().splitlines() if "resuming" in line]
     assert len(resumed) == 1, log.read_text()[-3000:]
     assert "69 models in ClickHouse" in resumed[0]
+
+
+def test_alerts_count_each_alert_once_whatever_its_targets(ch: Any, database: str) -> None:
+    # One alert delivered to two targets is two rows (one per target), each written twice
+    # (queued, then delivered): the status says one alert.
+    ch.command(
+        "INSERT INTO alerts (alert_id, rule, target, state, version) VALUES "
+        "('a1', 'r', 'hook', 'queued', 1), ('a1', 'r', 'hook', 'delivered', 2), "
+        "('a1', 'r', 'terminal', 'delivered', 1), ('a2', 'r', 'terminal', 'queued', 1)"
+    )
+    assert count_alerts(ch, database) == 2

@@ -308,3 +308,15 @@ def test_dashboards_render_writes_a_png_per_panel(
         assert pixels.shape[0] > 200 and pixels.shape[1] > 400, path
         assert pixels.std() > 0, path  # not a blank picture
     print(f"rendered: {out}")
+
+
+def test_a_long_cell_is_cut_in_the_middle_so_ids_of_one_org_stay_apart() -> None:
+    from hubwatch.view.render import _short
+
+    base, instruct = (
+        _short("mistralai/Mistral-Small-24B-Base-2501"),
+        _short("mistralai/Mistral-Small-24B-Instruct-2501"),
+    )
+    assert base != instruct and len(base) == len(instruct) == 28
+    assert base.startswith("mistralai/") and base.endswith("-Base-2501") and "…" in base
+    assert _short("org/short") == "org/short"

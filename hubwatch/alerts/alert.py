@@ -36,6 +36,15 @@ def delivery_key(alert_id: str, target: str) -> str:
     return f"{alert_id}:{target}"
 
 
+# A group counts models: "66 new finetunes", not "66 new finetune".
+_PLURALS = {
+    "finetune": "finetunes",
+    "quantized": "quantizations",
+    "adapter": "adapters",
+    "merge": "merges",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     alert_id: str
@@ -58,7 +67,8 @@ class Alert:
     def title(self) -> str:
         """Plain text; each target escapes it its own way."""
         if self.count > 1:
-            return f"{self.count} new {self.relation or 'derivatives'} of {self.base_model}"
+            plural = _PLURALS.get(self.relation, "derivatives")
+            return f"{self.count} new {plural} of {self.base_model}"
         what = self.relation or "model"
         under = f" of {self.base_model}" if self.base_model else ""
         return f"new {what}{under}: {self.model_id}"

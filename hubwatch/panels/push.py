@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from hubwatch.errors import ConfigError, HubwatchError
+from hubwatch.errors import ConfigError, HubwatchError, network_reason
 from hubwatch.panels.dashboards import DASHBOARDS
 from hubwatch.panels.grafana import (
     CLICKHOUSE_PLUGIN,
@@ -97,6 +97,9 @@ def push(
     from grafana_client import GrafanaApi
     from grafana_client.client import GrafanaClientError, GrafanaException
 
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--url: {url!r} is not an http(s) URL like http://127.0.0.1:3000")
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
     result = PushResult()
 
@@ -121,7 +124,9 @@ def push(
     except GrafanaException as error:
         raise GrafanaPushError(f"Grafana at {url}: {_message(error)}") from error
     except OSError as error:  # refused, DNS, unreachable (niquests' errors are OSErrors)
-        raise GrafanaPushError(f"Grafana at {url} does not answer: {error}") from error
+        raise GrafanaPushError(
+            f"Grafana at {url} does not answer ({network_reason(error)})"
+        ) from error
     return result
 
 
@@ -130,6 +135,8 @@ def _message(error: Any) -> str:
     detail = response.get("message") if isinstance(response, dict) else None
     status = getattr(error, "status_code", 0)
     text = detail or getattr(error, "message", "") or str(error)
+    if "<html" in text.lower():  # an error page: not Grafana's API, whatever listens there
+        text = "answered with an HTML page, not Grafana's HTTP API (is --url Grafana?)"
     return f"{status} {text}".strip() if status else text
 
 

@@ -81,6 +81,14 @@ def _empty(part: dict[str, Any]) -> str:
     return f'<p class="empty">Empty: {escape(reason)}.</p>' if reason else ""
 
 
+# Accuracy lives on the boards only: with none imported, (a) and (d) have no board to show.
+_NO_BOARD = (
+    '<p class="empty">Empty: no leaderboard imported; accuracy comes from the boards '
+    "(<code>hubwatch import leaderboard FILE</code>, the Open LLM Leaderboard v1 or v2 "
+    "dump).</p>"
+)
+
+
 def render(report: dict[str, Any], plots: list[Plot]) -> str:
     by_key = {p.key: _figure(p) for p in plots}
     out = [
@@ -93,6 +101,8 @@ def render(report: dict[str, Any], plots: list[Plot]) -> str:
         "v1 and v2 score on different benchmarks and scales.</p>",
         "<h2>(a) Accuracy change of derivatives over their base</h2>",
     ]
+    if not report["accuracy"]:
+        out.append(_NO_BOARD)
     for board, part in report["accuracy"].items():
         out.append(f"<h3>{escape(board)}</h3>{_meta(part)}{_empty(part)}")
         out.append(by_key.get(f"accuracy-{board}", ""))
@@ -178,6 +188,8 @@ def render(report: dict[str, Any], plots: list[Plot]) -> str:
     out.append("<h3>Commit and discussion activity</h3>")
     out.append(_meta(community) + _empty(community) + by_key.get("community", ""))
     out.append("<h2>(d) Which architectures gain most</h2>")
+    if not report["architectures"]:
+        out.append(_NO_BOARD)
     for board, part in report["architectures"].items():
         out.append(f"<h3>{escape(board)}</h3>{_meta(part)}{_empty(part)}")
         out.append(by_key.get(f"architectures-{board}", ""))

@@ -70,7 +70,12 @@ def _short(value: Any, width: int = 28) -> str:
         text = ", ".join(map(str, value))
     else:
         text = "" if value is None else str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    # Cut in the middle: ids of one org share their start and differ at the end
+    # (mistralai/Mistral-Small-24B-Base-2501, ...-Instruct-2501).
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 def _timeseries(ax: Axes, panel: Panel, data: PanelData) -> None:

@@ -104,9 +104,12 @@ function figure(panel, data) {
     }
     default: { // table
       const values = data.columns.map((name) => column(data, name).map(cell));
+      // Widths by content (plotly's default is equal): model ids get room, counts little.
+      const columnwidth = values.map((col, i) =>
+        2 + Math.min(48, Math.max(6, String(data.columns[i]).length, ...col.map((v) => String(v ?? "").length))));
       return {
         traces: [{
-          type: "table",
+          type: "table", columnwidth,
           header: { values: data.columns, align: "left", fill: { color: "#eef1f5" }, font: { size: 11 } },
           cells: { values, align: "left", font: { size: 11 }, height: 22 },
         }],
