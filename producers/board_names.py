@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from processors.plans import InsertPlan
-
 from hubwatch.errors import SourceError
 from hubwatch.events import DeadLetter, Event, ModelAlias
 from hubwatch.settings import Settings
 from processors.pipeline import plan_batch
+from processors.plans import InsertPlan
 from processors.restore import load_aliases
 from producers._http import make_client, request
 from producers._ratelimit import RequestBudget
