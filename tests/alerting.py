@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from hubwatch.alerts.alert import Alert
 from tests.conftest import free_port
 
 
@@ -115,3 +117,19 @@ rules:
     group: {group}
     targets: [receiver]
 """
+
+
+def quantization_alert(alert_id: str, target: str) -> Alert:
+    """One alert of a quantization of the instruct model, fired now, for ``target``."""
+    return Alert(
+        alert_id=alert_id,
+        rule="quants",
+        model_id="someone/q-GGUF",
+        base_model=INSTRUCT,
+        relation="quantized",
+        link="https://huggingface.co/someone/q-GGUF",
+        models=("someone/q-GGUF",),
+        count=1,
+        fired_at=datetime.now(UTC),
+        targets=(target,),
+    )

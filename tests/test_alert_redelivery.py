@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hubwatch.alerts.alert import Alert, AlertRow
+from hubwatch.alerts.alert import AlertRow
 from hubwatch.alerts.evaluate import AlertEvaluator
 from hubwatch.alerts.outbox import Deliverer
 from hubwatch.alerts.rules import Target, parse_rules
@@ -24,7 +24,14 @@ from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter, plan_rows
 from producers.hub import model_created_from_api, model_updated
-from tests.alerting import ABLITERATED, INSTRUCT, TEMPLATE, Receiver, quantization
+from tests.alerting import (
+    ABLITERATED,
+    INSTRUCT,
+    TEMPLATE,
+    Receiver,
+    quantization,
+    quantization_alert,
+)
 from tests.conftest import free_port, spawn, terminate, wait_until, while_alive
 
 NOW = datetime.now(UTC)
@@ -133,18 +140,7 @@ async def test_a_delivery_goes_through_and_is_recorded_when_a_bookkeeping_write_
             await asyncio.to_thread(nowhere.write, [plan_rows("alerts", rows)])
         await asyncio.to_thread(writer.write, [plan_rows("alerts", rows)])
 
-    alert = Alert(
-        alert_id="bookkeeping-1",
-        rule="quants",
-        model_id="someone/q-GGUF",
-        base_model=INSTRUCT,
-        relation="quantized",
-        link="https://huggingface.co/someone/q-GGUF",
-        models=("someone/q-GGUF",),
-        count=1,
-        fired_at=datetime.now(UTC),
-        targets=("hook",),
-    )
+    alert = quantization_alert("bookkeeping-1", "hook")
     done = asyncio.Event()
 
     async def on_done() -> None:
@@ -257,18 +253,7 @@ def test_a_stopped_processor_finishes_the_delivery_under_way(
         f'targets:\n  hook: {{type: webhook, url: "{receiver.url}/hook"}}\n'
         f"rules:\n  - name: quants\n    match: {{base_model: {INSTRUCT}}}\n"
     )
-    alert = Alert(
-        alert_id="slow-1",
-        rule="quants",
-        model_id="someone/q-GGUF",
-        base_model=INSTRUCT,
-        relation="quantized",
-        link="https://huggingface.co/someone/q-GGUF",
-        models=("someone/q-GGUF",),
-        count=1,
-        fired_at=datetime.now(UTC),
-        targets=("hook",),
-    )
+    alert = quantization_alert("slow-1", "hook")
     writer = ClickHouseWriter(lambda: connect(clickhouse_url), database)
     ch = connect(clickhouse_url, database=database)
     try:

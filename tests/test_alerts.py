@@ -26,7 +26,15 @@ from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter, plan_rows
 from producers.hub import model_created_from_api
-from tests.alerting import ABLITERATED, BASE, INSTRUCT, TEMPLATE, Receiver, quantization
+from tests.alerting import (
+    ABLITERATED,
+    BASE,
+    INSTRUCT,
+    TEMPLATE,
+    Receiver,
+    quantization,
+    quantization_alert,
+)
 from tests.conftest import hubwatch, wait_until
 
 # On the hour: the live windows count in hour buckets, so a snapshot 40 minutes on must not
@@ -324,18 +332,7 @@ async def test_alertmanager_takes_alerts_on_its_v2_api_and_routes_them(
     async def record(rows: list[AlertRow]) -> None:
         await asyncio.to_thread(writer.write, [plan_rows("alerts", rows)])
 
-    alert = Alert(
-        alert_id="am-1",
-        rule="quants",
-        model_id="someone/q-GGUF",
-        base_model=INSTRUCT,
-        relation="quantized",
-        link="https://huggingface.co/someone/q-GGUF",
-        models=("someone/q-GGUF",),
-        count=1,
-        fired_at=datetime.now(UTC),
-        targets=("am",),
-    )
+    alert = quantization_alert("am-1", "am")
     deliverer = Deliverer({"am": Target("am", "alertmanager", own_alertmanager.url)}, record)
     deliverer.submit(alert, "am")
     await deliverer.drain(30)
