@@ -18,8 +18,8 @@ trap 'deploy/stack.sh down' EXIT
 deploy/stack.sh up
 
 echo "==> ruff"
-"$venv/bin/ruff" check .
-"$venv/bin/ruff" format --check .
+"$venv/bin/ruff" check --no-cache .
+"$venv/bin/ruff" format --no-cache --check .
 
 server_tz=$(curl -fsS "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/" --data-binary 'SELECT timezone()')
 echo "==> pytest (Kafka 127.0.0.1:$KAFKA_PORT, ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT in $server_tz; tests in $TZ)"
