@@ -533,7 +533,9 @@ def test_embedded_late_model_gets_a_row_tracking_and_snapshots(tmp_path: Path) -
 
         list_now(FRESH, datetime.now(UTC))
         wait_until(lambda: count("SELECT count() FROM models FINAL") == 68, "the fresh upload")
-        created = datetime.now(UTC) - timedelta(days=3)
+        # A whole second: the Hub's createdAt and ClickHouse's DateTime keep no fraction, and
+        # a truncated fraction would make a three-day delay read as one second short.
+        created = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
         list_now(LATE, created)
         assert httpx.get(f"{replay}/_replay/status").json()["released"] == status["released"] + 2
         where = f"WHERE repo_id = '{LATE}'"
