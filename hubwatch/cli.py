@@ -135,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--list", action="store_true")
     query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     query.add_argument("--format", default="PrettyCompactMonoBlock")
+    query.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute the query's summary now instead of reading its last refresh",
+    )
 
     report = commands.add_parser(
         "report", help="write the study's answers as an HTML page and JSON (offline)"
@@ -780,12 +785,50 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
     missing = set(query.params) - set(given)
     if missing:
         raise ConfigError(f"{query.name} needs --param {' --param '.join(sorted(missing))}")
+    as_of, fresh = None, args.fresh
+    if query.summary is not None:
+        as_of, fresh = _summary_as_of(settings, query.summary, fresh=args.fresh)
     answer = _server_query(settings, query.sql, args.format, parameters=given)
+    if not answer.strip() and query.summary is not None and not fresh:
+        # An empty summary may only be behind what was just written: recompute it once
+        # before saying why there is nothing.
+        as_of, fresh = _summary_as_of(settings, query.summary, fresh=True)
+        answer = _server_query(settings, query.sql, args.format, parameters=given)
     if answer.strip():
+        if as_of:
+            print(as_of, file=sys.stderr)
         sys.stdout.write(answer)
-    else:  # an empty table says nothing; say why there is nothing
-        print(_why_empty(settings, query.name, given), file=sys.stderr)
+    else:  # an empty table says nothing; say why there is nothing (and as of when)
+        why = _why_empty(settings, query.name, given)
+        print(f"{why} ({as_of})" if as_of else why, file=sys.stderr)
     return 0
+
+
+def _summary_as_of(settings: Settings, view: str, *, fresh: bool) -> tuple[str, bool]:
+    """Refresh ``view`` when asked to (or when it never has: an empty table would otherwise
+    read as "nothing to compare"); say as of when its answer is, and whether it was just
+    recomputed."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from hubwatch.clickhouse import connect
+    from hubwatch.summaries import refresh, refreshed_at
+
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        at = None if fresh else refreshed_at(client, view)
+        if at is not None:
+            return (
+                f"{view}: as of its last refresh, {at:%Y-%m-%d %H:%M:%S} UTC (every 60 s);"
+                " --fresh recomputes now"
+            ), False
+        refresh(client, [view])
+        at = refreshed_at(client, view)
+    except ClickHouseError as exc:
+        raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
+    finally:
+        client.close()
+    stamp = f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "now"
+    return f"{view}: as of {stamp}, recomputed now", True
 
 
 def _why_empty(settings: Settings, name: str, parameters: dict[str, str]) -> str:
@@ -849,7 +892,9 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import connect, ping
+    from hubwatch.queries import canned_queries
     from hubwatch.report import write_report
+    from hubwatch.summaries import refresh
 
     if not ping(settings.clickhouse_url, timeout=5.0):
         raise SinkError(
@@ -858,6 +903,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         )
     client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
     try:
+        # One-shot: the study's summaries are recomputed first, so `hubwatch query` answers
+        # what the report, which reads their pair views directly, shows.
+        refresh(client, [q.summary for q in canned_queries().values() if q.summary])
         files = write_report(client, settings.clickhouse_database, args.out, args.board)
     finally:
         client.close()

@@ -22,6 +22,7 @@ from hubwatch.events import ModelAlias, ModelCreated
 from hubwatch.queries import load
 from hubwatch.replay.server import ReplayServer
 from hubwatch.replay.world import HubWorld, ListSource
+from hubwatch.summaries import refresh
 from processors.aliases import Aliases
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
@@ -207,6 +208,7 @@ def test_score_delta_counts_each_pair_once_at_the_canonical_id(
         round(statistics.mean(deltas), 3),
         round(sum(d > 0 for d in deltas) / 3, 3),
     )
+    refresh(ch)
     for by in ("base", "root"):
         got = ch.query(load("score_delta").sql, parameters={"by": by}).result_rows
         # board first; then hub_relations (all three pairs the Hub's) and disputed (none)
@@ -287,6 +289,7 @@ def test_size_change_reads_board_sizes_at_the_canonical_id(ch: Any, writer: Any)
             "architecture", "params_b",
         ],
     )  # fmt: skip
+    refresh(ch)
     got = ch.query(load("size_change").sql, parameters={"by": "base"}).result_rows
     # Independently: the Llama base is 8 B by its name on the Hub; its children by the board.
     llama = [params[c] / 8.0 for c in ("a/ft-old-name", "b/ft-canonical", "c/ft-other-case")]

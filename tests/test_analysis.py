@@ -22,6 +22,7 @@ from hubwatch.events import (
     ModelSnapshot,
 )
 from hubwatch.queries import canned_queries, load
+from hubwatch.summaries import refresh
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
@@ -45,6 +46,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def _query(ch: Any, name: str, **params: str) -> list[tuple[Any, ...]]:
     query = load(name)
+    refresh(ch)
     return ch.query(query.sql, parameters=query.bind(params)).result_rows
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from hubwatch.queries import load
+from hubwatch.summaries import refresh
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter
@@ -59,6 +60,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _query(ch: Any, name: str, **params: str) -> list[tuple[Any, ...]]:
+    refresh(ch)
     return ch.query(load(name).sql, parameters=params).result_rows
 
 

@@ -13,6 +13,7 @@ import httpx
 from hubwatch.clickhouse import connect, ping
 from hubwatch.queries import load
 from hubwatch.replay import load_fixture_csv
+from hubwatch.summaries import refresh
 from tests.conftest import (
     FIXTURE,
     MALFORMED_REJECTED,
@@ -207,6 +208,7 @@ def test_embedded_replay_answers_the_family_questions_oldest_first(tmp_path: Pat
         wait_until(lambda: members() == [(len(born) + 1,)], "the whole family", show=members)
         client = connect(url, database="hubwatch")
         within = [sum(c <= root_created + timedelta(days=d) for c in born) for d in (7, 30, 90)]
+        refresh(client)
         growth = client.query(load("family_growth").sql).result_rows
         assert [row[:5] for row in growth] == [(root, *within, len(born))]
         assert within == [2, 45, 66]

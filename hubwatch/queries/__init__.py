@@ -3,7 +3,9 @@
 Each ``NAME.sql`` starts with ``--`` comment lines that say what it answers and which
 ``{param:Type}`` parameters it takes (ClickHouse binds them server-side). A line
 ``-- defaults: name=value …`` gives the parameters a caller may leave out; ``now`` stands
-for the current UTC time.
+for the current UTC time. A line ``-- summary: VIEW`` names the refreshable view
+(hubwatch/summaries.py) whose table the query reads: its answer is as of that view's last
+refresh.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = ["CannedQuery", "canned_queries", "load"]
 
 _PARAM = re.compile(r"\{(\w+):(\w+)\}")
 _DEFAULTS = "-- defaults:"
+_SUMMARY = "-- summary:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,14 @@ class CannedQuery:
             if line.startswith(_DEFAULTS):
                 found.update(p.split("=", 1) for p in line[len(_DEFAULTS) :].split())
         return found
+
+    @property
+    def summary(self) -> str | None:
+        """The refreshable view whose table this query reads, None for a live query."""
+        for line in self.sql.splitlines():
+            if line.startswith(_SUMMARY):
+                return line[len(_SUMMARY) :].strip()
+        return None
 
     def bind(self, given: Mapping[str, str]) -> dict[str, str]:
         """``given`` with the defaults filled in (``now`` resolved); what is still missing

@@ -8,21 +8,13 @@
 -- Columns: board, group, edges, median_delta, mean_delta, share_improved, hub_relations
 -- (pairs whose relation the Hub gave), disputed (pairs whose board base field named
 -- another relation than the Hub's). No rows: hubwatch query says why.
-SELECT
-    board,
-    multiIf({by:String} = 'relation', relation,
-            {by:String} = 'architecture', architecture,
-            {by:String} = 'base', base_model_id,
-            {by:String} = 'root', root_id,
-            model_type) AS group,
-    count() AS edges,
-    round(median(delta), 3) AS median_delta,
-    round(avg(delta), 3) AS mean_delta,
-    round(avg(delta > 0), 3) AS share_improved,
-    countIf(source != 'board') AS hub_relations,
-    countIf(disputed) AS disputed
-FROM scored_pairs
-WHERE throwIf({by:String} NOT IN ('relation', 'architecture', 'type', 'base', 'root'),
-              'by must be relation, architecture, type, base or root') = 0
-GROUP BY board, group
+-- As of the last refresh of its summary (every 60 s; `hubwatch query --fresh` recomputes
+-- now): the answer is computed once per refresh in migration 0045, this reads it.
+-- summary: score_delta_refresh
+SELECT board, `group` AS group, edges, median_delta, mean_delta, share_improved,
+       hub_relations, disputed
+FROM score_delta_summary
+WHERE by = {by:String}
+    AND (SELECT throwIf({by:String} NOT IN ('relation', 'architecture', 'type', 'base', 'root'),
+                'by must be relation, architecture, type, base or root')) = 0
 ORDER BY board, edges DESC, group

@@ -7,19 +7,14 @@
 -- share_smaller (in bytes where both weights are known, else in parameters),
 -- board_parameters (edges whose parameter ratio used a board's count for either end).
 -- An unknown architecture is the empty string, as in score_delta.
-SELECT
-    multiIf({by:String} = 'relation', relation,
-            {by:String} = 'architecture', architecture,
-            {by:String} = 'base', base_model_id,
-            root_id) AS group,
-    count() AS edges,
-    round(median(parameter_ratio), 3) AS median_parameter_ratio,
-    round(median(byte_ratio), 3) AS median_byte_ratio,
-    round(avg(smaller), 3) AS share_smaller,
-    countIf(parameters_source NOT IN ('', 'hub')) AS board_parameters
-FROM size_pairs
-WHERE throwIf({by:String} NOT IN ('relation', 'architecture', 'base', 'root'),
-              'by must be relation, architecture, base or root') = 0
-GROUP BY group
+-- As of the last refresh of its summary (every 60 s; `hubwatch query --fresh` recomputes
+-- now): the answer is computed once per refresh in migration 0045, this reads it.
+-- summary: size_change_refresh
+SELECT `group` AS group, edges, median_parameter_ratio, median_byte_ratio, share_smaller,
+       board_parameters
+FROM size_change_summary
+WHERE by = {by:String}
+    AND (SELECT throwIf({by:String} NOT IN ('relation', 'architecture', 'base', 'root'),
+                'by must be relation, architecture, base or root')) = 0
 ORDER BY edges DESC, group
 LIMIT 1000
