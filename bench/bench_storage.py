@@ -24,11 +24,13 @@ import argparse
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hubwatch.clickhouse import connect, split_statements
 from hubwatch.migrate import apply_migrations, load_migrations
 from hubwatch.queries import canned_queries
+from hubwatch.summaries import refresh, summary_views
 
 YEAR_END = "2026-12-31 00:00:00"
 DAY_BEFORE_END = "2026-12-30 00:00:00"
@@ -178,6 +180,28 @@ def time_queries(
     return timings
 
 
+def refresh_summaries(client: Any, cpu_ms: Callable[[], float]) -> dict[str, float]:
+    """Recompute every summary once on the generated data and hold its schedule, so the
+    timings that follow are not shared with a background refresh. Per summary: the server
+    CPU its refresh took (``cpu_ms``: the server's CPU so far), the background cost per
+    interval (every 60 s) in a running hubwatch."""
+    costs = {}
+    client.command("SYSTEM STOP VIEWS")
+    for view in summary_views(client):
+        # A stopped view cancels an explicit refresh: start it for the one refresh.
+        client.command(f"SYSTEM START VIEW `{view}`")
+        before = cpu_ms()
+        refresh(client, [view])
+        costs[view] = cpu_ms() - before
+        client.command(f"SYSTEM STOP VIEW `{view}`")
+    return costs
+
+
+def print_refreshes(costs: dict[str, float], scale: float) -> None:
+    for view, cpu in costs.items():
+        print(f"  refresh {view:28} {cpu:8.0f} ms CPU {cpu * scale:8.0f} ms x{scale:.3g}")
+
+
 def _params(name: str, params: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:
     given = {"at": YEAR_END, "by": "relation" if name != "community_activity" else "model"}
     given["model"] = "org0/m0"
@@ -225,6 +249,7 @@ def run(
         if not merging:
             break
         time.sleep(0.5)
+    refreshes = {} if before_ref else refresh_summaries(client, lambda: _server_cpu_ms(client))
     sqls = {}
     for name, query in canned_queries().items():
         sql = _sql_at(before_ref, name) if before_ref else query.sql
@@ -261,6 +286,7 @@ def run(
             ref_ms, ref_cpu = compared[name]
             line += f"   {compare_ref}: {ref_ms:6.0f} ms, CPU {ref_cpu:5.0f} ms"
         print(line)
+    print_refreshes(refreshes, scale)
     for table in TABLES:
         rows, size = sizes.get(table, (0, 0))
         print(

@@ -269,48 +269,22 @@ ARCHITECTURES = Dashboard(
             id="architectures",
             dashboard="hubwatch-architectures",
             title="Derivatives per architecture",
-            description="Derivatives created in the range (Hub family trees), per architecture "
-            "(config.architectures[1], else model_type): how many, how many have a "
-            "leaderboard average on the same board as their base, the median change of that "
-            "average, and the median parameter ratio derivative / base.",
+            description="Derivatives created in the range (Hub family trees, whole UTC days), "
+            "per architecture (config.architectures[1], else model_type): how many, how many "
+            "have a leaderboard average on the same board as their base, the median change "
+            "of that average, and the median parameter ratio derivative / base. As of the "
+            "last refresh of its summary (every 60 s).",
             visualisation="table",
             datasource="clickhouse",
-            query="""WITH
-    scores AS (
-        SELECT board, model_id, max(score) AS score
-        FROM leaderboard_scores FINAL
-        WHERE benchmark = 'average'
-        GROUP BY board, model_id
-    ),
-    deltas AS (
-        -- Only scored derivatives can have a change: their bases by model_lineage's key,
-        -- so the families are read once, below. Open LLM v2 first where both boards fit.
-        SELECT l.model_id AS model_id,
-               argMax(c.score - b.score, multiIf(c.board = 'open_llm_v2', 3,
-                      c.board = 'open_llm_v1', 2, 1)) AS delta
-        FROM (
-            SELECT model_id, parent_id
-            FROM model_lineage FINAL
-            WHERE model_id IN (SELECT model_id FROM scores)
-              AND is_deleted = 0 AND parent_id != ''
-        ) AS l
-        INNER JOIN scores AS c ON c.model_id = l.model_id
-        INNER JOIN scores AS b ON b.model_id = l.parent_id AND b.board = c.board
-        GROUP BY l.model_id
-    )
-SELECT toString(e.architecture) AS architecture,
-       count() AS derivatives,
-       countIf(d.delta IS NOT NULL) AS scored,
-       round(median(d.delta), 2) AS median_accuracy_change,
-       round(median(e.parameter_ratio), 3) AS median_size_change
-FROM (
-    SELECT model_id, architecture, parameters / nullIf(base_parameters, 0) AS parameter_ratio
-    FROM model_families FINAL
-    WHERE is_deleted = 0 AND parent_id != '' AND architecture != ''
-      AND $__timeFilter(created_at)
-) AS e
-LEFT JOIN (SELECT model_id, toNullable(delta) AS delta FROM deltas) AS d
-    ON d.model_id = e.model_id
+            # The days of the range from the summary (migration 0046): merging their median
+            # (quantile) states is the median over the range's derivatives.
+            query="""SELECT architecture,
+       sum(derivatives) AS derivatives,
+       sum(scored) AS scored,
+       round(quantileMerge(0.5)(accuracy_change), 2) AS median_accuracy_change,
+       round(quantileMerge(0.5)(size_change), 3) AS median_size_change
+FROM architecture_days
+WHERE $__dateFilter(day)
 GROUP BY architecture
 ORDER BY derivatives DESC, architecture
 LIMIT 50""",
