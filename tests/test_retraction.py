@@ -11,6 +11,7 @@ import pytest
 
 from hubwatch.events import ModelCreated, ModelUpdated
 from hubwatch.queries import load
+from hubwatch.summaries import refresh
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.restore import load_forest
@@ -126,6 +127,7 @@ def test_bases_no_longer_named_are_retracted(
             "merged",
         ],
     )
+    refresh(ch)
     by_base = ch.query(load("score_delta").sql, parameters={"by": "base"}).result_rows
     assert [(board, group, edges) for board, group, edges, *_ in by_base] == [
         ("open_llm_v2", "o/b", 2)
