@@ -11,11 +11,11 @@ CREATE TABLE IF NOT EXISTS size_change_summary
 (
     by                     LowCardinality(String) COMMENT 'the grouping: relation, architecture, base or root',
     `group`                String COMMENT 'the group''s value (the empty string: unknown)',
-    edges                  UInt64,
-    median_parameter_ratio Nullable(Float64),
-    median_byte_ratio      Nullable(Float64),
-    share_smaller          Float64,
-    board_parameters       UInt64
+    edges                   UInt64 COMMENT 'pairs in the group',
+    median_parameter_ratio  Nullable(Float64) COMMENT 'median parameters derivative / base',
+    median_byte_ratio       Nullable(Float64) COMMENT 'median size_bytes derivative / base (Hub sizes only)',
+    share_smaller           Float64 COMMENT 'share of pairs whose derivative is smaller',
+    board_parameters        UInt64 COMMENT 'pairs whose parameter ratio used a board''s count'
 )
 ENGINE = MergeTree
 ORDER BY (by, `group`)
@@ -42,14 +42,14 @@ LIMIT 1000 BY by;
 CREATE TABLE IF NOT EXISTS score_delta_summary
 (
     by             LowCardinality(String) COMMENT 'the grouping: relation, architecture, type, base or root',
-    board          String,
-    `group`        String,
-    edges          UInt64,
-    median_delta   Float64,
-    mean_delta     Float64,
-    share_improved Float64,
-    hub_relations  UInt64,
-    disputed       UInt64
+    board           String COMMENT 'the board both ends are scored on',
+    `group`        String COMMENT 'the group''s value (the empty string: unknown)',
+    edges           UInt64 COMMENT 'pairs in the group',
+    median_delta    Float64 COMMENT 'median score derivative minus base',
+    mean_delta      Float64 COMMENT 'mean score derivative minus base',
+    share_improved  Float64 COMMENT 'share of pairs whose derivative scores higher',
+    hub_relations   UInt64 COMMENT 'pairs whose relation the Hub gave',
+    disputed        UInt64 COMMENT 'pairs a board names with another relation than the Hub''s'
 )
 ENGINE = MergeTree
 ORDER BY (by, board, `group`)
@@ -75,15 +75,15 @@ GROUP BY by, board, `group`;
 -- quantized_tradeoff: its whole answer (it takes no parameters).
 CREATE TABLE IF NOT EXISTS quantized_tradeoff_summary
 (
-    board                String,
-    precision            String,
-    pairing              String,
-    size_source          String,
-    models               UInt64,
-    size_ratio           Nullable(Float64),
-    median_delta         Float64,
-    worst_delta          Float64,
-    share_within_1_point Float64
+    board                 String COMMENT 'the board both ends are scored on',
+    precision             String COMMENT 'the quantized precision scored',
+    pairing               String COMMENT 'same_model or quantized_repo',
+    size_source           String COMMENT 'hub (both weights known) or assumed_bits/16',
+    models                UInt64 COMMENT 'pairs compared',
+    size_ratio            Nullable(Float64) COMMENT 'median size derivative / full precision',
+    median_delta          Float64 COMMENT 'median score derivative minus base',
+    worst_delta           Float64 COMMENT 'the largest loss',
+    share_within_1_point  Float64 COMMENT 'share with |delta| <= 1'
 )
 ENGINE = MergeTree
 ORDER BY (board, precision, pairing, size_source)
@@ -152,11 +152,11 @@ ORDER BY board, precision, pairing, size_source;
 -- benchmark_delta: its whole answer (it takes no parameters).
 CREATE TABLE IF NOT EXISTS benchmark_delta_summary
 (
-    board          String,
-    benchmark      String,
-    edges          UInt64,
-    median_delta   Float64,
-    share_improved Float64
+    board           String COMMENT 'the board both ends are scored on',
+    benchmark       String COMMENT 'the board''s benchmark',
+    edges           UInt64 COMMENT 'pairs in the group',
+    median_delta    Float64 COMMENT 'median score derivative minus base',
+    share_improved  Float64 COMMENT 'share of pairs whose derivative scores higher'
 )
 ENGINE = MergeTree
 ORDER BY (board, benchmark)
@@ -224,16 +224,16 @@ ORDER BY board, benchmark;
 -- family_growth: its whole answer, the 1,000 largest families (it takes no parameters).
 CREATE TABLE IF NOT EXISTS family_growth_summary
 (
-    root           String,
-    within_7_days  UInt64,
-    within_30_days UInt64,
-    within_90_days UInt64,
-    descendants    UInt32,
-    finetunes      UInt32,
-    quantized      UInt32,
-    adapters       UInt32,
-    merges         UInt32,
-    depth          UInt16
+    root            String COMMENT 'the family root',
+    within_7_days   UInt64 COMMENT 'descendants created within 7 days of the root',
+    within_30_days  UInt64 COMMENT 'descendants created within 30 days of the root',
+    within_90_days  UInt64 COMMENT 'descendants created within 90 days of the root',
+    descendants     UInt32 COMMENT 'every model below the root',
+    finetunes       UInt32 COMMENT 'descendants that are finetunes',
+    quantized       UInt32 COMMENT 'descendants that are quantizations',
+    adapters        UInt32 COMMENT 'descendants that are adapters',
+    merges          UInt32 COMMENT 'descendants that are merges',
+    depth           UInt16 COMMENT 'the tree''s depth'
 )
 ENGINE = MergeTree
 ORDER BY root
