@@ -18,9 +18,12 @@ merges dedupe them: read them with `FINAL`. Column meanings come from the `COMME
 
 
 def describe_schema(client: Any, database: str) -> str:
+    # A name starting with a dot is ClickHouse's own (a refreshing summary's `.tmp.inner_id.…`
+    # table exists while it recomputes), not part of the schema.
     tables = client.query(
         "SELECT name, engine, sorting_key FROM system.tables"
-        " WHERE database = {db:String} AND NOT is_temporary ORDER BY name",
+        " WHERE database = {db:String} AND NOT is_temporary AND NOT startsWith(name, '.')"
+        " ORDER BY name",
         parameters={"db": database},
     ).result_rows
     columns: dict[str, list[tuple[str, str, str]]] = {}
