@@ -24,11 +24,13 @@ import argparse
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hubwatch.clickhouse import connect, split_statements
 from hubwatch.migrate import apply_migrations, load_migrations
 from hubwatch.queries import canned_queries
+from hubwatch.summaries import refresh, summary_views
 
 YEAR_END = "2026-12-31 00:00:00"
 DAY_BEFORE_END = "2026-12-30 00:00:00"
@@ -162,6 +164,27 @@ def _server_cpu_ms(client: Any) -> float:
     return float(used.result_rows[0][0]) / 1000
 
 
+def refresh_summaries(client: Any, cpu_ms: Callable[[], float]) -> dict[str, float]:
+    """Refresh each summary once, one at a time, and return the server CPU ms each took (its
+    background cost per refresh interval); then stop their schedules, so a background
+    refresh does not count in the timings that follow (a stopped view does not refresh even
+    when asked: stop only after, start again first)."""
+    costs = {}
+    for view in summary_views(client):
+        client.command(f"SYSTEM START VIEW `{view}`")  # a database kept from an earlier run
+        before = cpu_ms()
+        refresh(client, [view])
+        costs[view] = cpu_ms() - before
+    for view in costs:
+        client.command(f"SYSTEM STOP VIEW `{view}`")
+    return costs
+
+
+def print_refreshes(costs: dict[str, float], scale: float) -> None:
+    for view, cpu in costs.items():
+        print(f"  refresh {view:36} CPU {cpu:6.0f} ms {cpu * scale:6.0f} ms at full scale")
+
+
 def time_queries(
     client: Any, sqls: dict[str, tuple[str, dict[str, str]]]
 ) -> dict[str, tuple[float, float]]:
@@ -225,6 +248,7 @@ def run(
         if not merging:
             break
         time.sleep(0.5)
+    refreshes = refresh_summaries(client, lambda: _server_cpu_ms(client))
     sqls = {}
     for name, query in canned_queries().items():
         sql = _sql_at(before_ref, name) if before_ref else query.sql
@@ -261,6 +285,7 @@ def run(
             ref_ms, ref_cpu = compared[name]
             line += f"   {compare_ref}: {ref_ms:6.0f} ms, CPU {ref_cpu:5.0f} ms"
         print(line)
+    print_refreshes(refreshes, scale)
     for table in TABLES:
         rows, size = sizes.get(table, (0, 0))
         print(

@@ -20,13 +20,16 @@ merges dedupe them: read them with `FINAL`. Column meanings come from the `COMME
 def describe_schema(client: Any, database: str) -> str:
     tables = client.query(
         "SELECT name, engine, sorting_key FROM system.tables"
-        " WHERE database = {db:String} AND NOT is_temporary ORDER BY name",
+        " WHERE database = {db:String} AND NOT is_temporary"
+        # A summary's refresh computes into a scratch table (.tmp.inner…) before the swap.
+        " AND NOT startsWith(name, '.tmp') ORDER BY name",
         parameters={"db": database},
     ).result_rows
     columns: dict[str, list[tuple[str, str, str]]] = {}
     for table, name, type_, comment in client.query(
         "SELECT table, name, type, comment FROM system.columns"
-        " WHERE database = {db:String} ORDER BY table, position",
+        " WHERE database = {db:String} AND NOT startsWith(table, '.tmp')"
+        " ORDER BY table, position",
         parameters={"db": database},
     ).result_rows:
         columns.setdefault(table, []).append((name, type_, comment))

@@ -14,6 +14,7 @@ from typing import Any
 
 from hubwatch.clickhouse import connect
 from hubwatch.events import DeadLetter
+from hubwatch.summaries import refresh
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
@@ -103,6 +104,9 @@ def load_panel_data(
     writer.close()
     import_board(_board_naming_the_crawl(ordered))
     _alerts(connect(clickhouse_url, database=database), ordered, now)
+    client = connect(clickhouse_url, database=database)
+    refresh(client)  # the summaries, as a running deployment keeps them
+    client.close()
 
 
 def _board_naming_the_crawl(items: list[dict[str, Any]]) -> Path:
