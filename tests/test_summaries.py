@@ -20,7 +20,7 @@ def _summary(ch: Any, every: str = "1 HOUR") -> None:
 
 def test_refresh_recomputes_now_and_replaces_the_rows(ch: Any) -> None:
     _summary(ch)
-    assert summary_views(ch) == ["totals_refresh"]
+    assert "totals_refresh" in summary_views(ch)  # besides the migrations' own
     ch.insert("src", [["a", 1], ["a", 2], ["b", 5]], column_names=["k", "v"])
     refresh(ch)
     assert sorted(ch.query("SELECT k, total FROM totals").result_rows) == [("a", 3), ("b", 5)]
