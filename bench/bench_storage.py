@@ -164,6 +164,27 @@ def _server_cpu_ms(client: Any) -> float:
     return float(used.result_rows[0][0]) / 1000
 
 
+def refresh_summaries(client: Any, cpu_ms: Callable[[], float]) -> dict[str, float]:
+    """Refresh each summary once, one at a time, and return the server CPU ms each took (its
+    background cost per refresh interval); then stop their schedules, so a background
+    refresh does not count in the timings that follow (a stopped view does not refresh even
+    when asked: stop only after, start again first)."""
+    costs = {}
+    for view in summary_views(client):
+        client.command(f"SYSTEM START VIEW `{view}`")  # a database kept from an earlier run
+        before = cpu_ms()
+        refresh(client, [view])
+        costs[view] = cpu_ms() - before
+    for view in costs:
+        client.command(f"SYSTEM STOP VIEW `{view}`")
+    return costs
+
+
+def print_refreshes(costs: dict[str, float], scale: float) -> None:
+    for view, cpu in costs.items():
+        print(f"  refresh {view:36} CPU {cpu:6.0f} ms {cpu * scale:6.0f} ms at full scale")
+
+
 def time_queries(
     client: Any, sqls: dict[str, tuple[str, dict[str, str]]]
 ) -> dict[str, tuple[float, float]]:
@@ -178,28 +199,6 @@ def time_queries(
             runs.append((time.perf_counter() - began) * 1000)
         timings[name] = (statistics.median(runs), (_server_cpu_ms(client) - cpu) / RUNS)
     return timings
-
-
-def refresh_summaries(client: Any, cpu_ms: Callable[[], float]) -> dict[str, float]:
-    """Recompute every summary once on the generated data and hold its schedule, so the
-    timings that follow are not shared with a background refresh. Per summary: the server
-    CPU its refresh took (``cpu_ms``: the server's CPU so far), the background cost per
-    interval (every 60 s) in a running hubwatch."""
-    costs = {}
-    client.command("SYSTEM STOP VIEWS")
-    for view in summary_views(client):
-        # A stopped view cancels an explicit refresh: start it for the one refresh.
-        client.command(f"SYSTEM START VIEW `{view}`")
-        before = cpu_ms()
-        refresh(client, [view])
-        costs[view] = cpu_ms() - before
-        client.command(f"SYSTEM STOP VIEW `{view}`")
-    return costs
-
-
-def print_refreshes(costs: dict[str, float], scale: float) -> None:
-    for view, cpu in costs.items():
-        print(f"  refresh {view:28} {cpu:8.0f} ms CPU {cpu * scale:8.0f} ms x{scale:.3g}")
 
 
 def _params(name: str, params: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:

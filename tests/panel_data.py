@@ -104,7 +104,9 @@ def load_panel_data(
     writer.close()
     import_board(_board_naming_the_crawl(ordered))
     _alerts(connect(clickhouse_url, database=database), ordered, now)
-    refresh(connect(clickhouse_url, database=database))  # the panels' summaries, now
+    client = connect(clickhouse_url, database=database)
+    refresh(client)  # the summaries, as a running deployment keeps them
+    client.close()
 
 
 def _board_naming_the_crawl(items: list[dict[str, Any]]) -> Path:

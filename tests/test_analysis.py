@@ -272,6 +272,7 @@ def test_engagement_windows(
     batch = plan_batch(snaps + snaps, engagement=live)  # delivered twice: counted once
     writer.write(batch.plans())
     at = snaps[-1].observed_at + timedelta(seconds=1)
+    refresh(ch)
     [row] = _query(ch, "engagement", at=at.strftime("%Y-%m-%d %H:%M:%S"))
     repo, *windows = row
     assert repo == "org/m"
@@ -295,6 +296,7 @@ def test_engagement_windows(
     assert dict(zip(EXPECTED_WINDOWS, past["org/m"], strict=True)) == EXPECTED_WINDOWS
     assert "org/later" not in past  # not yet snapshotted then
     now = later.observed_at + timedelta(seconds=1)
+    refresh(ch)
     current = {r[0]: r[1:] for r in _query(ch, "engagement", at=now.strftime("%Y-%m-%d %H:%M:%S"))}
     assert dict(zip(EXPECTED_WINDOWS, current["org/m"], strict=True)) == EXPECTED_WINDOWS
     assert set(current) == {"org/m", "org/later"}
@@ -350,6 +352,7 @@ def test_breakouts(ch: Any, writer: ClickHouseWriter) -> None:
         (fast, base, velocity[fast] / max(velocity[base], siblings, 1)),
     ]
     expected = sorted((e for e in expected if e[2] > 1), key=lambda e: -e[2])
+    refresh(ch)
     found = _query(ch, "breakouts")
     assert [(r[0], r[1], r[8]) for r in found] == [(m, b, round(s, 3)) for m, b, s in expected]
     assert found[0][:2] == (fast, base) and found[0][6] == round(siblings, 3)
@@ -392,6 +395,7 @@ def test_young_model_velocity_over_the_span_it_covers(ch: Any, writer: ClickHous
     stored = ch.query("SELECT repo_id, velocity_per_hour FROM engagement_live FINAL")
     assert dict(stored.result_rows) == expected
     at = (now + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    refresh(ch)
     queried = {r[0]: r[7] for r in _query(ch, "engagement", at=at)}
     assert queried == expected
     # Once another model is snapshotted later, the same `at` is in the past: the query
@@ -402,6 +406,7 @@ def test_young_model_velocity_over_the_span_it_covers(ch: Any, writer: ClickHous
     assert past == expected
     # 100 an hour against its base's 24 and its siblings' 2: a breakout (200 / 24 h, 8.3
     # an hour, would not have been).
+    refresh(ch)
     [found] = _query(ch, "breakouts")
     assert (found[0], found[1], found[8]) == (young, base, round(100 / 24, 3))
 

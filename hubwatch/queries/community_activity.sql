@@ -6,10 +6,16 @@
 -- often hubwatch polled. GitHub activity counts for every model whose card links the
 -- repo; a family is its root model; an org is the namespace of the model's id. Reads
 -- only the 7 days before {at:DateTime}, the links of the GitHub repos active in them
--- (github_links), model_lineage by family and models by architecture.
+-- (github_links), model_lineage by family and models by architecture. "Now" ({at:DateTime}
+-- at or up to 5 minutes after the last refresh of the community_activity_now summary,
+-- every 60 s; migration 0049) is answered from that summary, as of its refresh; an
+-- earlier {at:DateTime} is counted from those tables.
 -- defaults: at=now by=model limit=1000
 WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,
+    -- A constant per query: one of the two answers below reads nothing.
+    (SELECT max(as_of) FROM community_activity_now) AS summary_at,
+    t >= summary_at AND t < summary_at + INTERVAL 5 MINUTE AS now_,
     per_repo AS (
         -- Each repo's week counted once, not once per model linking it (a GitHub repo is
         -- linked from many cards): distinct items per column. A group's counts are then
@@ -49,7 +55,7 @@ WITH
         FROM (
             SELECT source, repo, kind, sipHash64(item) AS what, transition, is_pull_request, at
             FROM community_events
-            WHERE at < t AND at >= t - INTERVAL 7 DAY
+            WHERE NOT now_ AND at < t AND at >= t - INTERVAL 7 DAY
         )
         GROUP BY source, repo
     ),
@@ -58,7 +64,7 @@ WITH
         -- the counts above are computed once, in the last join).
         SELECT DISTINCT source, repo
         FROM community_events
-        WHERE at < t AND at >= t - INTERVAL 7 DAY
+        WHERE NOT now_ AND at < t AND at >= t - INTERVAL 7 DAY
     ),
     attributed AS (
         -- (model, repo) pairs: a Hub repo is its model; a GitHub repo counts for every model
@@ -102,31 +108,42 @@ WITH
         FROM attributed AS a
         LEFT JOIN families AS f ON f.model_id = a.model_id
         LEFT JOIN architectures AS m ON m.repo_id = a.model_id
+    ),
+    past AS (
+        SELECT
+            g.group_key AS group_key,
+            sum(r.hub_commits_1h) AS hub_commits_1h,
+            sum(r.hub_commits_24h) AS hub_commits_24h,
+            sum(r.hub_commits_7d) AS hub_commits_7d,
+            sum(r.discussions_opened_24h) AS discussions_opened_24h,
+            sum(r.discussions_opened_7d) AS discussions_opened_7d,
+            sum(r.discussions_closed_7d) AS discussions_closed_7d,
+            sum(r.hub_reopened_7d) AS hub_reopened_7d,
+            sum(r.hub_pull_requests_opened_7d) AS hub_pull_requests_opened_7d,
+            sum(r.hub_pull_requests_merged_7d) AS hub_pull_requests_merged_7d,
+            sum(r.github_commits_24h) AS github_commits_24h,
+            sum(r.github_commits_7d) AS github_commits_7d,
+            sum(r.github_issues_opened_7d) AS github_issues_opened_7d,
+            sum(r.github_issues_closed_7d) AS github_issues_closed_7d,
+            sum(r.github_reopened_7d) AS github_reopened_7d,
+            sum(r.github_pull_requests_opened_7d) AS github_pull_requests_opened_7d,
+            sum(r.github_pull_requests_merged_7d) AS github_pull_requests_merged_7d,
+            sum(r.releases_7d) AS releases_7d,
+            sum(r.items_7d) AS items_7d
+        FROM grouped AS g
+        INNER JOIN per_repo AS r ON r.source = g.source AND r.repo = g.repo
+        GROUP BY group_key
     )
-SELECT
-    g.group_key AS group_key,
-    sum(r.hub_commits_1h) AS hub_commits_1h,
-    sum(r.hub_commits_24h) AS hub_commits_24h,
-    sum(r.hub_commits_7d) AS hub_commits_7d,
-    sum(r.discussions_opened_24h) AS discussions_opened_24h,
-    sum(r.discussions_opened_7d) AS discussions_opened_7d,
-    sum(r.discussions_closed_7d) AS discussions_closed_7d,
-    sum(r.hub_reopened_7d) AS hub_reopened_7d,
-    sum(r.hub_pull_requests_opened_7d) AS hub_pull_requests_opened_7d,
-    sum(r.hub_pull_requests_merged_7d) AS hub_pull_requests_merged_7d,
-    sum(r.github_commits_24h) AS github_commits_24h,
-    sum(r.github_commits_7d) AS github_commits_7d,
-    sum(r.github_issues_opened_7d) AS github_issues_opened_7d,
-    sum(r.github_issues_closed_7d) AS github_issues_closed_7d,
-    sum(r.github_reopened_7d) AS github_reopened_7d,
-    sum(r.github_pull_requests_opened_7d) AS github_pull_requests_opened_7d,
-    sum(r.github_pull_requests_merged_7d) AS github_pull_requests_merged_7d,
-    sum(r.releases_7d) AS releases_7d,
-    sum(r.items_7d) AS items_7d
-FROM grouped AS g
-INNER JOIN per_repo AS r ON r.source = g.source AND r.repo = g.repo
+SELECT *
+FROM (
+    -- The summary's columns are the answer's, in its order.
+    SELECT * EXCEPT (by, as_of)
+    FROM community_activity_now
+    WHERE now_ AND by = {by:String}
+    UNION ALL
+    SELECT * FROM past
+)
 WHERE throwIf({by:String} NOT IN ('model', 'family', 'org', 'architecture'),
               'by must be model, family, org or architecture') = 0
-GROUP BY group_key
 ORDER BY items_7d DESC, group_key
 LIMIT {limit:UInt32}

@@ -3,7 +3,8 @@
 -- (that velocity minus the one of the 24 hours before), for the models snapshotted in the
 -- 24 hours before {at:DateTime}; the {limit:UInt32} that gained most downloads in 24 hours.
 -- "Now" ({at:DateTime} at or after the newest snapshot) is served from engagement_live:
--- each model's windows as of its latest snapshot, as the processor keeps them. An earlier
+-- each model's windows as of its latest snapshot, as the processor keeps them, as of the
+-- last refresh of its engagement_top summary (every 30 s; migration 0047). An earlier
 -- {at:DateTime} is computed at hourly resolution over the 15 days before it (the live
 -- windows' horizon), whole days from engagement_daily and the edges from engagement_hourly: a gain is the value at {at:DateTime} minus
 -- the last value seen before the window opened (or the first value inside it, for a model
@@ -15,13 +16,19 @@ WITH
     toDateTime({at:DateTime}, 'UTC') AS t,
     -- A constant per query: one of the two branches below reads nothing.
     toDateTime64(t, 3, 'UTC') >= (SELECT max(at) FROM engagement_live) AS now_,
+    -- "Now" reads the engagement_top summary (the 10,000 most downloaded live windows);
+    -- only a larger limit reads engagement_live FINAL over every live model.
     live AS (
         SELECT repo_id, likes_1h, likes_24h, likes_7d, downloads_1h, downloads_24h,
                downloads_7d, velocity_per_hour, acceleration
+        FROM engagement_top
+        WHERE now_ AND {limit:UInt32} <= 10000
+        UNION ALL
+        SELECT repo_id, likes_1h, likes_24h, likes_7d, downloads_1h, downloads_24h,
+               downloads_7d, velocity_per_hour, acceleration
         FROM engagement_live FINAL
-        WHERE now_ AND at >= (SELECT max(at) FROM engagement_live) - INTERVAL 1 DAY
-        ORDER BY downloads_24h DESC, repo_id
-        LIMIT {limit:UInt32}
+        WHERE now_ AND {limit:UInt32} > 10000
+            AND at >= (SELECT max(at) FROM engagement_live) - INTERVAL 1 DAY
     ),
     -- The past path reads whole days from engagement_daily (a rollup of engagement_hourly)
     -- and hours only where a day would blur a window's edge: before the first whole day
