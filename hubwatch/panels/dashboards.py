@@ -124,12 +124,27 @@ _BASE = "${base_model:sqlstring}"
 _FAMILY_ROOT = (
     f"(SELECT any(root_id) FROM model_lineage FINAL WHERE model_id = {_BASE} AND is_deleted = 0)"
 )
+# The picked model's own subtree: itself and what derives from it, at any depth (a pick
+# below the root shows its branch, not the whole family). The step bound is a guard only:
+# the families are a forest, and no tree is that deep.
+_SUBTREE = f"""(
+    WITH RECURSIVE subtree AS (
+        SELECT {_BASE} AS model_id, 0 AS steps
+        UNION ALL
+        SELECT f.model_id, s.steps + 1
+        FROM model_families AS f FINAL
+        INNER JOIN subtree AS s ON f.parent_id = s.model_id
+        WHERE f.root_id = {_FAMILY_ROOT} AND f.is_deleted = 0 AND s.steps < 100
+    )
+    SELECT model_id FROM subtree
+)"""
 
 FAMILY = Dashboard(
     uid="hubwatch-family",
     title="hubwatch / Family explorer",
-    description="One base model's family: its tree by relation over time, its top "
-    "derivatives by engagement, and their size and accuracy against their base.",
+    description="One base model's subtree (the model and what derives from it): its tree "
+    "by relation over time, its top derivatives by engagement, and their size and accuracy "
+    "against their base.",
     time_from="now-90d",
     variables=(
         Variable(
@@ -138,7 +153,7 @@ FAMILY = Dashboard(
             query="SELECT model_id FROM model_families FINAL\n"
             "WHERE is_deleted = 0 AND children > 0\n"
             "ORDER BY descendants DESC, model_id\nLIMIT 500",
-            description="A model with derivatives; its whole family is shown.",
+            description="A model with derivatives; it and what derives from it are shown.",
         ),
     ),
     panels=(
@@ -154,7 +169,7 @@ FAMILY = Dashboard(
        toString(relation) AS relation,
        count() AS models
 FROM model_families FINAL
-WHERE root_id = {_FAMILY_ROOT}
+WHERE root_id = {_FAMILY_ROOT} AND model_id IN {_SUBTREE}
   AND is_deleted = 0 AND depth > 0 AND $__timeFilter(created_at)
 GROUP BY time, relation
 ORDER BY time, relation""",
@@ -176,7 +191,7 @@ ORDER BY time, relation""",
             query=f"""WITH members AS (
     SELECT model_id, relation, depth
     FROM model_families FINAL
-    WHERE root_id = {_FAMILY_ROOT} AND is_deleted = 0 AND depth > 0
+    WHERE root_id = {_FAMILY_ROOT} AND model_id IN {_SUBTREE} AND is_deleted = 0 AND depth > 0
 )
 SELECT m.model_id AS model, toString(m.relation) AS relation, m.depth AS depth,
        e.downloads_24h AS downloads_24h, e.likes_24h AS likes_24h,
@@ -215,7 +230,8 @@ LIMIT 20""",
         SELECT model_id, parent_id, relation, parameters, base_parameters,
                size_bytes, base_size_bytes
         FROM model_families FINAL
-        WHERE root_id = {_FAMILY_ROOT} AND is_deleted = 0 AND parent_id != ''
+        WHERE root_id = {_FAMILY_ROOT} AND model_id IN {_SUBTREE}
+          AND is_deleted = 0 AND parent_id != ''
     ),
     scores AS (
         SELECT board, model_id, max(score) AS score
