@@ -375,3 +375,29 @@ def test_a_long_cell_is_cut_in_the_middle_so_ids_of_one_org_stay_apart() -> None
     assert base != instruct and len(base) == len(instruct) == 28
     assert base.startswith("mistralai/") and base.endswith("-Base-2501") and "…" in base
     assert _short("org/short") == "org/short"
+
+
+def test_a_time_series_of_one_point_shows_it_in_the_png() -> None:
+    import io
+
+    import numpy as np
+    from matplotlib import image
+
+    from hubwatch.view.data import PanelData
+    from hubwatch.view.render import draw_panel
+
+    definition = next(p for p in panels() if p.id == "family_tree_by_relation")
+    span = parse_range("all")
+    # A replay on all time: one interval, at the range's end (Prometheus' last evaluation).
+    data = PanelData(
+        definition.id,
+        "data",
+        ("time", "relation", "models"),
+        ((span.end, "finetune", 7),),
+        time_range=span,
+    )
+    pixels = image.imread(io.BytesIO(draw_panel(definition, data)))[:, :, :3]
+    series_colour = np.array([31, 119, 180]) / 255  # matplotlib's first (C0)
+    painted = int((np.abs(pixels - series_colour).max(axis=2) < 0.08).sum())
+    # The point and its legend entry as markers a reader sees (a "." dot and a line: ~70).
+    assert painted >= 200, painted
