@@ -401,3 +401,31 @@ def test_a_time_series_of_one_point_shows_it_in_the_png() -> None:
     painted = int((np.abs(pixels - series_colour).max(axis=2) < 0.08).sum())
     # The point and its legend entry as markers a reader sees (a "." dot and a line: ~70).
     assert painted >= 200, painted
+
+
+def test_only_the_default_port_falls_back_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from hubwatch.errors import ConfigError
+    from hubwatch.view import PanelSource, start_view
+
+    async def attempt(port: int, fallback: bool) -> int:
+        view = await start_view(
+            PanelSource("http://127.0.0.1:9", "unused"), port, fallback=fallback
+        )
+        assert view is not None
+        try:
+            return view.port
+        finally:
+            await view.stop()
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with caplog.at_level("WARNING", logger="hubwatch.view.server"):
+            moved = asyncio.run(attempt(port, fallback=True))
+        assert moved != port
+        assert f"port {port} (the default) is taken; the web view is on {moved}" in caplog.text
+        with pytest.raises(ConfigError, match=f"port {port} is taken"):
+            asyncio.run(attempt(port, fallback=False))
