@@ -125,8 +125,9 @@ _FAMILY_ROOT = (
     f"(SELECT any(root_id) FROM model_lineage FINAL WHERE model_id = {_BASE} AND is_deleted = 0)"
 )
 # The picked model's own subtree: itself and what derives from it, at any depth (a pick
-# below the root shows its branch, not the whole family). The step bound is a guard only:
-# the families are a forest, and no tree is that deep.
+# below the root shows its branch, not the whole family). Applied once per panel, to its
+# final rows: the recursion costs a few ms a step, and a CTE is inlined at each use. The
+# step bound is a guard only: the families are a forest, and no tree is that deep.
 _SUBTREE = f"""(
     WITH RECURSIVE subtree AS (
         SELECT {_BASE} AS model_id, 0 AS steps
@@ -191,7 +192,7 @@ ORDER BY time, relation""",
             query=f"""WITH members AS (
     SELECT model_id, relation, depth
     FROM model_families FINAL
-    WHERE root_id = {_FAMILY_ROOT} AND model_id IN {_SUBTREE} AND is_deleted = 0 AND depth > 0
+    WHERE root_id = {_FAMILY_ROOT} AND is_deleted = 0 AND depth > 0
 )
 SELECT m.model_id AS model, toString(m.relation) AS relation, m.depth AS depth,
        e.downloads_24h AS downloads_24h, e.likes_24h AS likes_24h,
@@ -202,6 +203,7 @@ INNER JOIN (
     FROM engagement_live FINAL
     WHERE repo_id IN (SELECT model_id FROM members)
 ) AS e ON e.repo_id = m.model_id
+WHERE m.model_id IN {_SUBTREE}
 ORDER BY downloads_24h DESC, likes_24h DESC, model
 LIMIT 20""",
             columns=(
@@ -230,8 +232,7 @@ LIMIT 20""",
         SELECT model_id, parent_id, relation, parameters, base_parameters,
                size_bytes, base_size_bytes
         FROM model_families FINAL
-        WHERE root_id = {_FAMILY_ROOT} AND model_id IN {_SUBTREE}
-          AND is_deleted = 0 AND parent_id != ''
+        WHERE root_id = {_FAMILY_ROOT} AND is_deleted = 0 AND parent_id != ''
     ),
     scores AS (
         SELECT board, model_id, max(score) AS score
@@ -257,6 +258,7 @@ SELECT m.model_id AS model, m.parent_id AS base, toString(m.relation) AS relatio
 FROM members AS m
 LEFT JOIN (SELECT model_id, toNullable(delta) AS delta FROM deltas) AS d
     ON d.model_id = m.model_id
+WHERE m.model_id IN {_SUBTREE}
 ORDER BY accuracy_change IS NULL, parameter_ratio IS NULL, model
 LIMIT 100""",
             columns=(
