@@ -10,15 +10,25 @@ python=${PYTHON:-python3}
 
 step() { printf '==> %s\n' "$*"; }
 
-stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  step "Python environment in $venv (pip install -e .[dev])"
+# pip runs only when it has something to do: no venv yet, or pyproject.toml (the
+# dependencies) changed since the stamp of the last install. Says which.
+stamp="$venv/.installed"
+reason=""
+if [ ! -x "$venv/bin/python" ]; then
+  reason="no venv in $venv yet"
+elif [ ! -f "$stamp" ]; then
+  reason="$venv has no install stamp (installed by hand?)"
+elif [ pyproject.toml -nt "$stamp" ]; then
+  reason="pyproject.toml is newer than the last install"
+fi
+if [ -n "$reason" ]; then
+  step "Python environment: $reason; installing (pip install -e .[dev])"
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/pip" install --progress-bar off -q --upgrade pip
   "$venv/bin/pip" install --progress-bar off -e ".[dev]"
   rm -f "$venv"/.installed-* && touch "$stamp"
 else
-  step "Python environment in $venv is up to date"
+  step "Python environment in $venv is up to date (pyproject.toml unchanged since the last install)"
 fi
 
 if [ "${1:-}" = "--python-only" ]; then exit 0; fi

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hubwatch.errors import ConfigError, HubwatchError, SchemaError, SinkError
-from hubwatch.settings import Settings
+from hubwatch.settings import Settings, parse_bool
 
 __all__ = ["main"]
 
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug",
         action="store_true",
-        default=os.environ.get("HUBWATCH_DEBUG", "") not in ("", "0"),
+        default=None,
         help="show the traceback of a failure (env HUBWATCH_DEBUG=1)",
     )
     parser.add_argument(
@@ -228,6 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. A failure is one line on stderr and a non-zero exit (1; argparse's
     usage errors 2; Ctrl-C 130); ``--debug`` adds the traceback."""
     args = _parser().parse_args(argv)
+    if args.debug is None:
+        try:
+            args.debug = parse_bool("HUBWATCH_DEBUG", os.environ.get("HUBWATCH_DEBUG", ""))
+        except ConfigError as exc:
+            print(f"hubwatch: {exc}", file=sys.stderr)
+            return 1
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -302,13 +308,25 @@ def _quiet(*loggers: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
+_FILE_EXPECTED = {
+    "fixture": "expected a replay fixture CSV file",
+    "replay_extra": "expected a JSONL file of raw API items",
+    "extra": "expected a JSONL file of raw API items",
+    "file": "expected an Open LLM Leaderboard CSV file",
+    "rules": "expected an alert rules YAML file",
+}
+"What each file argument must be, said when it names a directory instead."
+
+
 def _check_files(args: argparse.Namespace) -> None:
     """Every file a command names exists and is readable, before anything starts."""
-    for name in ("fixture", "replay_extra", "extra", "file", "rules"):
+    for name in _FILE_EXPECTED:
         value = getattr(args, name, None)
         if value is None:
             continue
         path = Path(value)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a directory; {_FILE_EXPECTED[name]}")
         if not path.is_file():
             raise ConfigError(f"no such file: {path}")
         if not os.access(path, os.R_OK):
@@ -507,8 +525,13 @@ def _check_rules(settings: Settings) -> None:
     """HUBWATCH_ALERT_RULES is read and checked before anything starts."""
     from hubwatch.alerts.runtime import load_configured_rules
 
-    if settings.alert_rules is not None and not settings.alert_rules.is_file():
-        raise ConfigError(f"HUBWATCH_ALERT_RULES: no such file: {settings.alert_rules}")
+    rules = settings.alert_rules
+    if rules is not None and rules.is_dir():
+        raise ConfigError(
+            f"HUBWATCH_ALERT_RULES: {rules} is a directory; {_FILE_EXPECTED['rules']}"
+        )
+    if rules is not None and not rules.is_file():
+        raise ConfigError(f"HUBWATCH_ALERT_RULES: no such file: {rules}")
     load_configured_rules(settings)
 
 
@@ -599,7 +622,9 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         prometheus_url=prometheus,
         default_range=args.view_range,
     )
-    view = await start_view(source, port)
+    # Only the default port may move: one the user named (flag or environment) is kept.
+    asked = args.port is not None or "HUBWATCH_VIEW_PORT" in os.environ
+    view = await start_view(source, port, fallback=not asked)
     assert view is not None  # port != 0
     stop = asyncio.Event()
     _on_signals(stop)
@@ -915,6 +940,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _render(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping
+    from hubwatch.panels import DASHBOARDS
     from hubwatch.view import PanelSource, parse_range
     from hubwatch.view.render import render_panels
 
@@ -924,6 +950,13 @@ async def _render(args: argparse.Namespace, settings: Settings) -> int:
         if not eq or not name:
             raise ConfigError(f"bad --var {given!r}: expected NAME=VALUE")
         variables[name] = value
+    known = sorted({v.name for d in DASHBOARDS for v in d.variables})
+    unknown = sorted(set(variables) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"no dashboard variable {unknown[0]!r}: the dashboards' variables are "
+            f"{', '.join(known)}"
+        )
     if args.view_range:
         parse_range(args.view_range)
     if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):

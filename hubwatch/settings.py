@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from hubwatch.errors import ConfigError
 from hubwatch.retention import DEFAULT_SNAPSHOT_RETENTION_DAYS, MIN_SNAPSHOT_RETENTION_DAYS
 
-__all__ = ["Settings", "split_list"]
+__all__ = ["Settings", "parse_bool", "split_list"]
 
 LIVE_HUB_URL = "https://huggingface.co"
 
@@ -297,7 +297,25 @@ def split_list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def parse_bool(variable: str, raw: str) -> bool:
+    """A boolean setting in the usual spellings (1/0, true/false, yes/no, on/off, any case;
+    empty: false); anything else is refused, naming ``variable``: a typo must not read as
+    either answer."""
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigError(f"{variable}={raw!r} is not a boolean: use 1/0, true/false, yes/no or on/off")
+
+
 def _convert(name: str, type_name: str, raw: str) -> object:
+    if type_name.startswith("bool"):
+        return parse_bool(_ENV_NAMES.get(name, f"HUBWATCH_{name.upper()}"), raw)
     try:
         if "Path" in type_name:
             return Path(raw)

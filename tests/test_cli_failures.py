@@ -3,6 +3,7 @@ traceback; a leaderboard import is all or nothing. Each runs the real CLI as a s
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,94 @@ def test_an_import_drops_staging_tables_left_by_a_dead_one(
         lambda: connect(clickhouse_url), database, "open_llm_v1", empty, stale_after=0
     )
     assert not {t for t in tables() if "_import_" in t}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["alerts", "check", "DIR"], "an alert rules YAML file"),
+        (["alerts", "test", "DIR"], "an alert rules YAML file"),
+        (["import", "leaderboard", "DIR"], "an Open LLM Leaderboard CSV file"),
+        (["replay", "--fixture", "DIR", "--port", "PORT"], "a replay fixture CSV file"),
+        (["replay", "--extra", "DIR", "--port", "PORT"], "a JSONL file of raw API items"),
+        (["run", "--replay", "--fixture", "DIR"], "a replay fixture CSV file"),
+        (["run", "--replay", "--replay-extra", "DIR"], "a JSONL file of raw API items"),
+    ],
+)
+def test_a_directory_given_for_a_file_says_it_is_a_directory(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    directory = tmp_path / "rules.d"
+    directory.mkdir()
+    state = tmp_path / "state"
+    port = str(free_port())
+    args = [str(directory) if a == "DIR" else port if a == "PORT" else a for a in args]
+    env = {"HUBWATCH_STATE_DIR": str(state), "HUBWATCH_VIEW_PORT": "0"}
+    line = _one_line_failure(
+        hubwatch(*args, env=env), f"{directory} is a directory; expected {expected}"
+    )
+    assert "no such file" not in line
+    assert not state.exists()  # refused before anything started
+
+
+def test_alert_rules_setting_naming_a_directory_says_so(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {
+        "HUBWATCH_STATE_DIR": str(state),
+        "HUBWATCH_VIEW_PORT": "0",
+        "HUBWATCH_ALERT_RULES": str(tmp_path),
+    }
+    port = str(free_port())
+    done = hubwatch("run", "--replay", "--http-port", port, "--tcp-port", str(free_port()), env=env)
+    _one_line_failure(
+        done, f"HUBWATCH_ALERT_RULES: {tmp_path} is a directory; expected an alert rules YAML"
+    )
+    assert not state.exists()
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled", "tru"])
+def test_a_boolean_setting_refuses_what_is_not_a_boolean(tmp_path: Path, value: str) -> None:
+    directory = tmp_path / "d"
+    directory.mkdir()
+    # A command that fails anyway: the setting is read first, and named.
+    done = hubwatch("alerts", "check", str(directory), env={"HUBWATCH_DEBUG": value})
+    line = _one_line_failure(done, "HUBWATCH_DEBUG", repr(value), "1/0, true/false")
+    assert "is a directory" not in line
+
+
+@pytest.mark.parametrize(
+    ("value", "traceback"),
+    [
+        *[("1", True), ("TRUE", True), ("Yes", True), ("on", True)],
+        *[("0", False), ("off", False), ("No", False), ("false", False), ("", False)],
+    ],
+)
+def test_a_boolean_setting_takes_the_usual_spellings(
+    tmp_path: Path, value: str, traceback: bool
+) -> None:
+    done = hubwatch("alerts", "check", str(tmp_path / "nope.yaml"), env={"HUBWATCH_DEBUG": value})
+    assert done.returncode == 1 and "no such file" in done.stderr, done.stderr
+    assert ("Traceback" in done.stderr) == traceback, done.stderr
+
+
+def test_render_refuses_an_unknown_variable_naming_the_dashboards_ones(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "png"
+    done = hubwatch("dashboards", "render", "--out", str(out), "--var", "nosuch=1", env=env)
+    _one_line_failure(done, "no dashboard variable 'nosuch'", "variables are base_model")
+    assert not out.exists()  # nothing rendered
+
+
+def test_serve_on_a_taken_port_it_was_asked_for_is_one_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = hubwatch("serve", "--port", str(port), env=env)
+        _one_line_failure(done, f"port {port} is taken", "--port")
+        # HUBWATCH_VIEW_PORT is asked for as much as --port is.
+        done = hubwatch("serve", env={**env, "HUBWATCH_VIEW_PORT": str(port)})
+        _one_line_failure(done, f"port {port} is taken")

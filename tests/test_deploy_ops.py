@@ -118,3 +118,56 @@ def test_stack_runs_prometheus_and_alertmanager_on_the_given_ports(
     for part in (own_prometheus, own_alertmanager):
         assert not (part.stack_dir / part.part / "pid").exists()
         assert part.log.exists()
+
+
+# A python whose `-m venv DIR` makes a venv of shims: its pip only writes down each call.
+FAKE_PYTHON = """#!/usr/bin/env bash
+set -e
+[ "$1 $2" = "-m venv" ] || exit 3
+mkdir -p "$3/bin"
+printf '#!/usr/bin/env bash\\necho "Python 3 (shim)"\\n' > "$3/bin/python"
+printf '#!/usr/bin/env bash\\necho "$*" >> "%s/pip.log"\\n' "$(cd "$3" && pwd)" > "$3/bin/pip"
+chmod +x "$3/bin/python" "$3/bin/pip"
+"""
+
+
+def _install(root: Path) -> str:
+    done = subprocess.run(
+        ["bash", str(root / "deploy" / "install.sh"), "--python-only"],
+        env={**os.environ, "VENV": ".venv", "PYTHON": str(root / "python")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_install_runs_pip_only_for_a_new_venv_or_a_newer_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "install.sh").write_text((ROOT / "deploy" / "install.sh").read_text())
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    (tmp_path / "python").write_text(FAKE_PYTHON)
+    (tmp_path / "python").chmod(0o755)
+    pip_log = tmp_path / ".venv" / "pip.log"
+
+    def pip_calls() -> int:
+        return len(pip_log.read_text().splitlines()) if pip_log.exists() else 0
+
+    assert "no venv in .venv yet; installing" in _install(tmp_path)
+    installed = pip_calls()
+    assert installed > 0
+    for _ in range(2):  # `make run` again and again: nothing to install
+        out = _install(tmp_path)
+        assert "is up to date" in out and "installing" not in out, out
+    assert pip_calls() == installed
+
+    # The dependency list edited after the last install.
+    earlier = (tmp_path / "pyproject.toml").stat().st_mtime - 10
+    os.utime(tmp_path / ".venv" / ".installed", (earlier, earlier))
+    assert "pyproject.toml is newer than the last install; installing" in _install(tmp_path)
+    assert pip_calls() > installed
+    assert "is up to date" in _install(tmp_path)
+
+    (tmp_path / ".venv" / ".installed").unlink()  # a venv made by hand
+    assert "no install stamp" in _install(tmp_path)

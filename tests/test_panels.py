@@ -103,6 +103,46 @@ def test_family_variable_offers_the_base_and_its_panels_follow_it(
     assert unknown.rows == [] and unknown.message == panel("family_against_base").no_data
 
 
+def test_a_picked_derivative_shows_its_own_subtree_not_its_whole_family(
+    loaded: tuple[Any, datetime],
+) -> None:
+    client, now = loaded
+    rows = client.query(
+        "SELECT model_id, parent_id FROM model_families FINAL WHERE is_deleted = 0"
+    ).result_rows
+    children: dict[str, list[str]] = {}
+    for model, parent in rows:
+        children.setdefault(parent, []).append(model)
+
+    def subtree(model: str) -> set[str]:
+        found, todo = {model}, [model]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                found.add(child)
+                todo.append(child)
+        return found
+
+    family = next(d for d in DASHBOARDS if d.uid == "hubwatch-family")
+    options = variable_options(client, family.variables[0])
+    # A derivative with grandchildren: its branch reaches deeper than one step.
+    picks = [o for o in options if o != BASE and any(children.get(c) for c in children.get(o, []))]
+    assert picks, "the crawl has a derivative with derivatives of their own"
+    pick = picks[0]
+    branch = subtree(pick)
+    whole = subtree(BASE)
+    assert len(branch) > 2 and whole - branch  # the branch is a strict part of the family
+    chosen = {"base_model": pick}
+
+    against = run_panel(client, panel("family_against_base"), _whole_range(now), chosen)
+    assert {r["model"] for r in against.records()} == branch  # each has a base: the pick too
+
+    top = run_panel(client, panel("family_top_derivatives"), _whole_range(now), chosen)
+    assert top.rows and {r["model"] for r in top.records()} <= branch
+
+    by_relation = run_panel(client, panel("family_tree_by_relation"), _whole_range(now), chosen)
+    assert sum(by_relation.column("models")) == len(branch)
+
+
 def test_architectures_table_matches_the_families(loaded: tuple[Any, datetime]) -> None:
     """The live central table counts each derivative once, under its own architecture."""
     client, now = loaded

@@ -52,6 +52,42 @@ STATES = (
     "svg: p.querySelector('.chart .main-svg') !== null})))"
 )
 
+# Each time series drawn at a single instant: its points' boxes against the plot area's.
+LONE_POINTS = (
+    "JSON.stringify([...document.querySelectorAll('.panel[data-visualisation=timeseries]"
+    "[data-state=data]')].flatMap(p => { const c = p.querySelector('.chart');"
+    " const xs = new Set((c.data || []).flatMap(t => t.x));"
+    " if (xs.size !== 1) return [];"
+    " const area = c.querySelector('.nsewdrag').getBoundingClientRect();"
+    " const points = [...c.querySelectorAll('.scatterlayer .point')].map(e => {"
+    "   const r = e.getBoundingClientRect();"
+    "   return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width}; });"
+    " const valued = c.data.filter(t => t.y.some(v => v !== null)).length;"
+    " return [{id: p.dataset.panel, traces: valued, points,"
+    "   area: {left: area.left, right: area.right, top: area.top, bottom: area.bottom}}]; }))"
+)
+
+# The family table's models as drawn.
+FAMILY_MODELS = (
+    "JSON.stringify(document.querySelector('#panel-family_against_base .chart')"
+    ".data[0].cells.values[0])"
+)
+
+
+def _subtree(client: Any, model: str) -> set[str]:
+    """``model`` and every model below it, walked here from the families' edges."""
+    children: dict[str, list[str]] = {}
+    for member, parent in client.query(
+        "SELECT model_id, parent_id FROM model_families FINAL WHERE is_deleted = 0"
+    ).result_rows:
+        children.setdefault(parent, []).append(member)
+    found, todo = {model}, [model]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
 
 @contextlib.contextmanager
 def prometheus(tmp_path: Path, target_port: int) -> Iterator[str]:
@@ -210,6 +246,19 @@ async def _check_page(
             expected = len(
                 run_panel(client, definition, parse_range("all"), {"base_model": other}).rows
             )
+        # A time series at one instant (a replay on all time: one interval) shows its
+        # point: a marker big enough to see, inside the plot, not on its left or right frame.
+        lone = json.loads(await browser.evaluate(LONE_POINTS))
+        assert lone, "the replay on all time has a time series at a single instant"
+        for chart in lone:
+            assert len(chart["points"]) == chart["traces"], chart
+            box = chart["area"]
+            for point in chart["points"]:
+                assert point["width"] >= 10, chart  # a marker, not a dot
+                assert box["left"] <= point["left"] and point["right"] <= box["right"], chart
+                # A zero sits on the x axis (y from zero), drawn whole over it (not clipped).
+                assert box["top"] <= (point["top"] + point["bottom"]) / 2 <= box["bottom"], chart
+
         before = states["family_against_base"]["updated"]
         await browser.evaluate(
             "(() => { const s = document.getElementById('var-base_model');"
@@ -223,6 +272,12 @@ async def _check_page(
         states = await drawn()
         after = states["family_against_base"]
         assert (after["state"], after["rows"]) == ("data" if expected else "empty", expected)
+        # A derivative picked shows its own branch: itself and what derives from it.
+        with contextlib.closing(connect(url, database="hubwatch")) as client:
+            branch, whole = _subtree(client, other), _subtree(client, BASE)
+        shown = set(json.loads(await browser.evaluate(FAMILY_MODELS)))
+        assert other in shown and shown <= branch, shown - branch
+        assert whole - branch  # the rest of the family is left out
 
         await browser.screenshot(shot)
         assert browser.errors == [], browser.errors
@@ -320,3 +375,57 @@ def test_a_long_cell_is_cut_in_the_middle_so_ids_of_one_org_stay_apart() -> None
     assert base != instruct and len(base) == len(instruct) == 28
     assert base.startswith("mistralai/") and base.endswith("-Base-2501") and "…" in base
     assert _short("org/short") == "org/short"
+
+
+def test_a_time_series_of_one_point_shows_it_in_the_png() -> None:
+    import io
+
+    import numpy as np
+    from matplotlib import image
+
+    from hubwatch.view.data import PanelData
+    from hubwatch.view.render import draw_panel
+
+    definition = next(p for p in panels() if p.id == "family_tree_by_relation")
+    span = parse_range("all")
+    # A replay on all time: one interval, at the range's end (Prometheus' last evaluation).
+    data = PanelData(
+        definition.id,
+        "data",
+        ("time", "relation", "models"),
+        ((span.end, "finetune", 7),),
+        time_range=span,
+    )
+    pixels = image.imread(io.BytesIO(draw_panel(definition, data)))[:, :, :3]
+    series_colour = np.array([31, 119, 180]) / 255  # matplotlib's first (C0)
+    painted = int((np.abs(pixels - series_colour).max(axis=2) < 0.08).sum())
+    # The point and its legend entry as markers a reader sees (a "." dot and a line: ~70).
+    assert painted >= 200, painted
+
+
+def test_only_the_default_port_falls_back_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from hubwatch.errors import ConfigError
+    from hubwatch.view import PanelSource, start_view
+
+    async def attempt(port: int, fallback: bool) -> int:
+        view = await start_view(
+            PanelSource("http://127.0.0.1:9", "unused"), port, fallback=fallback
+        )
+        assert view is not None
+        try:
+            return view.port
+        finally:
+            await view.stop()
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with caplog.at_level("WARNING", logger="hubwatch.view.server"):
+            moved = asyncio.run(attempt(port, fallback=True))
+        assert moved != port
+        assert f"port {port} (the default) is taken; the web view is on {moved}" in caplog.text
+        with pytest.raises(ConfigError, match=f"port {port} is taken"):
+            asyncio.run(attempt(port, fallback=False))

@@ -124,12 +124,28 @@ _BASE = "${base_model:sqlstring}"
 _FAMILY_ROOT = (
     f"(SELECT any(root_id) FROM model_lineage FINAL WHERE model_id = {_BASE} AND is_deleted = 0)"
 )
+# The picked model's own subtree: itself and what derives from it, at any depth (a pick
+# below the root shows its branch, not the whole family). Applied once per panel, to its
+# final rows: the recursion costs a few ms a step, and a CTE is inlined at each use. The
+# step bound is a guard only: the families are a forest, and no tree is that deep.
+_SUBTREE = f"""(
+    WITH RECURSIVE subtree AS (
+        SELECT {_BASE} AS model_id, 0 AS steps
+        UNION ALL
+        SELECT f.model_id, s.steps + 1
+        FROM model_families AS f FINAL
+        INNER JOIN subtree AS s ON f.parent_id = s.model_id
+        WHERE f.root_id = {_FAMILY_ROOT} AND f.is_deleted = 0 AND s.steps < 100
+    )
+    SELECT model_id FROM subtree
+)"""
 
 FAMILY = Dashboard(
     uid="hubwatch-family",
     title="hubwatch / Family explorer",
-    description="One base model's family: its tree by relation over time, its top "
-    "derivatives by engagement, and their size and accuracy against their base.",
+    description="One base model's subtree (the model and what derives from it): its tree "
+    "by relation over time, its top derivatives by engagement, and their size and accuracy "
+    "against their base.",
     time_from="now-90d",
     variables=(
         Variable(
@@ -138,7 +154,7 @@ FAMILY = Dashboard(
             query="SELECT model_id FROM model_families FINAL\n"
             "WHERE is_deleted = 0 AND children > 0\n"
             "ORDER BY descendants DESC, model_id\nLIMIT 500",
-            description="A model with derivatives; its whole family is shown.",
+            description="A model with derivatives; it and what derives from it are shown.",
         ),
     ),
     panels=(
@@ -154,7 +170,7 @@ FAMILY = Dashboard(
        toString(relation) AS relation,
        count() AS models
 FROM model_families FINAL
-WHERE root_id = {_FAMILY_ROOT}
+WHERE root_id = {_FAMILY_ROOT} AND model_id IN {_SUBTREE}
   AND is_deleted = 0 AND depth > 0 AND $__timeFilter(created_at)
 GROUP BY time, relation
 ORDER BY time, relation""",
@@ -187,6 +203,7 @@ INNER JOIN (
     FROM engagement_live FINAL
     WHERE repo_id IN (SELECT model_id FROM members)
 ) AS e ON e.repo_id = m.model_id
+WHERE m.model_id IN {_SUBTREE}
 ORDER BY downloads_24h DESC, likes_24h DESC, model
 LIMIT 20""",
             columns=(
@@ -241,6 +258,7 @@ SELECT m.model_id AS model, m.parent_id AS base, toString(m.relation) AS relatio
 FROM members AS m
 LEFT JOIN (SELECT model_id, toNullable(delta) AS delta FROM deltas) AS d
     ON d.model_id = m.model_id
+WHERE m.model_id IN {_SUBTREE}
 ORDER BY accuracy_change IS NULL, parameter_ratio IS NULL, model
 LIMIT 100""",
             columns=(

@@ -78,9 +78,36 @@ def _short(value: Any, width: int = 28) -> str:
     return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
+MARKED_POINTS = 30
+"A series of at most this many points has a marker on each (the view's lines+markers)."
+LONE_PAD = 0.05
+"A lone instant's range asked is padded by this share of its span on each side."
+
+
 def _timeseries(ax: Axes, panel: Panel, data: PanelData) -> None:
-    for name, xs, ys in _series(panel, data):
-        ax.plot(xs, [float("nan") if y is None else y for y in ys], marker=".", label=name)
+    series = _series(panel, data)
+    for name, xs, ys in series:
+        # A lone point (a replay on all time: one interval) is a marker a reader can see,
+        # not a dot; kept whole at the plot's edge.
+        size = 9 if len(xs) == 1 else 5 if len(xs) <= MARKED_POINTS else 0
+        ax.plot(
+            xs,
+            [float("nan") if y is None else y for y in ys],
+            marker="o" if size else None,
+            markersize=size,
+            label=name,
+            clip_on=False,
+        )
+    instants = {x for _, xs, _ in series for x in xs}
+    if len(instants) < 2 and data.time_range is not None:
+        # One instant alone: within the range asked (as the view does), not a span of
+        # matplotlib's own; padded so a point at the range's end is not on the frame.
+        pad = (data.time_range.end - data.time_range.start) * LONE_PAD
+        ax.set_xlim(data.time_range.start - pad, data.time_range.end + pad)
+    values = [y for _, _, ys in series for y in ys if y is not None]
+    if values and min(values) >= 0:
+        # Counts from zero, as the view's rangemode tozero; room above the highest point.
+        ax.set_ylim(0, max(values) * 1.15 or 1)
     ax.figure.autofmt_xdate()
     ax.set_ylabel(panel.unit if panel.unit != "short" else "")
     ax.grid(alpha=0.3)

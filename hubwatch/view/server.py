@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from hubwatch._server import LocalServer
+from hubwatch.errors import ConfigError
 from hubwatch.panels import DASHBOARDS, Panel
 from hubwatch.view.data import ALL_TIME, PanelSource
 
@@ -137,9 +138,10 @@ class ViewServer(LocalServer):
         return _json({"options": options})
 
 
-async def start_view(source: PanelSource, port: int) -> ViewServer | None:
-    """The view on ``port`` (0: off); a port already taken (another hubwatch) falls back to
-    a free one, said in one line, rather than stop the run."""
+async def start_view(source: PanelSource, port: int, *, fallback: bool = True) -> ViewServer | None:
+    """The view on ``port`` (0: off). A taken port falls back to a free one, said in one
+    line, when ``fallback`` (the default port: another hubwatch may hold it); a port the
+    user asked for is theirs to choose, so a taken one is a :class:`ConfigError`."""
     if port == 0:
         return None
     server = ViewServer(source, port=port)
@@ -149,7 +151,14 @@ async def start_view(source: PanelSource, port: int) -> ViewServer | None:
         if exc.errno != errno.EADDRINUSE:
             raise
         await server.stop()
+        if not fallback:
+            raise ConfigError(
+                f"port {port} is taken (another process listens there): pick another with "
+                "--port or HUBWATCH_VIEW_PORT"
+            ) from exc
         server = ViewServer(source, port=0)
         await server.start()
-        log.warning("port %d is taken; the web view is on %d instead", port, server.port)
+        log.warning(
+            "port %d (the default) is taken; the web view is on %d instead", port, server.port
+        )
     return server

@@ -59,6 +59,18 @@ function seriesTraces(panel, data, type) {
   return panel.y.map((y) => ({ type, name: y, x: xs, y: column(data, y) }));
 }
 
+const LONE_MARKER = 12;
+const LONE_PAD = 0.05; // of the range's span, each side
+
+function padded(from, to) {
+  // The view's times are UTC wall times ("YYYY-MM-DD HH:MM:SS.mmm"), as plotly.js reads them.
+  const ms = (text) => Date.parse(`${text.replace(" ", "T")}Z`);
+  const wall = (at) => new Date(at).toISOString().replace("T", " ").replace("Z", "");
+  const [start, end] = [ms(from), ms(to)];
+  const pad = (end - start) * LONE_PAD;
+  return [wall(start - pad), wall(end + pad)];
+}
+
 function figure(panel, data) {
   const unit = UNITS[panel.unit] || {};
   const layout = {
@@ -68,12 +80,16 @@ function figure(panel, data) {
   };
   switch (panel.visualisation) {
     case "timeseries": {
+      // Few points get markers; a lone one (a replay on all time: one interval) a large
+      // one, drawn whole even at the plot's edge.
       const traces = seriesTraces(panel, data, "scatter").map((t) => ({
         ...t, mode: t.x.length > 30 ? "lines" : "lines+markers",
+        marker: { size: t.x.length === 1 ? LONE_MARKER : 6 }, cliponaxis: false,
       }));
-      // One instant alone would stretch to fill the axis: show it within the range asked.
+      // One instant alone would stretch to fill the axis: show it within the range asked,
+      // padded so a point at the range's end (Prometheus' last evaluation) is not on the frame.
       const instants = new Set(traces.flatMap((t) => t.x));
-      const xaxis = instants.size < 2 && data.from ? { type: "date", range: [data.from, data.to] } : { type: "date" };
+      const xaxis = instants.size < 2 && data.from ? { type: "date", range: padded(data.from, data.to) } : { type: "date" };
       return { traces, layout: { ...layout, xaxis, yaxis: { ...unit, rangemode: "tozero" } } };
     }
     case "barchart": {
