@@ -71,6 +71,46 @@ _ADDED_COLUMNS = (  # added later: stores made before lack them
     ("anchor_likes", "INTEGER"),
 )
 
+_TIER = "coalesce(tier, 'new')"
+"A model's tier as counted (a row without one is read as new, as :func:`_tracked` does)."
+
+_TIER_COUNTS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS tier_counts (tier TEXT PRIMARY KEY, live INTEGER NOT NULL)",
+    # Live models seen by a bulk call lately: a range of this index, bounded by what the
+    # bulk calls list in a window, not by the store.
+    "CREATE INDEX IF NOT EXISTS models_live_bulk_at ON models (bulk_at, tier)"
+    " WHERE gone_strikes = 0",
+    # Overdue live models of a tier: a range of this index, without reading the rows.
+    "CREATE INDEX IF NOT EXISTS models_live_tier_since"
+    " ON models (tier, coalesce(last_snapshot, tracked_at)) WHERE gone_strikes = 0",
+)
+
+
+def _count(sign: str, row: str) -> str:
+    """A trigger statement adding ``sign``1 to the tier of ``row`` (``new`` or ``old``)."""
+    return (
+        f"INSERT INTO tier_counts VALUES (coalesce({row}.tier, 'new'), {sign}1)"
+        f" ON CONFLICT (tier) DO UPDATE SET live = live {sign} 1;"
+    )
+
+
+_TIER_TRIGGERS = {
+    "tier_counts_insert": "AFTER INSERT ON models WHEN new.gone_strikes = 0"
+    f" BEGIN {_count('+', 'new')} END",
+    "tier_counts_delete": "AFTER DELETE ON models WHEN old.gone_strikes = 0"
+    f" BEGIN {_count('-', 'old')} END",
+    "tier_counts_leave": "AFTER UPDATE OF tier, gone_strikes ON models"
+    " WHEN old.gone_strikes = 0 AND (new.gone_strikes IS NOT 0"
+    " OR coalesce(old.tier, 'new') != coalesce(new.tier, 'new'))"
+    f" BEGIN {_count('-', 'old')} END",
+    "tier_counts_enter": "AFTER UPDATE OF tier, gone_strikes ON models"
+    " WHEN new.gone_strikes = 0 AND (old.gone_strikes IS NOT 0"
+    " OR coalesce(old.tier, 'new') != coalesce(new.tier, 'new'))"
+    f" BEGIN {_count('+', 'new')} END",
+}
+"""Keep ``tier_counts`` (live models per tier) in step with every write to ``models``, in
+the writing statement's own transaction: a crash keeps both or neither."""
+
 OLDEST_SHARE = 0.25
 """Share of each round's due snapshots served oldest-due first whatever their value: the
 rest go by priority, and this part guarantees that no due model waits for ever."""
@@ -130,14 +170,47 @@ class StateStore:
         for column, kind in _ADDED_COLUMNS:
             if column not in columns:
                 self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {kind}")
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS models_tier_since"
-            " ON models (tier, coalesce(last_snapshot, tracked_at))"
-        )
+        # Replaced by models_live_tier_since, which leaves gone models out.
+        self._db.execute("DROP INDEX IF EXISTS models_tier_since")
+        self._keep_tier_counts()
         self._upgrade_github()
         self._depth = 0
         self._claims: dict[str, str] = {}
         "repo id -> the stream about to report it as first seen (in flight, this process)."
+
+    def _keep_tier_counts(self) -> None:
+        """Live models per tier, kept by triggers in the transaction of every write to
+        ``models``, so a replan reads a few rows instead of counting the whole store. The
+        counts are trusted only if the triggers kept them since they were last recounted:
+        a store made before them (or one whose triggers are missing) is recounted here,
+        once, in the same transaction that creates the triggers. Partial indexes restricted
+        to live models let the bulk-seen and overdue figures skip the gone ones."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            have = {
+                row[0]
+                for row in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                    " AND name LIKE 'tier_counts_%'"
+                )
+            }
+            trusted = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tier_counts'"
+            ).fetchone() is not None and have == set(_TIER_TRIGGERS)
+            for statement in _TIER_COUNTS_SCHEMA:
+                self._db.execute(statement)
+            for name, body in _TIER_TRIGGERS.items():
+                self._db.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+            if not trusted:
+                self._db.execute("DELETE FROM tier_counts")
+                self._db.execute(
+                    f"INSERT INTO tier_counts SELECT {_TIER}, count(*) FROM models"
+                    f" WHERE gone_strikes = 0 GROUP BY {_TIER}"
+                )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _upgrade_github(self) -> None:
         """Stores made before the GitHub budget: repos get when they were followed and last
@@ -385,20 +458,23 @@ class StateStore:
     def tier_counts(self, *, bulk_since: float) -> dict[str, int]:
         """Models per snapshot tier that per-model calls must reach: not gone, and not seen
         by a bulk list call since ``bulk_since`` (those the bulk calls keep covering)."""
-        rows = self._db.execute(
-            "SELECT tier, count(*) FROM models WHERE gone_strikes = 0"
-            " AND (bulk_at IS NULL OR bulk_at < ?) GROUP BY tier",
+        counts = {str(tier): int(n) for tier, n in self._db.execute("SELECT * FROM tier_counts")}
+        # The kept counts less the live models a bulk call saw since: only those are read.
+        for tier, n in self._db.execute(
+            f"SELECT {_TIER}, count(*) FROM models INDEXED BY models_live_bulk_at"
+            f" WHERE gone_strikes = 0 AND bulk_at >= ? GROUP BY {_TIER}",
             (bulk_since,),
-        )
-        return {str(tier): int(n) for tier, n in rows}
+        ):
+            counts[str(tier)] -= int(n)
+        return {tier: n for tier, n in counts.items() if n > 0}
 
     def overdue(self, tier: str, promise: float, now: float) -> tuple[int, float]:
         """Models of ``tier`` not snapshotted within ``promise`` seconds (since tracking
         began, if never), and by how many seconds the longest-waiting one is late."""
         count, oldest = self._db.execute(
             "SELECT count(*), min(coalesce(last_snapshot, tracked_at)) FROM models"
-            " WHERE tier = ? AND coalesce(last_snapshot, tracked_at) < ?"
-            " AND gone_strikes = 0",
+            " INDEXED BY models_live_tier_since WHERE tier = ?"
+            " AND coalesce(last_snapshot, tracked_at) < ? AND gone_strikes = 0",
             (tier, now - promise),
         ).fetchone()
         return int(count), 0.0 if oldest is None else now - promise - float(oldest)

@@ -1,0 +1,172 @@
+"""Tier counts kept by the state store: equal to a plain count of its rows after any mix of
+tracking, tier moves, gone strikes and re-creations, across reopening and a crash in the
+middle of a write, and read without visiting every tracked model."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from producers.snapshot_plan import TIERS
+from producers.state import StateStore
+
+NOW = 1_800_000_000.0
+BULK_SINCE = NOW - 600
+
+
+def _plain_count(path: Path, bulk_since: float = BULK_SINCE) -> dict[str, int]:
+    """The definition, counted in Python over every row (a connection of its own)."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT tier, gone_strikes, bulk_at FROM models").fetchall()
+    counts = Counter(
+        tier or "new"
+        for tier, gone, bulk_at in rows
+        if gone == 0 and (bulk_at is None or bulk_at < bulk_since)
+    )
+    return dict(counts)
+
+
+def _track(store: StateStore, repo_id: str, tier: str, created_at: float) -> None:
+    store.track(
+        repo_id,
+        author=None,
+        created_at=created_at,
+        fingerprint="f",
+        downloads=1,
+        likes=0,
+        next_snapshot=NOW,
+        community=False,
+        tier=tier,
+        tracked_at=NOW,
+    )
+
+
+def _random_writes(store: StateStore, rng: random.Random, steps: int) -> None:
+    ids = [f"org/m{i}" for i in range(60)]
+    for _ in range(steps):
+        repo_id = rng.choice(ids)
+        action = rng.random()
+        with store.transaction():
+            if action < 0.35:  # track, or re-create under the same name (another createdAt)
+                _track(store, repo_id, rng.choice(TIERS), float(rng.randrange(3)))
+            elif action < 0.7:  # a snapshot moves it to another tier, maybe by a bulk call
+                store.record_snapshot(
+                    repo_id,
+                    at=NOW - rng.choice((0, 3600)),
+                    downloads=5,
+                    likes=1,
+                    velocity=0.0,
+                    next_snapshot=NOW + 60,
+                    tier=rng.choice((*TIERS, None)),
+                    bulk=rng.random() < 0.5,
+                )
+            elif action < 0.9:  # untracked from the counts: the Hub says it is gone
+                store.strike_gone(repo_id)
+            else:
+                store.clear_gone(repo_id)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counts_equal_a_plain_count_after_random_writes(tmp_path: Path, seed: int) -> None:
+    path = tmp_path / "state.sqlite3"
+    rng = random.Random(seed)
+    store = StateStore(path)
+    for _ in range(8):
+        _random_writes(store, rng, 40)
+        assert store.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+    # A transaction that fails half-way leaves the counts with the rows it rolled back.
+    with pytest.raises(RuntimeError), store.transaction():
+        _random_writes(store, rng, 30)
+        raise RuntimeError("round failed")
+    assert store.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+    store.close()
+    reopened = StateStore(path)
+    assert reopened.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+    _random_writes(reopened, rng, 100)
+    assert reopened.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+    assert reopened.tier_counts(bulk_since=0.0) == _plain_count(path, 0.0)
+
+
+def test_a_store_killed_in_the_middle_of_a_write_reopens_with_true_counts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = StateStore(path)
+    _random_writes(store, random.Random(7), 200)
+    store.close()
+    # Another process writes half a transaction and dies (kill -9: no rollback, no close).
+    script = f"""
+import os, random, signal
+from pathlib import Path
+from producers.state import StateStore
+from tests.test_state_counts import _random_writes
+store = StateStore(Path({str(path)!r}))
+store._db.execute("BEGIN IMMEDIATE")
+store._depth = 1  # the writes below join this transaction, never committed
+_random_writes(store, random.Random(8), 200)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    dead = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
+    assert dead.returncode == -9
+    reopened = StateStore(path)
+    assert reopened.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+    _random_writes(reopened, random.Random(9), 100)
+    assert reopened.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+
+
+def test_a_store_made_before_the_counts_is_recounted_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = StateStore(path)
+    _random_writes(store, random.Random(3), 150)
+    store.close()
+    # As a store made before the counts were kept: no triggers, no counts, rows written.
+    with sqlite3.connect(path) as db:
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall():
+            db.execute(f"DROP TRIGGER {name}")
+        db.execute("DROP TABLE tier_counts")
+        db.execute("UPDATE models SET tier = 'tail' WHERE rowid % 3 = 0")
+        db.execute("DELETE FROM models WHERE rowid % 5 = 0")
+    reopened = StateStore(path)
+    assert reopened.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+    _random_writes(reopened, random.Random(4), 100)
+    assert reopened.tier_counts(bulk_since=BULK_SINCE) == _plain_count(path)
+
+
+def _steps(store: StateStore) -> int:
+    """SQLite virtual machine steps (in hundreds) that ``tier_counts`` takes: the work it
+    does, independent of the machine's speed or load."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store._db.set_progress_handler(count, 100)
+    try:
+        store.tier_counts(bulk_since=BULK_SINCE)
+    finally:
+        store._db.set_progress_handler(None, 100)
+    return steps
+
+
+def test_counting_the_tiers_does_not_visit_every_model(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite3")
+    with store.transaction():
+        for i in range(2_000):
+            _track(store, f"org/m{i}", TIERS[i % len(TIERS)], NOW)
+    small = _steps(store)
+    with store.transaction():
+        for i in range(2_000, 40_000):
+            _track(store, f"org/m{i}", TIERS[i % len(TIERS)], NOW)
+    assert store.tier_counts(bulk_since=BULK_SINCE) == _plain_count(tmp_path / "state.sqlite3")
+    # Twenty times the models: the same few rows read, not twenty times the work.
+    assert _steps(store) <= small + 2
