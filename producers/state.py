@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from producers.state_kept import TIER, keep
+
 __all__ = ["FollowedRepo", "RejectedSet", "StateStore", "TrackedModel"]
 
 _SCHEMA = """
@@ -70,46 +72,6 @@ _ADDED_COLUMNS = (  # added later: stores made before lack them
     ("anchor_downloads", "INTEGER"),
     ("anchor_likes", "INTEGER"),
 )
-
-_TIER = "coalesce(tier, 'new')"
-"A model's tier as counted (a row without one is read as new, as :func:`_tracked` does)."
-
-_TIER_COUNTS_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS tier_counts (tier TEXT PRIMARY KEY, live INTEGER NOT NULL)",
-    # Live models seen by a bulk call lately: a range of this index, bounded by what the
-    # bulk calls list in a window, not by the store.
-    "CREATE INDEX IF NOT EXISTS models_live_bulk_at ON models (bulk_at, tier)"
-    " WHERE gone_strikes = 0",
-    # Overdue live models of a tier: a range of this index, without reading the rows.
-    "CREATE INDEX IF NOT EXISTS models_live_tier_since"
-    " ON models (tier, coalesce(last_snapshot, tracked_at)) WHERE gone_strikes = 0",
-)
-
-
-def _count(sign: str, row: str) -> str:
-    """A trigger statement adding ``sign``1 to the tier of ``row`` (``new`` or ``old``)."""
-    return (
-        f"INSERT INTO tier_counts VALUES (coalesce({row}.tier, 'new'), {sign}1)"
-        f" ON CONFLICT (tier) DO UPDATE SET live = live {sign} 1;"
-    )
-
-
-_TIER_TRIGGERS = {
-    "tier_counts_insert": "AFTER INSERT ON models WHEN new.gone_strikes = 0"
-    f" BEGIN {_count('+', 'new')} END",
-    "tier_counts_delete": "AFTER DELETE ON models WHEN old.gone_strikes = 0"
-    f" BEGIN {_count('-', 'old')} END",
-    "tier_counts_leave": "AFTER UPDATE OF tier, gone_strikes ON models"
-    " WHEN old.gone_strikes = 0 AND (new.gone_strikes IS NOT 0"
-    " OR coalesce(old.tier, 'new') != coalesce(new.tier, 'new'))"
-    f" BEGIN {_count('-', 'old')} END",
-    "tier_counts_enter": "AFTER UPDATE OF tier, gone_strikes ON models"
-    " WHEN new.gone_strikes = 0 AND (old.gone_strikes IS NOT 0"
-    " OR coalesce(old.tier, 'new') != coalesce(new.tier, 'new'))"
-    f" BEGIN {_count('+', 'new')} END",
-}
-"""Keep ``tier_counts`` (live models per tier) in step with every write to ``models``, in
-the writing statement's own transaction: a crash keeps both or neither."""
 
 OLDEST_SHARE = 0.25
 """Share of each round's due snapshots served oldest-due first whatever their value: the
@@ -172,45 +134,11 @@ class StateStore:
                 self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {kind}")
         # Replaced by models_live_tier_since, which leaves gone models out.
         self._db.execute("DROP INDEX IF EXISTS models_tier_since")
-        self._keep_tier_counts()
+        keep(self._db)  # tier counts and pending bases (producers.state_kept)
         self._upgrade_github()
         self._depth = 0
         self._claims: dict[str, str] = {}
         "repo id -> the stream about to report it as first seen (in flight, this process)."
-
-    def _keep_tier_counts(self) -> None:
-        """Live models per tier, kept by triggers in the transaction of every write to
-        ``models``, so a replan reads a few rows instead of counting the whole store. The
-        counts are trusted only if the triggers kept them since they were last recounted:
-        a store made before them (or one whose triggers are missing) is recounted here,
-        once, in the same transaction that creates the triggers. Partial indexes restricted
-        to live models let the bulk-seen and overdue figures skip the gone ones."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            have = {
-                row[0]
-                for row in self._db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-                    " AND name LIKE 'tier_counts_%'"
-                )
-            }
-            trusted = self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tier_counts'"
-            ).fetchone() is not None and have == set(_TIER_TRIGGERS)
-            for statement in _TIER_COUNTS_SCHEMA:
-                self._db.execute(statement)
-            for name, body in _TIER_TRIGGERS.items():
-                self._db.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
-            if not trusted:
-                self._db.execute("DELETE FROM tier_counts")
-                self._db.execute(
-                    f"INSERT INTO tier_counts SELECT {_TIER}, count(*) FROM models"
-                    f" WHERE gone_strikes = 0 GROUP BY {_TIER}"
-                )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _upgrade_github(self) -> None:
         """Stores made before the GitHub budget: repos get when they were followed and last
@@ -461,8 +389,8 @@ class StateStore:
         counts = {str(tier): int(n) for tier, n in self._db.execute("SELECT * FROM tier_counts")}
         # The kept counts less the live models a bulk call saw since: only those are read.
         for tier, n in self._db.execute(
-            f"SELECT {_TIER}, count(*) FROM models INDEXED BY models_live_bulk_at"
-            f" WHERE gone_strikes = 0 AND bulk_at >= ? GROUP BY {_TIER}",
+            f"SELECT {TIER}, count(*) FROM models INDEXED BY models_live_bulk_at"
+            f" WHERE gone_strikes = 0 AND bulk_at >= ? GROUP BY {TIER}",
             (bulk_since,),
         ):
             counts[str(tier)] -= int(n)
@@ -553,11 +481,7 @@ class StateStore:
     def unresolved_bases(self, limit: int) -> list[str]:
         """Base ids tracked models name that are neither tracked nor resolved yet."""
         rows = self._db.execute(
-            "SELECT DISTINCT b.base_model FROM model_bases b"
-            " WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.repo_id = b.base_model)"
-            " AND NOT EXISTS (SELECT 1 FROM aliases a WHERE a.alias_id = b.base_model)"
-            " ORDER BY b.base_model LIMIT ?",
-            (limit,),
+            "SELECT base_model FROM pending_bases ORDER BY base_model LIMIT ?", (limit,)
         )
         return [row[0] for row in rows]
 
