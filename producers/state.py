@@ -9,17 +9,26 @@ restart re-emits at most what the event ids deduplicate, and skips nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from producers.state_kept import TIER, keep
 
-__all__ = ["FollowedRepo", "RejectedSet", "StateStore", "TrackedModel"]
+__all__ = ["WRITE_BATCH", "FollowedRepo", "RejectedSet", "StateStore", "TrackedModel"]
+
+T = TypeVar("T")
+
+WRITE_BATCH = 200
+"""Writes per transaction in :meth:`StateStore.write_in_batches`: some 20-40 ms of SQLite at
+a year's store (bench/bench_state.py), after which the event loop serves the other pollers."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -117,10 +126,20 @@ class FollowedRepo:
 
 
 class StateStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """``read_only``: a connection for :meth:`read_off_loop` (the store exists)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT).
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._path = path
+        self._depth = 0
+        self._claims: dict[str, str] = {}
+        "repo id -> the stream about to report it as first seen (in flight, this process)."
+        self._reader: StateStore | None = None
+        self._reader_lock = threading.Lock()
+        if read_only:
+            self._db.execute("PRAGMA query_only = ON")
+            return
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
@@ -136,9 +155,6 @@ class StateStore:
         self._db.execute("DROP INDEX IF EXISTS models_tier_since")
         keep(self._db)  # tier counts and pending bases (producers.state_kept)
         self._upgrade_github()
-        self._depth = 0
-        self._claims: dict[str, str] = {}
-        "repo id -> the stream about to report it as first seen (in flight, this process)."
 
     def _upgrade_github(self) -> None:
         """Stores made before the GitHub budget: repos get when they were followed and last
@@ -161,7 +177,39 @@ class StateStore:
         self._db.execute("DELETE FROM etags WHERE url LIKE '%?%'")
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         self._db.close()
+
+    async def read_off_loop(self, read: Callable[[StateStore], T]) -> T:
+        """``read(store)`` in a worker thread, on a read-only connection of its own, so a
+        read that grows with the store (the due models of a round with a backlog) does not
+        hold the event loop. It sees what is committed, which is what this connection sees
+        between transactions (no transaction stays open across an ``await``)."""
+
+        def run() -> T:
+            with self._reader_lock:  # one connection, one reader at a time
+                if self._reader is None:
+                    self._reader = StateStore(self._path, read_only=True)
+                return read(self._reader)
+
+        return await asyncio.to_thread(run)
+
+    async def write_in_batches(
+        self, writes: Sequence[Callable[[], None]], *, size: int = WRITE_BATCH
+    ) -> None:
+        """Run ``writes``, ``size`` to a transaction, yielding to the event loop between
+        transactions: a round's thousands of writes in one would hold it for most of a
+        second at a year's store. Each write is whole in one transaction; a crash between
+        them leaves the rest undone, as a round that failed part-way (what they record is
+        published already: the models are simply due again)."""
+        if self._depth:
+            raise RuntimeError("write_in_batches inside a transaction would yield within it")
+        for start in range(0, len(writes), size):
+            with self.transaction():
+                for write in writes[start : start + size]:
+                    write()
+            await asyncio.sleep(0)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
