@@ -9,27 +9,34 @@ the models name a base, most of them tracked or resolved), then times:
 - replan: ``Tracker.plan`` recomputed (the tier counts and the seven overdue figures);
   *before* runs the queries it ran until now (a ``GROUP BY`` over every live model, and
   the overdue counts over an index that still holds the gone models);
-- due: ``StateStore.due_snapshots`` for one round (150 calls);
-- round: the synchronous part of one engagement round: ``seen`` for the 4,000 models the
-  four bulk calls list, then one transaction recording their snapshots
-  (``Tracker.record``), as ``EngagementPoller.poll_once`` does;
+- due: ``StateStore.due_snapshots`` for one round (150 calls), which reads every due model
+  (about 9 % of the store here: some past their interval); it now runs off the loop;
+- round: the store work of one engagement round (the due models, ``seen`` for the 4,000
+  models the four bulk calls list, their snapshots recorded by ``Tracker.record``):
+  *before* all on the event loop with the writes in one transaction, *after* as
+  ``EngagementPoller.poll_once`` does it now (reads in a thread, writes in batches of
+  ``WRITE_BATCH``); "loop held" is the longest a 1 ms ticker waited meanwhile, "wall" the
+  round's duration;
 - bases: ``StateStore.unresolved_bases`` for one aliases round, once the aliases stream
   has caught up (nothing left to resolve); *before*: the query it ran until now.
 
     .venv/bin/python bench/bench_state.py [--sizes 100000,1000000] [--repeat 5]
 
-Prints the median milliseconds per operation; asserts nothing. CPU-bound in one thread:
-on a shared machine compare the two columns of one run, not runs.
+Prints the median milliseconds per operation (blank: not applicable); asserts nothing.
+On a shared machine compare the two columns of one run, not runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
+import itertools
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from producers.snapshot_plan import TIERS
@@ -49,6 +56,8 @@ TIER_SHARES = {  # of a year's tracked models
     "settled": 0.3,
     "tail": 0.596,
 }
+_ROUNDS = itertools.count(1)
+"Rounds run so far: each is one bulk interval after the last."
 OLD_TIER_COUNTS = (
     "SELECT tier, count(*) FROM models WHERE gone_strikes = 0"
     " AND (bulk_at IS NULL OR bulk_at < ?) GROUP BY tier"
@@ -125,15 +134,74 @@ def _new_replan(tracker: Tracker) -> None:
     tracker.plan(NOW)
 
 
-def _round(store: StateStore, tracker: Tracker, listed: list[str], at: float) -> None:
-    """The store work of one engagement round at ``at``: first sight checks for the listed
-    models, then their snapshots recorded in one transaction."""
+def _record(tracker: Tracker, repo_id: str, at: float) -> None:
+    model = tracker.store.get(repo_id)
+    assert model is not None
+    tracker.record(model, now=at, downloads=200, likes=2, trending_downloads=200, bulk=True)
+
+
+async def _old_round(store: StateStore, tracker: Tracker, listed: list[str], at: float) -> None:
+    """The store work of one engagement round as it was: the due models, first sight checks
+    for the listed models, their snapshots recorded in one transaction, all on the loop."""
+    store.due_snapshots(at, 150)
     seen = [repo_id for repo_id in listed if store.seen(repo_id, None)]
     with store.transaction():
         for repo_id in seen:
-            model = store.get(repo_id)
-            assert model is not None
-            tracker.record(model, now=at, downloads=200, likes=2, trending_downloads=200, bulk=True)
+            _record(tracker, repo_id, at)
+
+
+async def _new_round(store: StateStore, tracker: Tracker, listed: list[str], at: float) -> None:
+    """As ``EngagementPoller.poll_once`` does it now: reads off the loop, writes in batches."""
+    await store.read_off_loop(lambda s: s.due_snapshots(at, 150))
+    seen = await store.read_off_loop(lambda s: [s.seen(r, None) for r in listed])
+    await store.write_in_batches(
+        [
+            functools.partial(_record, tracker, repo_id, at)
+            for repo_id, known in zip(listed, seen, strict=True)
+            if known
+        ]
+    )
+
+
+async def _longest_stall(work: Awaitable[None]) -> float:
+    """Milliseconds ``work`` held the event loop at most: the longest a 1 ms ticker waited
+    past its tick while it ran."""
+    longest = 0.0
+    done = False
+
+    async def tick() -> None:
+        nonlocal longest
+        while not done:
+            start = time.perf_counter()
+            await asyncio.sleep(0.001)
+            longest = max(longest, (time.perf_counter() - start) * 1000 - 1)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    await work
+    done = True
+    await ticker
+    return longest
+
+
+def _stall_ms(
+    round_: Callable[[StateStore, Tracker, list[str], float], Awaitable[None]],
+    store: StateStore,
+    tracker: Tracker,
+    ids: list[str],
+    rng: random.Random,
+    repeat: int,
+) -> tuple[float, float]:
+    """(median longest loop stall, median wall time) of ``repeat`` rounds, in ms."""
+    stalls, walls = [], []
+    for _ in range(repeat):
+        at = NOW + BULK_EVERY * next(_ROUNDS)
+        start = time.perf_counter()
+        stalls.append(
+            asyncio.run(_longest_stall(round_(store, tracker, rng.sample(ids, BULK_LISTED), at)))
+        )
+        walls.append((time.perf_counter() - start) * 1000)
+    return statistics.median(stalls), statistics.median(walls)
 
 
 def bench(size: int, repeat: int) -> dict[str, tuple[float, float]]:
@@ -145,7 +213,6 @@ def bench(size: int, repeat: int) -> dict[str, tuple[float, float]]:
         store._db.execute(
             "CREATE INDEX models_tier_since ON models (tier, coalesce(last_snapshot, tracked_at))"
         )
-        store._db.execute("ANALYZE")
         tracker = Tracker(
             store,
             schedule=SnapshotSchedule(calls_per_day=43_000.0),
@@ -162,14 +229,12 @@ def bench(size: int, repeat: int) -> dict[str, tuple[float, float]]:
             ),
         }
         store._db.execute("DROP INDEX models_tier_since")  # not kept: writes would pay it
-        out["due (150)"] = (float("nan"), _median_ms(lambda: store.due_snapshots(NOW, 150), repeat))
-        at = [NOW]
-
-        def one_round() -> None:
-            at[0] += BULK_EVERY
-            _round(store, tracker, rng.sample(ids, BULK_LISTED), at[0])
-
-        out["round (4,000 listed)"] = (float("nan"), _median_ms(one_round, repeat))
+        due = _median_ms(lambda: store.due_snapshots(NOW, 150), repeat)
+        out["due (150)"] = (due, float("nan"))  # the same query, now in a thread
+        old_stall, old_wall = _stall_ms(_old_round, store, tracker, ids, rng, repeat)
+        new_stall, new_wall = _stall_ms(_new_round, store, tracker, ids, rng, repeat)
+        out["round: loop held"] = (old_stall, new_stall)
+        out["round: wall"] = (old_wall, new_wall)
         out["bases (40)"] = (
             _median_ms(lambda: store._db.execute(OLD_UNRESOLVED, (40,)).fetchall(), repeat),
             _median_ms(lambda: store.unresolved_bases(40), repeat),
@@ -186,8 +251,8 @@ def main() -> None:
     print(f"{'tracked':>10}  {'operation':<22} {'before ms':>10} {'after ms':>10}")
     for size in (int(s) for s in args.sizes.split(",")):
         for name, (before, after) in bench(size, args.repeat).items():
-            shown = "" if before != before else f"{before:10.1f}"  # nan: not measured
-            print(f"{size:>10,}  {name:<22} {shown:>10} {after:10.1f}", flush=True)
+            shown = ["" if v != v else f"{v:10.1f}" for v in (before, after)]  # nan: n/a
+            print(f"{size:>10,}  {name:<22} {shown[0]:>10} {shown[1]:>10}", flush=True)
 
 
 if __name__ == "__main__":

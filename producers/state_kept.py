@@ -4,8 +4,9 @@ at every replan) and the base ids still to resolve (read at every aliases round)
 
 A trigger writes in the transaction of the statement that fired it, so a crash (even
 kill -9) keeps a write and what it changed in a kept table, or neither. A kept table is
-trusted only if all its triggers exist: a store made before them is filled once, at open,
-in the same transaction that creates them.
+trusted only if its triggers are exactly those here (named after it): a store made before
+them, or by a version that kept it otherwise, is filled once, at open, in the transaction
+that creates them.
 """
 
 from __future__ import annotations
@@ -31,14 +32,13 @@ class Kept:
 
 
 def _count(sign: str, row: str) -> str:
-    """A trigger statement adding ``sign``1 to the tier of ``row`` (``new`` or ``old``)."""
+    """A trigger statement adding ``sign``1 to the tier of ``row`` (``new`` or ``old``) if
+    the row is live."""
     return (
-        f"INSERT INTO tier_counts VALUES (coalesce({row}.tier, 'new'), {sign}1)"
-        f" ON CONFLICT (tier) DO UPDATE SET live = live {sign} 1;"
+        f"INSERT INTO tier_counts SELECT coalesce({row}.tier, 'new'), {sign}1"
+        f" WHERE {row}.gone_strikes IS 0 ON CONFLICT (tier) DO UPDATE SET live = live {sign} 1;"
     )
 
-
-_MOVED = "coalesce(old.tier, 'new') != coalesce(new.tier, 'new')"
 
 TIER_COUNTS = Kept(
     "tier_counts",
@@ -53,16 +53,14 @@ TIER_COUNTS = Kept(
         " ON models (tier, coalesce(last_snapshot, tracked_at)) WHERE gone_strikes = 0",
     ),
     {
-        "tier_counts_insert": "AFTER INSERT ON models WHEN new.gone_strikes = 0"
-        f" BEGIN {_count('+', 'new')} END",
-        "tier_counts_delete": "AFTER DELETE ON models WHEN old.gone_strikes = 0"
-        f" BEGIN {_count('-', 'old')} END",
-        "tier_counts_leave": "AFTER UPDATE OF tier, gone_strikes ON models"
-        f" WHEN old.gone_strikes = 0 AND (new.gone_strikes IS NOT 0 OR {_MOVED})"
-        f" BEGIN {_count('-', 'old')} END",
-        "tier_counts_enter": "AFTER UPDATE OF tier, gone_strikes ON models"
-        f" WHEN new.gone_strikes = 0 AND (old.gone_strikes IS NOT 0 OR {_MOVED})"
-        f" BEGIN {_count('+', 'new')} END",
+        "tier_counts_insert": f"AFTER INSERT ON models BEGIN {_count('+', 'new')} END",
+        "tier_counts_delete": f"AFTER DELETE ON models BEGIN {_count('-', 'old')} END",
+        # One trigger for both sides of a move: every snapshot sets tier and gone_strikes,
+        # and each trigger run costs (bench/bench_state.py).
+        "tier_counts_move": "AFTER UPDATE OF tier, gone_strikes ON models"
+        " WHEN coalesce(old.tier, 'new') != coalesce(new.tier, 'new')"
+        " OR (old.gone_strikes IS 0) != (new.gone_strikes IS 0)"
+        f" BEGIN {_count('-', 'old')} {_count('+', 'new')} END",
     },
     (
         "DELETE FROM tier_counts",
@@ -119,7 +117,12 @@ def keep(db: sqlite3.Connection) -> None:
             row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         for kept in KEPT:
-            trusted = kept.table in tables and set(kept.triggers) <= triggers
+            trusted = kept.table in tables and {
+                t for t in triggers if t.startswith(f"{kept.table}_")
+            } == set(kept.triggers)
+            for name in triggers - set(kept.triggers):
+                if name.startswith(f"{kept.table}_"):  # of another version of this table
+                    db.execute(f"DROP TRIGGER {name}")
             for statement in kept.schema:
                 db.execute(statement)
             for name, body in kept.triggers.items():

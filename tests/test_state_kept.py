@@ -216,3 +216,18 @@ def test_per_round_reads_do_not_visit_every_model(tmp_path: Path) -> None:
     assert _kept(store) == _plain(path)
     counts, bases = reads()
     assert counts <= small[0] + 2 and bases <= small[1] + 2
+
+
+def test_counts_kept_by_other_triggers_are_recounted_at_open(tmp_path: Path) -> None:
+    """A store whose counts another version kept (here one counting every insert twice)
+    has those triggers replaced and its counts recounted."""
+    path = tmp_path / "state.sqlite3"
+    StateStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TRIGGER tier_counts_twice AFTER INSERT ON models BEGIN"
+            " UPDATE tier_counts SET live = live + 1 WHERE tier = new.tier; END"
+        )
+    store = StateStore(path)
+    _random_writes(store, random.Random(5), 150)
+    assert _kept(store) == _plain(path)
