@@ -26,8 +26,8 @@ __all__ = ["WRITE_BATCH", "FollowedRepo", "RejectedSet", "StateStore", "TrackedM
 
 T = TypeVar("T")
 
-WRITE_BATCH = 200
-"""Writes per transaction in :meth:`StateStore.write_in_batches`: some 20-40 ms of SQLite at
+WRITE_BATCH = 100
+"""Writes per transaction in :meth:`StateStore.write_in_batches`: some 10-30 ms of SQLite at
 a year's store (bench/bench_state.py), after which the event loop serves the other pollers."""
 
 _SCHEMA = """
@@ -196,20 +196,24 @@ class StateStore:
         return await asyncio.to_thread(run)
 
     async def write_in_batches(
-        self, writes: Sequence[Callable[[], None]], *, size: int = WRITE_BATCH
+        self, writes: Sequence[Callable[[], None]], *, size: int | None = None
     ) -> None:
-        """Run ``writes``, ``size`` to a transaction, yielding to the event loop between
-        transactions: a round's thousands of writes in one would hold it for most of a
-        second at a year's store. Each write is whole in one transaction; a crash between
-        them leaves the rest undone, as a round that failed part-way (what they record is
-        published already: the models are simply due again)."""
+        """Run ``writes``, ``size`` (:data:`WRITE_BATCH`) to a transaction, yielding to
+        the event loop between transactions: a round's thousands of writes in one would
+        hold it for most of a second at a year's store. Each write is whole in one
+        transaction; a crash between them leaves the rest undone, as a round that failed
+        part-way (what they record is published already: the models are simply due
+        again)."""
         if self._depth:
             raise RuntimeError("write_in_batches inside a transaction would yield within it")
+        size = size or WRITE_BATCH
         for start in range(0, len(writes), size):
             with self.transaction():
                 for write in writes[start : start + size]:
                     write()
-            await asyncio.sleep(0)
+            # The loop runs while the batch's pages are copied from the WAL into the store
+            # off it: else SQLite does that (and its fsync) in some COMMIT, on the loop.
+            await self.read_off_loop(_checkpoint)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -676,6 +680,10 @@ class StateStore:
 
     def set_mark(self, name: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (name, value))
+
+
+def _checkpoint(store: StateStore) -> None:
+    store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _tracked(row: tuple[object, ...]) -> TrackedModel:
