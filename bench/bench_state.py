@@ -18,7 +18,9 @@ the models name a base, most of them tracked or resolved), then times:
   ``WRITE_BATCH``); "loop held" is the longest a 1 ms ticker waited meanwhile, "wall" the
   round's duration;
 - bases: ``StateStore.unresolved_bases`` for one aliases round, once the aliases stream
-  has caught up (nothing left to resolve); *before*: the query it ran until now.
+  has caught up (nothing left to resolve); *before*: the query it ran until now;
+- github repos: ``StateStore.followed_github_repos`` for one GitHub round (5 % of the
+  models link one of size/100 repos), left as it was.
 
     .venv/bin/python bench/bench_state.py [--sizes 100000,1000000] [--repeat 5]
 
@@ -104,6 +106,9 @@ def _fill(store: StateStore, size: int, rng: random.Random) -> list[str]:
             rows,
         )
         store._db.executemany("INSERT OR IGNORE INTO model_bases VALUES (?, ?)", bases)
+        # 5 % of the cards link a GitHub repo, among size/100 repos followed.
+        for i in range(0, size, 20):
+            store.add_github_repo(f"gh/repo-{rng.randrange(size // 100)}", f"card:{ids[i]}", at=NOW)
         # The aliases stream keeps up: every base that is not tracked is resolved.
         for _, base in bases:
             if base.startswith("ext/"):
@@ -235,6 +240,10 @@ def bench(size: int, repeat: int) -> dict[str, tuple[float, float]]:
         new_stall, new_wall = _stall_ms(_new_round, store, tracker, ids, rng, repeat)
         out["round: loop held"] = (old_stall, new_stall)
         out["round: wall"] = (old_wall, new_wall)
+        out["github repos (left)"] = (
+            float("nan"),
+            _median_ms(store.followed_github_repos, repeat),
+        )
         out["bases (40)"] = (
             _median_ms(lambda: store._db.execute(OLD_UNRESOLVED, (40,)).fetchall(), repeat),
             _median_ms(lambda: store.unresolved_bases(40), repeat),

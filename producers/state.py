@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS etags (url TEXT PRIMARY KEY, etag TEXT);
 CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heard (         -- repos named by a webhook before any listing
     repo_id TEXT PRIMARY KEY, stream TEXT, at REAL);
+CREATE INDEX IF NOT EXISTS heard_at ON heard (at);  -- the sweep's oldest first, not a sort
 CREATE TABLE IF NOT EXISTS aliases (       -- base ids resolved: one Hub request each, ever
     alias_id TEXT PRIMARY KEY,
     canonical_id TEXT,                     -- '' when the Hub does not show it (gone)
