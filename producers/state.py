@@ -22,13 +22,23 @@ from typing import TypeVar
 
 from producers.state_kept import TIER, keep
 
-__all__ = ["WRITE_BATCH", "FollowedRepo", "RejectedSet", "StateStore", "TrackedModel"]
+__all__ = [
+    "WRITE_BATCH",
+    "WRITE_SLICE",
+    "FollowedRepo",
+    "RejectedSet",
+    "StateStore",
+    "TrackedModel",
+]
 
 T = TypeVar("T")
 
 WRITE_BATCH = 100
 """Writes per transaction in :meth:`StateStore.write_in_batches`: some 10-30 ms of SQLite at
 a year's store (bench/bench_state.py), after which the event loop serves the other pollers."""
+WRITE_SLICE = 0.03
+"""...and seconds of them at most: at a million models on a busy machine one write can take
+a millisecond (bench/bench_state.py)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -199,19 +209,24 @@ class StateStore:
     async def write_in_batches(
         self, writes: Sequence[Callable[[], None]], *, size: int | None = None
     ) -> None:
-        """Run ``writes``, ``size`` (:data:`WRITE_BATCH`) to a transaction, yielding to
-        the event loop between transactions: a round's thousands of writes in one would
-        hold it for most of a second at a year's store. Each write is whole in one
-        transaction; a crash between them leaves the rest undone, as a round that failed
-        part-way (what they record is published already: the models are simply due
-        again)."""
+        """Run ``writes``, ``size`` (:data:`WRITE_BATCH`) or :data:`WRITE_SLICE` seconds'
+        worth to a transaction, yielding to the event loop between transactions: a round's
+        thousands of writes in one would hold it for seconds at a year's store. Each write
+        is whole in one transaction; a crash between them leaves the rest undone, as a round
+        that failed part-way (what they record is published already: the models are simply
+        due again)."""
         if self._depth:
             raise RuntimeError("write_in_batches inside a transaction would yield within it")
         size = size or WRITE_BATCH
-        for start in range(0, len(writes), size):
+        done = 0
+        while done < len(writes):
+            until = time.monotonic() + WRITE_SLICE
             with self.transaction():
-                for write in writes[start : start + size]:
+                for write in writes[done : done + size]:
                     write()
+                    done += 1
+                    if time.monotonic() >= until:
+                        break
             # The loop runs while the batch's pages are copied from the WAL into the store
             # off it: else SQLite does that (and its fsync) in some COMMIT, on the loop.
             await self.read_off_loop(_checkpoint)
