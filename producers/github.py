@@ -319,7 +319,9 @@ class GithubPoller:
 
     async def poll_once(self) -> int:
         now = self._clock()
-        followed, capped = cap_followed(self._store.followed_github_repos(), self._max_repos)
+        # Off the loop: it sums the likes of every model card linking a followed repo.
+        linked = await self._store.read_off_loop(lambda s: s.followed_github_repos())
+        followed, capped = cap_followed(linked, self._max_repos)
         due = due_in_order(followed, now, self._repo_interval)
         if self._budget is not None:
             rate = self._budget.rate

@@ -11,6 +11,7 @@ Only tracked models' snapshots are published: the rest of the thousands listed i
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -88,7 +89,9 @@ class EngagementPoller:
         store = self._tracker.store
         # Due models a bulk call just saw are snapshotted already: ask for more to fill the
         # round's per-model calls.
-        for model in store.due_snapshots(now, self._requests - used + len(from_bulk)):
+        wanted = self._requests - used + len(from_bulk)
+        # Off the loop: with a backlog, ordering the due models reads every one of them.
+        for model in await store.read_off_loop(lambda s: s.due_snapshots(now, wanted)):
             if used >= self._requests:
                 break
             if model.repo_id in snapshots:
@@ -124,14 +127,21 @@ class EngagementPoller:
         await self._publisher.flush()
         if bulk:  # only once delivered: a round that failed retries its bulk call too
             self._next_bulk = now + self._bulk_every
-        with store.transaction():
-            for repo_id in unseen:  # for the sweep to look up and report
-                store.hear_of(repo_id, self.name, now)
-            for snap in snapshots.values():
-                self._record(snap, now, bulk=snap.repo_id in from_bulk)
-            for repo_id in gone:
-                store.schedule_snapshot(repo_id, now + gone_recheck(store.strike_gone(repo_id)))
+        # Thousands of models a round (the bulk calls'): in batches, so the other pollers
+        # run between them.
+        await store.write_in_batches(
+            [functools.partial(store.hear_of, r, self.name, now) for r in unseen]  # for the sweep
+            + [
+                functools.partial(self._record, snap, now, bulk=snap.repo_id in from_bulk)
+                for snap in snapshots.values()
+            ]
+            + [functools.partial(self._strike_gone, repo_id, now) for repo_id in gone]
+        )
         return len(snapshots)
+
+    def _strike_gone(self, repo_id: str, now: float) -> None:
+        store = self._tracker.store
+        store.schedule_snapshot(repo_id, now + gone_recheck(store.strike_gone(repo_id)))
 
     async def _bulk(self, sort: str) -> tuple[list[ModelSnapshot], list[str]]:
         """Snapshots of the tracked models on the first page in ``sort`` order, and the ids
@@ -140,8 +150,7 @@ class EngagementPoller:
         body, _ = await request(self._client, "/api/models", params=params, budget=self._budget)
         observed = now_utc()
         store = self._tracker.store
-        out = []
-        unseen = []
+        listed: list[tuple[ModelSnapshot, float | None]] = []
         for item in body if isinstance(body, list) else []:
             try:
                 snap = model_snapshot_from_api(item, observed)
@@ -156,10 +165,16 @@ class EngagementPoller:
                 )
                 continue
             _, created = listed_id_and_created(item)
-            if store.seen(snap.repo_id, None if created is None else created.timestamp()):
-                out.append(snap)
-            elif created is not None:  # else not a model.created: the uploads stream letters it
-                unseen.append(snap.repo_id)
+            listed.append((snap, None if created is None else created.timestamp()))
+        # A thousand lookups: off the loop.
+        seen = await store.read_off_loop(lambda s: [s.seen(n.repo_id, c) for n, c in listed])
+        out = [snap for (snap, _), known in zip(listed, seen, strict=True) if known]
+        # One without a createdAt is not a model.created: the uploads stream letters it.
+        unseen = [
+            snap.repo_id
+            for (snap, created), known in zip(listed, seen, strict=True)
+            if not known and created is not None
+        ]
         return out, unseen
 
     def _record(self, snap: ModelSnapshot, now: float, *, bulk: bool) -> None:

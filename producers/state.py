@@ -9,15 +9,36 @@ restart re-emits at most what the event ids deduplicate, and skips nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["FollowedRepo", "RejectedSet", "StateStore", "TrackedModel"]
+from producers.state_kept import TIER, keep
+
+__all__ = [
+    "WRITE_BATCH",
+    "WRITE_SLICE",
+    "FollowedRepo",
+    "RejectedSet",
+    "StateStore",
+    "TrackedModel",
+]
+
+T = TypeVar("T")
+
+WRITE_BATCH = 100
+"""Writes per transaction in :meth:`StateStore.write_in_batches`: some 10-30 ms of SQLite at
+a year's store (bench/bench_state.py), after which the event loop serves the other pollers."""
+WRITE_SLICE = 0.03
+"""...and seconds of them at most: at a million models on a busy machine one write can take
+a millisecond (bench/bench_state.py)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -50,6 +71,7 @@ CREATE TABLE IF NOT EXISTS etags (url TEXT PRIMARY KEY, etag TEXT);
 CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heard (         -- repos named by a webhook before any listing
     repo_id TEXT PRIMARY KEY, stream TEXT, at REAL);
+CREATE INDEX IF NOT EXISTS heard_at ON heard (at);  -- the sweep's oldest first, not a sort
 CREATE TABLE IF NOT EXISTS aliases (       -- base ids resolved: one Hub request each, ever
     alias_id TEXT PRIMARY KEY,
     canonical_id TEXT,                     -- '' when the Hub does not show it (gone)
@@ -115,10 +137,20 @@ class FollowedRepo:
 
 
 class StateStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """``read_only``: a connection for :meth:`read_off_loop` (the store exists)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT).
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._path = path
+        self._depth = 0
+        self._claims: dict[str, str] = {}
+        "repo id -> the stream about to report it as first seen (in flight, this process)."
+        self._reader: StateStore | None = None
+        self._reader_lock = threading.Lock()
+        if read_only:
+            self._db.execute("PRAGMA query_only = ON")
+            return
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
@@ -130,14 +162,10 @@ class StateStore:
         for column, kind in _ADDED_COLUMNS:
             if column not in columns:
                 self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {kind}")
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS models_tier_since"
-            " ON models (tier, coalesce(last_snapshot, tracked_at))"
-        )
+        # Replaced by models_live_tier_since, which leaves gone models out.
+        self._db.execute("DROP INDEX IF EXISTS models_tier_since")
+        keep(self._db)  # tier counts and pending bases (producers.state_kept)
         self._upgrade_github()
-        self._depth = 0
-        self._claims: dict[str, str] = {}
-        "repo id -> the stream about to report it as first seen (in flight, this process)."
 
     def _upgrade_github(self) -> None:
         """Stores made before the GitHub budget: repos get when they were followed and last
@@ -160,7 +188,48 @@ class StateStore:
         self._db.execute("DELETE FROM etags WHERE url LIKE '%?%'")
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         self._db.close()
+
+    async def read_off_loop(self, read: Callable[[StateStore], T]) -> T:
+        """``read(store)`` in a worker thread, on a read-only connection of its own, so a
+        read that grows with the store (the due models of a round with a backlog) does not
+        hold the event loop. It sees what is committed, which is what this connection sees
+        between transactions (no transaction stays open across an ``await``)."""
+
+        def run() -> T:
+            with self._reader_lock:  # one connection, one reader at a time
+                if self._reader is None:
+                    self._reader = StateStore(self._path, read_only=True)
+                return read(self._reader)
+
+        return await asyncio.to_thread(run)
+
+    async def write_in_batches(
+        self, writes: Sequence[Callable[[], None]], *, size: int | None = None
+    ) -> None:
+        """Run ``writes``, ``size`` (:data:`WRITE_BATCH`) or :data:`WRITE_SLICE` seconds'
+        worth to a transaction, yielding to the event loop between transactions: a round's
+        thousands of writes in one would hold it for seconds at a year's store. Each write
+        is whole in one transaction; a crash between them leaves the rest undone, as a round
+        that failed part-way (what they record is published already: the models are simply
+        due again)."""
+        if self._depth:
+            raise RuntimeError("write_in_batches inside a transaction would yield within it")
+        size = size or WRITE_BATCH
+        done = 0
+        while done < len(writes):
+            until = time.monotonic() + WRITE_SLICE
+            with self.transaction():
+                for write in writes[done : done + size]:
+                    write()
+                    done += 1
+                    if time.monotonic() >= until:
+                        break
+            # The loop runs while the batch's pages are copied from the WAL into the store
+            # off it: else SQLite does that (and its fsync) in some COMMIT, on the loop.
+            await self.read_off_loop(_checkpoint)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -385,20 +454,23 @@ class StateStore:
     def tier_counts(self, *, bulk_since: float) -> dict[str, int]:
         """Models per snapshot tier that per-model calls must reach: not gone, and not seen
         by a bulk list call since ``bulk_since`` (those the bulk calls keep covering)."""
-        rows = self._db.execute(
-            "SELECT tier, count(*) FROM models WHERE gone_strikes = 0"
-            " AND (bulk_at IS NULL OR bulk_at < ?) GROUP BY tier",
+        counts = {str(tier): int(n) for tier, n in self._db.execute("SELECT * FROM tier_counts")}
+        # The kept counts less the live models a bulk call saw since: only those are read.
+        for tier, n in self._db.execute(
+            f"SELECT {TIER}, count(*) FROM models INDEXED BY models_live_bulk_at"
+            f" WHERE gone_strikes = 0 AND bulk_at >= ? GROUP BY {TIER}",
             (bulk_since,),
-        )
-        return {str(tier): int(n) for tier, n in rows}
+        ):
+            counts[str(tier)] -= int(n)
+        return {tier: n for tier, n in counts.items() if n > 0}
 
     def overdue(self, tier: str, promise: float, now: float) -> tuple[int, float]:
         """Models of ``tier`` not snapshotted within ``promise`` seconds (since tracking
         began, if never), and by how many seconds the longest-waiting one is late."""
         count, oldest = self._db.execute(
             "SELECT count(*), min(coalesce(last_snapshot, tracked_at)) FROM models"
-            " WHERE tier = ? AND coalesce(last_snapshot, tracked_at) < ?"
-            " AND gone_strikes = 0",
+            " INDEXED BY models_live_tier_since WHERE tier = ?"
+            " AND coalesce(last_snapshot, tracked_at) < ? AND gone_strikes = 0",
             (tier, now - promise),
         ).fetchone()
         return int(count), 0.0 if oldest is None else now - promise - float(oldest)
@@ -477,11 +549,7 @@ class StateStore:
     def unresolved_bases(self, limit: int) -> list[str]:
         """Base ids tracked models name that are neither tracked nor resolved yet."""
         rows = self._db.execute(
-            "SELECT DISTINCT b.base_model FROM model_bases b"
-            " WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.repo_id = b.base_model)"
-            " AND NOT EXISTS (SELECT 1 FROM aliases a WHERE a.alias_id = b.base_model)"
-            " ORDER BY b.base_model LIMIT ?",
-            (limit,),
+            "SELECT base_model FROM pending_bases ORDER BY base_model LIMIT ?", (limit,)
         )
         return [row[0] for row in rows]
 
@@ -628,6 +696,10 @@ class StateStore:
 
     def set_mark(self, name: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (name, value))
+
+
+def _checkpoint(store: StateStore) -> None:
+    store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _tracked(row: tuple[object, ...]) -> TrackedModel:
