@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import Any
 
@@ -179,7 +180,10 @@ async def run_embedded(
             prometheus_url=settings.prometheus_url,
             default_range=ALL_TIME if replay is not None else None,
         )
-        view = await start_view(source, settings.view_port)
+        # Only the default port may move: one named in HUBWATCH_VIEW_PORT is kept.
+        view = await start_view(
+            source, settings.view_port, fallback="HUBWATCH_VIEW_PORT" not in os.environ
+        )
         if view is not None:
             status.view_url = f"{view.url}/"
             print(f"hubwatch: web view at {status.view_url}", flush=True)

@@ -343,3 +343,27 @@ def test_serve_on_a_taken_port_it_was_asked_for_is_one_line(
         # HUBWATCH_VIEW_PORT is asked for as much as --port is.
         done = hubwatch("serve", env={**env, "HUBWATCH_VIEW_PORT": str(port)})
         _one_line_failure(done, f"port {port} is taken")
+
+
+def test_run_on_a_taken_view_port_it_was_asked_for_is_one_line(tmp_path: Path) -> None:
+    """`hubwatch run` keeps HUBWATCH_VIEW_PORT as `serve` does: only the default moves."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"HUBWATCH_STATE_DIR": str(tmp_path / "state"), "HUBWATCH_VIEW_PORT": str(port)}
+        done = hubwatch(
+            "run",
+            "--replay",
+            "--http-port",
+            str(free_port()),
+            "--tcp-port",
+            str(free_port()),
+            env=env,
+        )
+        # It is found once the server is up, after the log of what started (one line each).
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"hubwatch: port {port} is taken"), done.stderr
+        assert "HUBWATCH_VIEW_PORT" in last
