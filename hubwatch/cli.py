@@ -806,18 +806,23 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
             takes = " ".join(f"--param {k}=<{t}>" for k, t in query.params.items()) or "none"
             raise ConfigError(f"{query.name} has no parameter {name!r}; it takes: {takes}")
         given[name] = value
+    # A summary answers for now: a time the user names is computed from the raw tables.
+    summary = query.summary if "at" not in given else None
+    if args.fresh and summary is None:
+        why = "it names a time (--param at=…)" if query.summary else "it reads no summary"
+        raise ConfigError(f"--fresh has nothing to recompute for {query.name}: {why}")
     given = query.bind(given)
     missing = set(query.params) - set(given)
     if missing:
         raise ConfigError(f"{query.name} needs --param {' --param '.join(sorted(missing))}")
     as_of, fresh = None, args.fresh
-    if query.summary is not None:
-        as_of, fresh = _summary_as_of(settings, query.summary, fresh=args.fresh)
+    if summary is not None:
+        as_of, fresh = _summary_as_of(settings, summary, fresh=args.fresh)
     answer = _server_query(settings, query.sql, args.format, parameters=given)
-    if not answer.strip() and query.summary is not None and not fresh:
+    if not answer.strip() and summary is not None and not fresh:
         # An empty summary may only be behind what was just written: recompute it once
         # before saying why there is nothing.
-        as_of, fresh = _summary_as_of(settings, query.summary, fresh=True)
+        as_of, fresh = _summary_as_of(settings, summary, fresh=True)
         answer = _server_query(settings, query.sql, args.format, parameters=given)
     if answer.strip():
         if as_of:
@@ -836,22 +841,28 @@ def _summary_as_of(settings: Settings, view: str, *, fresh: bool) -> tuple[str, 
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
     from hubwatch.clickhouse import connect
-    from hubwatch.summaries import refresh, refreshed_at
+    from hubwatch.summaries import refresh, summary_state
 
     client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
     try:
-        at = None if fresh else refreshed_at(client, view)
-        if at is not None:
+        state = None if fresh else summary_state(client, view)
+        if state is not None and state.last_success is not None:
+            following = (
+                f"next at {state.next_refresh:%H:%M:%S}" if state.next_refresh else "on schedule"
+            )
+            # A refresh that fails keeps the old answer: say so, or it reads as current.
+            failed = f"; its last refresh failed: {state.error}" if state.error else ""
             return (
-                f"{view}: as of its last refresh, {at:%Y-%m-%d %H:%M:%S} UTC (every 60 s);"
-                " --fresh recomputes now"
+                f"{view}: as of its last refresh, {state.last_success:%Y-%m-%d %H:%M:%S} UTC"
+                f" ({following}){failed}; --fresh recomputes now"
             ), False
         refresh(client, [view])
-        at = refreshed_at(client, view)
+        state = summary_state(client, view)
     except ClickHouseError as exc:
         raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
     finally:
         client.close()
+    at = state.last_success if state is not None else None
     stamp = f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "now"
     return f"{view}: as of {stamp}, recomputed now", True
 

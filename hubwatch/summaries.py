@@ -10,18 +10,21 @@ Readers then scan hundreds of rows, not millions. What a summary says is as of i
 refresh (``system.view_refreshes``); :func:`refresh` recomputes now, for one-shot readers
 (``hubwatch report``, ``hubwatch query --fresh``, tests) that must see what was just written.
 
-The same views run on the embedded chdb-core server and on a ClickHouse server.
+The same views run on the embedded chdb-core server and on a ClickHouse server. A refresh
+swaps its new table in for the old one, so an ALTER of a summary's table made while it
+refreshes is undone: a migration changes a summary by a new table and view.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hubwatch.clickhouse import as_utc
 
-__all__ = ["refresh", "refreshed_at", "summary_views"]
+__all__ = ["SummaryState", "refresh", "refreshed_at", "summary_state", "summary_views"]
 
 
 def summary_views(client: Any) -> list[str]:
@@ -53,3 +56,26 @@ def refreshed_at(client: Any, view: str) -> datetime | None:
     if not rows or rows[0][0] is None:
         return None
     return as_utc(rows[0][0])
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryState:
+    """A summary's schedule as ClickHouse reports it."""
+
+    view: str
+    last_success: datetime | None  # when its newest good answer was computed (UTC)
+    next_refresh: datetime | None
+    error: str  # the last attempt's error, empty when it succeeded
+
+
+def summary_state(client: Any, view: str) -> SummaryState | None:
+    """``view``'s state, None when the database has no such refreshable view."""
+    rows = client.query(
+        "SELECT last_success_time, next_refresh_time, exception FROM system.view_refreshes"
+        " WHERE database = currentDatabase() AND view = {view:String}",
+        parameters={"view": view},
+    ).result_rows
+    if not rows:
+        return None
+    last, following, error = rows[0]
+    return SummaryState(view, as_utc(last), as_utc(following), str(error or ""))

@@ -188,8 +188,11 @@ class StateStore:
         self._db.execute("DELETE FROM etags WHERE url LIKE '%?%'")
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
+        # A cancelled read_off_loop still runs in its thread: wait for it, not under it.
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         self._db.close()
 
     async def read_off_loop(self, read: Callable[[StateStore], T]) -> T:
@@ -228,7 +231,8 @@ class StateStore:
                     if time.monotonic() >= until:
                         break
             # The loop runs while the batch's pages are copied from the WAL into the store
-            # off it: else SQLite does that (and its fsync) in some COMMIT, on the loop.
+            # off it, so SQLite's own checkpoint (at 1,000 WAL pages, with its fsync, in
+            # whichever COMMIT crosses them, on the loop) seldom comes due.
             await self.read_off_loop(_checkpoint)
 
     @contextlib.contextmanager

@@ -77,6 +77,17 @@ def ch(clickhouse_url: str, database: str) -> Iterator[Any]:
     client.close()
 
 
+def hold_summaries(client: Any) -> Any:
+    """``client``'s database with its summaries refreshed only when a test asks (refresh()):
+    a scheduled refresh between a write and a read would hide that the read is of the
+    summary."""
+    from hubwatch.summaries import summary_views
+
+    for view in summary_views(client):
+        client.command(f"ALTER TABLE `{view}` MODIFY REFRESH EVERY 1 DAY")
+    return client
+
+
 ImportBoard = Callable[[Path], Any]
 
 

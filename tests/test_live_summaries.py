@@ -15,11 +15,12 @@ import pytest
 from hubwatch.clickhouse import connect
 from hubwatch.events import GithubCommit, ModelCommit, ModelCreated, ModelSnapshot
 from hubwatch.queries import load
-from hubwatch.summaries import refresh, summary_views
+from hubwatch.summaries import refresh
 from processors.engagement import RollingEngagement
 from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter
+from tests.conftest import hold_summaries
 
 T1 = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
@@ -33,12 +34,7 @@ def writer(clickhouse_url: str, database: str) -> Iterator[ClickHouseWriter]:
 
 @pytest.fixture
 def ch(ch: Any) -> Any:
-    """The database, its summaries refreshed only when a test asks (refresh()): a
-    scheduled refresh between a write and a read would hide that the read is of the
-    summary."""
-    for view in summary_views(ch):
-        ch.command(f"ALTER TABLE `{view}` MODIFY REFRESH EVERY 1 DAY")
-    return ch
+    return hold_summaries(ch)
 
 
 def _query(ch: Any, name: str, **params: str) -> list[tuple[Any, ...]]:

@@ -20,7 +20,7 @@ from processors.families import FamilyForest
 from processors.pipeline import plan_batch
 from processors.sinks import ClickHouseWriter
 from producers.hub import model_created_from_api
-from tests.conftest import hubwatch
+from tests.conftest import hold_summaries, hubwatch
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 MISTRAL = {"architectures": ["MistralForCausalLM"]}
@@ -57,6 +57,11 @@ ITEMS = [
 ]
 SCORES = {"m/Big-24B": 30.0, "f/Big-tuned": 33.0, "f/Big-tuned-2": 29.5, "f/Deeper": 34.0,
           "l/Other-8B": 20.0, "f/Other-tuned": 24.0}  # fmt: skip
+
+
+@pytest.fixture
+def ch(ch: Any) -> Any:
+    return hold_summaries(ch)
 
 
 @pytest.fixture
@@ -243,9 +248,6 @@ def test_query_says_as_of_when_and_fresh_recomputes(
             _item("q/Other-GGUF", 5, LLAMA, "l/Other-8B", "quantized",
                   siblings=[{"rfilename": "m.Q8_0.gguf"}]), NOW),
     ])  # fmt: skip
-    # A schedule of 60 s could refresh between the write and the read: hold it, so what
-    # the summary holds is the answer before the write.
-    ch.command("SYSTEM STOP VIEW family_growth_refresh")
     stale = hubwatch("query", "family_growth", "--format", "TSV", env=env)
     assert stale.returncode == 0, stale.stderr
     assert {r.split("\t")[0]: r.split("\t")[4] for r in stale.stdout.splitlines()} == {
@@ -255,7 +257,6 @@ def test_query_says_as_of_when_and_fresh_recomputes(
     [line] = stale.stderr.strip().splitlines()
     assert line.startswith("family_growth_refresh: as of its last refresh, "), line
     assert "--fresh recomputes now" in line, line
-    ch.command("SYSTEM START VIEW family_growth_refresh")
     fresh = hubwatch("query", "family_growth", "--fresh", "--format", "TSV", env=env)
     assert fresh.returncode == 0, fresh.stderr
     assert {r.split("\t")[0]: r.split("\t")[4] for r in fresh.stdout.splitlines()} == {

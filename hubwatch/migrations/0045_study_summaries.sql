@@ -5,6 +5,8 @@
 -- so what they say is as of the last refresh; `hubwatch query --fresh` recomputes now. A
 -- grouped answer is kept for every grouping at once (`by`), each group's numbers computed
 -- over exactly the rows the query computed them over before, so the answers are the same.
+-- Every summary's schedule is spread over a few seconds (RANDOMIZE FOR), so the views of a
+-- database do not all start on the same second and compete with the panels' reads.
 
 -- size_change: every grouping of size_pairs, the 1,000 largest groups of each.
 CREATE TABLE IF NOT EXISTS size_change_summary
@@ -22,7 +24,7 @@ ORDER BY (by, `group`)
 COMMENT 'size_change''s answer per grouping, as of the last refresh of size_change_refresh';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS size_change_refresh
-REFRESH EVERY 60 SECOND TO size_change_summary
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO size_change_summary
 AS SELECT
     by,
     multiIf(by = 'relation', relation, by = 'architecture', architecture,
@@ -56,7 +58,7 @@ ORDER BY (by, board, `group`)
 COMMENT 'score_delta''s answer per grouping, as of the last refresh of score_delta_refresh';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS score_delta_refresh
-REFRESH EVERY 60 SECOND TO score_delta_summary
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO score_delta_summary
 AS SELECT
     by,
     board,
@@ -90,7 +92,7 @@ ORDER BY (board, precision, pairing, size_source)
 COMMENT 'quantized_tradeoff''s answer, as of the last refresh of quantized_tradeoff_refresh';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS quantized_tradeoff_refresh
-REFRESH EVERY 60 SECOND TO quantized_tradeoff_summary
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO quantized_tradeoff_summary
 AS WITH
     scores AS (
         SELECT board, model_id, toString(precision) AS precision, score
@@ -163,7 +165,7 @@ ORDER BY (board, benchmark)
 COMMENT 'benchmark_delta''s answer, as of the last refresh of benchmark_delta_refresh';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS benchmark_delta_refresh
-REFRESH EVERY 60 SECOND TO benchmark_delta_summary
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO benchmark_delta_summary
 AS WITH
     -- Every id at its canonical name (model_aliases, one hop deep): a board row or a pair
     -- naming a renamed repo's old name, or another casing, counts for the repo.
@@ -240,7 +242,7 @@ ORDER BY root
 COMMENT 'family_growth''s answer, as of the last refresh of family_growth_refresh';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS family_growth_refresh
-REFRESH EVERY 60 SECOND TO family_growth_summary
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO family_growth_summary
 AS SELECT root, within_7_days, within_30_days, within_90_days, descendants, finetunes,
        quantized, adapters, merges, tree_depth AS depth
 FROM (

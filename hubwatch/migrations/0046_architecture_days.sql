@@ -23,7 +23,7 @@ ORDER BY (day, architecture)
 COMMENT 'the Architectures panel per day, as of the last refresh of architecture_days_refresh';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS architecture_days_refresh
-REFRESH EVERY 60 SECOND TO architecture_days
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO architecture_days
 AS WITH
     scores AS (
         SELECT board, model_id, max(score) AS score

@@ -33,7 +33,7 @@ ENGINE = MergeTree
 ORDER BY (by, group_key);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS community_activity_now_refresh
-REFRESH EVERY 60 SECOND TO community_activity_now AS
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO community_activity_now AS
 WITH
     greatest(now64(3, 'UTC'),
              (SELECT max(at) FROM community_events) + INTERVAL 1 MILLISECOND) AS t,

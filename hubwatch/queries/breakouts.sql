@@ -5,6 +5,7 @@
 -- score, velocity / max(base velocity, siblings' median, 1). A score above 1 breaks out;
 -- the {limit:UInt32} highest scores. As of the last refresh of the breakouts_now summary
 -- (every 60 s; migration 0047 computes it over engagement_live and model_lineage).
+-- summary: breakouts_now_refresh
 -- defaults: limit=1000
 SELECT model, base, relation, root, velocity_per_hour, base_velocity_per_hour,
        siblings_median_velocity, derivatives_of_base, breakout_score

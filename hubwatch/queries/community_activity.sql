@@ -10,6 +10,7 @@
 -- at or up to 5 minutes after the last refresh of the community_activity_now summary,
 -- every 60 s; migration 0049) is answered from that summary, as of its refresh; an
 -- earlier {at:DateTime} is counted from those tables.
+-- summary: community_activity_now_refresh
 -- defaults: at=now by=model limit=1000
 WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,

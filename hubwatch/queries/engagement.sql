@@ -11,6 +11,7 @@
 -- younger than the window). Velocity divides the 24-hour gain by the span it covers, from
 -- the snapshot it is measured from to the newest, and at least 1 hour (a model first seen
 -- 2 hours ago gained over 2 hours, not 24).
+-- summary: engagement_top_refresh
 -- defaults: at=now limit=1000
 WITH
     toDateTime({at:DateTime}, 'UTC') AS t,
