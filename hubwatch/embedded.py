@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from typing import Any
 
 from hubwatch.alerts.evaluate import AlertEvaluator
@@ -128,9 +129,10 @@ async def run_embedded(
         if problem is not None:
             print(
                 f"hubwatch: cannot reach the Hub at {settings.hub_url} ({problem}); "
-                "no network? run `hubwatch run --replay` to replay the fixture instead."
+                "no network? run `hubwatch run --replay` to replay the fixture instead.",
+                file=sys.stderr,
             )
-            return 2
+            return 1  # as every failing command does (README)
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

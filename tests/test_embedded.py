@@ -228,8 +228,8 @@ def test_live_hub_unreachable_says_so_in_one_line(tmp_path: Path) -> None:
         "HUBWATCH_HUB_URL": f"http://127.0.0.1:{free_port()}",
     }
     done = hubwatch("run", env=env)
-    assert done.returncode == 2
-    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Hub" in lines[0] and "--replay" in lines[0]
 
 

@@ -72,7 +72,7 @@ ENGINE = MergeTree
 ORDER BY (downloads_24h, repo_id);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS engagement_top_refresh
-REFRESH EVERY 30 SECOND RANDOMIZE FOR 10 SECOND TO engagement_top AS
+REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO engagement_top AS
 SELECT repo_id, at, likes_1h, likes_24h, likes_7d, downloads_1h, downloads_24h, downloads_7d,
        velocity_per_hour, acceleration
 FROM engagement_live FINAL

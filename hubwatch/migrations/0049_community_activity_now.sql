@@ -1,5 +1,5 @@
 -- community_activity (hubwatch/queries/community_activity.sql) "now", for each grouping
--- (model, family, org, architecture: the `by` column), recomputed every 60 seconds (a
+-- (model, family, org, architecture: the `by` column), recomputed every 120 seconds (a
 -- summary, hubwatch/summaries.py): the canned query at a time at or just after the last
 -- refresh reads these rows instead of counting the week's community_events and looking
 -- the models up. as_of is the time the counts are taken at: the refresh's, or just after
@@ -33,7 +33,7 @@ ENGINE = MergeTree
 ORDER BY (by, group_key);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS community_activity_now_refresh
-REFRESH EVERY 60 SECOND RANDOMIZE FOR 20 SECOND TO community_activity_now AS
+REFRESH EVERY 120 SECOND RANDOMIZE FOR 30 SECOND TO community_activity_now AS
 WITH
     greatest(now64(3, 'UTC'),
              (SELECT max(at) FROM community_events) + INTERVAL 1 MILLISECOND) AS t,

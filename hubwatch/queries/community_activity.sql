@@ -8,7 +8,7 @@
 -- only the 7 days before {at:DateTime}, the links of the GitHub repos active in them
 -- (github_links), model_lineage by family and models by architecture. "Now" ({at:DateTime}
 -- at or up to 5 minutes after the last refresh of the community_activity_now summary,
--- every 60 s; migration 0049) is answered from that summary, as of its refresh; an
+-- every 120 s; migration 0049) is answered from that summary, as of its refresh; an
 -- earlier {at:DateTime} is counted from those tables.
 -- summary: community_activity_now_refresh
 -- defaults: at=now by=model limit=1000

@@ -4,7 +4,7 @@
 -- 24 hours before {at:DateTime}; the {limit:UInt32} that gained most downloads in 24 hours.
 -- "Now" ({at:DateTime} at or after the newest snapshot) is served from engagement_live:
 -- each model's windows as of its latest snapshot, as the processor keeps them, as of the
--- last refresh of its engagement_top summary (every 30 s; migration 0047). An earlier
+-- last refresh of its engagement_top summary (every 60 s; migration 0047). An earlier
 -- {at:DateTime} is computed at hourly resolution over the 15 days before it (the live
 -- windows' horizon), whole days from engagement_daily and the edges from engagement_hourly: a gain is the value at {at:DateTime} minus
 -- the last value seen before the window opened (or the first value inside it, for a model

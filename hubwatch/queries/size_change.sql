@@ -7,7 +7,7 @@
 -- share_smaller (in bytes where both weights are known, else in parameters),
 -- board_parameters (edges whose parameter ratio used a board's count for either end).
 -- An unknown architecture is the empty string, as in score_delta.
--- As of the last refresh of its summary (every 60 s; `hubwatch query --fresh` recomputes
+-- As of the last refresh of its summary (every 5 minutes; `hubwatch query --fresh` recomputes
 -- now): the answer is computed once per refresh in migration 0045, this reads it.
 -- summary: size_change_refresh
 SELECT `group` AS group, edges, median_parameter_ratio, median_byte_ratio, share_smaller,

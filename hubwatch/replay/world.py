@@ -256,7 +256,11 @@ class HubWorld:
             if isinstance(shown.get(key), int) or shown.get(key) is None:
                 shown[key] = (shown.get(key) or 0) + extra
         if overlay.downloads:
-            shown["downloadsAllTime"] = (shown.get("downloadsAllTime") or 0) + overlay.downloads
+            # Only a count the model has: an all-time count made up from the overlay alone
+            # would sit far below its 30-day count, and a consumer that falls back from one
+            # to the other would read the switch as downloads lost.
+            if isinstance(shown.get("downloadsAllTime"), int):
+                shown["downloadsAllTime"] += overlay.downloads
             shown["trendingScore"] = (shown.get("trendingScore") or 0) + overlay.downloads // 100
         return shown
 

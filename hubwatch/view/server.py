@@ -154,7 +154,7 @@ async def start_view(source: PanelSource, port: int, *, fallback: bool = True) -
         if not fallback:
             raise ConfigError(
                 f"port {port} is taken (another process listens there): pick another with "
-                "--port or HUBWATCH_VIEW_PORT"
+                "HUBWATCH_VIEW_PORT (or serve's --port); 0 turns the view off"
             ) from exc
         server = ViewServer(source, port=0)
         await server.start()
