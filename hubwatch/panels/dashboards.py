@@ -549,7 +549,8 @@ OPERATIONS = Dashboard(
     uid="hubwatch-operations",
     title="hubwatch / Operations",
     description="Is hubwatch keeping up: poll lag, rate-limit headroom, consumer lag, dead "
-    "letters and ClickHouse write latency (Prometheus, from --metrics-port).",
+    "letters, ClickHouse write latency and the summaries' freshness (Prometheus, from "
+    "--metrics-port).",
     time_from="now-6h",
     refresh="30s",
     panels=(
@@ -636,6 +637,17 @@ OPERATIONS = Dashboard(
             "table",
             "ops",
             "{{table}}",
+        ),
+        _prom(
+            "summary_age",
+            "Summaries: age of last refresh",
+            "Seconds since each summary last refreshed successfully (every 30-60 s when "
+            "healthy; a failed refresh keeps the old answer and this keeps growing: "
+            "HubwatchSummaryStale fires past 5 min).",
+            "time() - max by (view) (hubwatch_summary_last_success_timestamp_seconds)",
+            "view",
+            "s",
+            "{{view}}",
         ),
         Panel(
             id="dead_letters_by_reason",
