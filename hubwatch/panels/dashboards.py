@@ -526,6 +526,7 @@ def _prom(
     series: str,
     unit: str,
     legend: str,
+    width: int = 8,
 ) -> Panel:
     return Panel(
         id=id,
@@ -541,7 +542,7 @@ def _prom(
         series=series,
         unit=unit,
         legend=legend,
-        width=8,
+        width=width,
     )
 
 
@@ -648,6 +649,7 @@ OPERATIONS = Dashboard(
             "view",
             "s",
             "{{view}}",
+            width=24,  # a row of its own: the nine above fill three rows
         ),
         Panel(
             id="dead_letters_by_reason",
