@@ -33,6 +33,7 @@ from processors.families import FamilyForest
 from processors.pipeline import count_delivered, plan_batch
 from processors.restore import ForestKeeper, load_aliases, load_engagement
 from processors.sinks import ClickHouseWriter
+from processors.summary_watch import SummaryWatch
 from processors.validate import RowValidator
 from producers._http import make_client, request
 from producers.checkpoint import CheckpointStore
@@ -200,11 +201,18 @@ async def run_embedded(
             ),
             name="status",
         )
+        watch = SummaryWatch(
+            server.url, settings.clickhouse_database, interval=settings.summary_watch_interval
+        )
+        watcher = asyncio.create_task(watch.run(), name="summary-watch")
         try:
             await _pipeline(settings, stop, status)
         finally:
             done.set()
             await reporter
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
     finally:
         if view is not None:
             await view.stop()

@@ -39,6 +39,8 @@ __all__ = [
     "SNAPSHOT_OVERDUE_SECONDS",
     "SNAPSHOT_PROMISE",
     "SOURCE_GONE",
+    "SUMMARY_LAST_SUCCESS",
+    "SUMMARY_REFRESH_FAILING",
     "TOMBSTONES",
     "serve",
 ]
@@ -205,6 +207,19 @@ CLICKHOUSE_WRITE_FAILURES = Counter(
     "hubwatch_clickhouse_write_failures_total",
     "Inserts that failed (each attempt; a refused batch's halves count too)",
     ["table"],
+)
+
+# Summaries (hubwatch/summaries.py): a refresh that fails keeps the old answer silently.
+SUMMARY_LAST_SUCCESS = Gauge(
+    "hubwatch_summary_last_success_timestamp_seconds",
+    "When the summary's refreshable view last refreshed successfully (unix seconds; absent"
+    " before its first)",
+    ["view"],
+)
+SUMMARY_REFRESH_FAILING = Gauge(
+    "hubwatch_summary_refresh_failing",
+    "1 while the summary's last refresh failed (its table keeps the previous answer), else 0",
+    ["view"],
 )
 
 

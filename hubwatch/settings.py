@@ -139,6 +139,8 @@ class Settings:
     "Address --metrics-port listens on (0.0.0.0 in a container Prometheus scrapes)."
     lag_interval: float = 15.0
     "Seconds between the processors' readings of their consumer lag (a metric)."
+    summary_watch_interval: float = 15.0
+    "Seconds between the processors' readings of the summaries' refresh state (metrics)."
     view_port: int = 8787
     "The built-in web view of the dashboards' panels (``run``, ``serve``); 0: off."
     prometheus_url: str | None = None

@@ -24,7 +24,14 @@ from typing import Any
 
 from hubwatch.clickhouse import as_utc
 
-__all__ = ["SummaryState", "refresh", "refreshed_at", "summary_state", "summary_views"]
+__all__ = [
+    "SummaryState",
+    "refresh",
+    "refreshed_at",
+    "summary_state",
+    "summary_states",
+    "summary_views",
+]
 
 
 def summary_views(client: Any) -> list[str]:
@@ -68,14 +75,25 @@ class SummaryState:
     error: str  # the last attempt's error, empty when it succeeded
 
 
+_STATE = (
+    "SELECT view, last_success_time, next_refresh_time, exception FROM system.view_refreshes"
+    " WHERE database = currentDatabase()"
+)
+
+
+def _state(row: Any) -> SummaryState:
+    view, last, following, error = row
+    return SummaryState(str(view), as_utc(last), as_utc(following), str(error or ""))
+
+
 def summary_state(client: Any, view: str) -> SummaryState | None:
     """``view``'s state, None when the database has no such refreshable view."""
     rows = client.query(
-        "SELECT last_success_time, next_refresh_time, exception FROM system.view_refreshes"
-        " WHERE database = currentDatabase() AND view = {view:String}",
-        parameters={"view": view},
+        f"{_STATE} AND view = {{view:String}}", parameters={"view": view}
     ).result_rows
-    if not rows:
-        return None
-    last, following, error = rows[0]
-    return SummaryState(view, as_utc(last), as_utc(following), str(error or ""))
+    return _state(rows[0]) if rows else None
+
+
+def summary_states(client: Any) -> list[SummaryState]:
+    """Every summary of the client's database, by view name."""
+    return [_state(row) for row in client.query(f"{_STATE} ORDER BY view").result_rows]

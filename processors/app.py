@@ -46,6 +46,7 @@ from processors.lag import ConsumerLag
 from processors.pipeline import RawRecord, count_delivered, plan_batch
 from processors.restore import ForestKeeper, load_aliases
 from processors.sinks import ClickHouseWriter, plan_dead_letters
+from processors.summary_watch import SummaryWatch
 from processors.validate import RowValidator
 
 __all__ = ["WindowedBuckets", "create_app"]
@@ -164,6 +165,16 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def consumer_lag() -> None:
         await lag.run()
+
+    summaries = SummaryWatch(
+        settings.clickhouse_url,
+        settings.clickhouse_database,
+        interval=settings.summary_watch_interval,
+    )
+
+    @app.task
+    async def summary_health() -> None:
+        await summaries.run()
 
     def writer(*, letters_to_table: bool = True) -> ClickHouseWriter:
         return ClickHouseWriter(

@@ -44,6 +44,8 @@ CONTRACT_METRICS = {
     "hubwatch_dead_letters_total",
     "hubwatch_events_processed_total",
     "hubwatch_clickhouse_rows_written_total",
+    "hubwatch_summary_last_success_timestamp_seconds",
+    "hubwatch_summary_refresh_failing",
 }
 
 

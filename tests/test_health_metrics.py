@@ -76,6 +76,16 @@ def _value(samples: dict[Any, float], name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+def _summary_failing(port: int) -> float | None:
+    """hubwatch_summary_refresh_failing of one of the migrations' summaries, None before
+    the watcher has read it (or while the process does not answer)."""
+    try:
+        samples = scrape(port)
+    except httpx.HTTPError:
+        return None
+    return _value(samples, "hubwatch_summary_refresh_failing", view="breakouts_now_refresh")
+
+
 async def test_poll_rounds_count_ok_and_failed_and_the_last_round_stops_moving(
     fixture_items: list[dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -292,6 +302,7 @@ async def test_process_serves_its_consumer_lag_and_failing_writes(
         "HUBWATCH_CLICKHOUSE_URL": own_clickhouse.url,
         "HUBWATCH_METRICS_PORT": str(port),
         "HUBWATCH_LAG_INTERVAL": "1",
+        "HUBWATCH_SUMMARY_WATCH_INTERVAL": "1",
     }
     log = tmp_path / "process.log"
     process = spawn("process", env=env, log=log)
@@ -311,6 +322,10 @@ async def test_process_serves_its_consumer_lag_and_failing_writes(
 
     await asyncio.to_thread(
         wait_until, while_alive(process, log, lambda: lag() == 0), "lag of 0", show=lag
+    )
+    # The summaries' watcher runs beside the lag's: the migrations' summaries are healthy.
+    await asyncio.to_thread(
+        wait_until, while_alive(process, log, lambda: _summary_failing(port) == 0), "summaries"
     )
     own_clickhouse.kill()  # the processor reads on but cannot write, so commits nothing
     now = datetime.now(UTC)
@@ -341,7 +356,11 @@ async def test_run_serves_poll_and_clickhouse_metrics(tmp_path: Path, processes:
     port = free_port()
     log = tmp_path / "run.log"
     process, _ = spawn_embedded_replay(
-        env={"HUBWATCH_STATE_DIR": str(tmp_path / "state"), "HUBWATCH_METRICS_PORT": str(port)},
+        env={
+            "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+            "HUBWATCH_METRICS_PORT": str(port),
+            "HUBWATCH_SUMMARY_WATCH_INTERVAL": "1",
+        },
         log=log,
     )
     processes.append(process)
@@ -362,3 +381,6 @@ async def test_run_serves_poll_and_clickhouse_metrics(tmp_path: Path, processes:
     assert samples is not None
     assert (_value(samples, "hubwatch_last_poll_timestamp_seconds", stream="hub.uploads") or 0) > 0
     assert (_value(samples, "hubwatch_clickhouse_write_seconds_count", table="models") or 0) >= 1
+    await asyncio.to_thread(
+        wait_until, while_alive(process, log, lambda: _summary_failing(port) == 0), "summaries"
+    )

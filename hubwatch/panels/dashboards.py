@@ -526,6 +526,7 @@ def _prom(
     series: str,
     unit: str,
     legend: str,
+    width: int = 8,
 ) -> Panel:
     return Panel(
         id=id,
@@ -541,7 +542,7 @@ def _prom(
         series=series,
         unit=unit,
         legend=legend,
-        width=8,
+        width=width,
     )
 
 
@@ -549,7 +550,8 @@ OPERATIONS = Dashboard(
     uid="hubwatch-operations",
     title="hubwatch / Operations",
     description="Is hubwatch keeping up: poll lag, rate-limit headroom, consumer lag, dead "
-    "letters and ClickHouse write latency (Prometheus, from --metrics-port).",
+    "letters, ClickHouse write latency and the summaries' freshness (Prometheus, from "
+    "--metrics-port).",
     time_from="now-6h",
     refresh="30s",
     panels=(
@@ -636,6 +638,18 @@ OPERATIONS = Dashboard(
             "table",
             "ops",
             "{{table}}",
+        ),
+        _prom(
+            "summary_age",
+            "Summaries: age of last refresh",
+            "Seconds since each summary last refreshed successfully (every 30-60 s when "
+            "healthy; a failed refresh keeps the old answer and this keeps growing: "
+            "HubwatchSummaryStale fires past 5 min).",
+            "time() - max by (view) (hubwatch_summary_last_success_timestamp_seconds)",
+            "view",
+            "s",
+            "{{view}}",
+            width=24,  # a row of its own: the nine above fill three rows
         ),
         Panel(
             id="dead_letters_by_reason",
