@@ -9,6 +9,8 @@ and ``community_events`` by time). PromQL uses the metric names of ``hubwatch/me
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hubwatch.panels.model import Dashboard, Panel, Variable
 from hubwatch.queries import load
 
@@ -25,8 +27,30 @@ def _canned(name: str, **bound: str) -> str:
     return body
 
 
-# Models first seen in the range (models is sorted by repo_id, so this reads one column).
-_NEW_MODELS = "SELECT repo_id FROM models WHERE $__timeFilter(created_at)"
+# The Ecosystem lineage panels read ecosystem_hours (migration 0050: models created per hour
+# by relation, base and root, as of its as_of) for the hours the range holds whole, and
+# models joined to model_lineage for the rest: the range's partial first and last hours
+# and everything from as_of on (the live tail). A model is counted by exactly one side.
+# Every row has the same as_of: one granule says it (an empty summary, none: all is tail).
+_EDGE = (
+    "WITH ifNull((SELECT as_of FROM ecosystem_hours LIMIT 1), toDateTime64(0, 3, 'UTC')) AS edge"
+)
+
+
+def _whole_hour(hour: str, *, interval: bool = False) -> str:
+    """``hour`` (a start of an hour) lies whole in the range as the summary counts it: its
+    models created before as_of all fall between $__fromTime and $__toTime. With
+    ``interval``, also only when each $__timeInterval bucket is whole hours."""
+    whole = f"{hour} >= $__fromTime AND least({hour} + INTERVAL 1 HOUR, edge) <= $__toTime"
+    return f"$__interval_s % 3600 = 0 AND {whole}" if interval else whole
+
+
+def _tail_models(columns: str = "repo_id", *, interval: bool = False) -> str:
+    """The range's models ecosystem_hours does not count (a few hours' worth at most; read
+    through the models projection by created_at, migration 0048)."""
+    counted = f"created_at < edge AND {_whole_hour('toStartOfHour(created_at)', interval=interval)}"
+    return f"SELECT {columns} FROM models WHERE $__timeFilter(created_at) AND NOT ({counted})"
+
 
 # --- 1. Ecosystem ---------------------------------------------------------------------------
 
@@ -59,16 +83,23 @@ ECOSYSTEM = Dashboard(
             "(finetune, quantized, adapter, merge; base: a model that derives from none).",
             visualisation="timeseries",
             datasource="clickhouse",
-            query=f"""SELECT $__timeInterval(m.created_at) AS time,
-       if(l.relation = '', 'base', toString(l.relation)) AS relation,
-       uniqExact(m.repo_id) AS models
-FROM models AS m
-LEFT JOIN (
-    SELECT model_id, relation
-    FROM model_lineage FINAL
-    WHERE model_id IN ({_NEW_MODELS}) AND is_deleted = 0
-) AS l ON l.model_id = m.repo_id
-WHERE $__timeFilter(m.created_at)
+            query=f"""{_EDGE}
+SELECT time, if(relation = '', 'base', toString(relation)) AS relation, sum(models) AS models
+FROM (
+    SELECT $__timeInterval(hour) AS time, relation, models
+    FROM ecosystem_hours
+    WHERE {_whole_hour("hour", interval=True)}
+    UNION ALL
+    SELECT $__timeInterval(m.created_at) AS time, l.relation AS relation,
+           uniqExact(m.repo_id) AS models
+    FROM ({_tail_models("repo_id, created_at", interval=True)}) AS m
+    LEFT JOIN (
+        SELECT model_id, relation
+        FROM model_lineage FINAL
+        WHERE model_id IN ({_tail_models(interval=True)}) AND is_deleted = 0
+    ) AS l ON l.model_id = m.repo_id
+    GROUP BY time, relation
+)
 GROUP BY time, relation
 ORDER BY time, relation""",
             columns=("time", "relation", "models"),
@@ -76,6 +107,8 @@ ORDER BY time, relation""",
             y=("models",),
             series="relation",
             width=18,
+            # Per hour at least: the summary's buckets (migration 0050).
+            min_interval=timedelta(hours=1),
         ),
         Panel(
             id="most_derived_bases",
@@ -84,14 +117,23 @@ ORDER BY time, relation""",
             description="The bases with the most new direct derivatives in the range, by relation.",
             visualisation="table",
             datasource="clickhouse",
-            query=f"""SELECT parent_id AS base,
-       count() AS derivatives,
-       countIf(relation = 'finetune') AS finetunes,
-       countIf(relation = 'quantized') AS quantized,
-       countIf(relation = 'adapter') AS adapters,
-       countIf(relation = 'merge') AS merges
-FROM model_lineage FINAL
-WHERE model_id IN ({_NEW_MODELS}) AND is_deleted = 0 AND parent_id != ''
+            query=f"""{_EDGE}
+SELECT parent_id AS base,
+       sum(models) AS derivatives,
+       sumIf(models, relation = 'finetune') AS finetunes,
+       sumIf(models, relation = 'quantized') AS quantized,
+       sumIf(models, relation = 'adapter') AS adapters,
+       sumIf(models, relation = 'merge') AS merges
+FROM (
+    SELECT parent_id, relation, models
+    FROM ecosystem_hours
+    WHERE {_whole_hour("hour")} AND parent_id != ''
+    UNION ALL
+    SELECT parent_id, relation, count() AS models
+    FROM model_lineage FINAL
+    WHERE model_id IN ({_tail_models()}) AND is_deleted = 0 AND parent_id != ''
+    GROUP BY parent_id, relation
+)
 GROUP BY base
 ORDER BY derivatives DESC, base
 LIMIT 20""",
@@ -105,9 +147,18 @@ LIMIT 20""",
             description="Families (by their root) that gained the most members in the range.",
             visualisation="barchart",
             datasource="clickhouse",
-            query=f"""SELECT root_id AS family, count() AS new_members
-FROM model_lineage FINAL
-WHERE model_id IN ({_NEW_MODELS}) AND is_deleted = 0 AND model_id != root_id
+            query=f"""{_EDGE}
+SELECT root_id AS family, sum(models) AS new_members
+FROM (
+    SELECT root_id, models
+    FROM ecosystem_hours
+    WHERE {_whole_hour("hour")} AND member = 1
+    UNION ALL
+    SELECT root_id, count() AS models
+    FROM model_lineage FINAL
+    WHERE model_id IN ({_tail_models()}) AND is_deleted = 0 AND model_id != root_id
+    GROUP BY root_id
+)
 GROUP BY family
 ORDER BY new_members DESC, family
 LIMIT 15""",

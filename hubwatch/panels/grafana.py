@@ -24,6 +24,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from hubwatch.panels.dashboards import DASHBOARDS
+from hubwatch.panels.macros import _duration
 from hubwatch.panels.model import Dashboard, Panel
 
 __all__ = [
@@ -107,6 +108,8 @@ def _panel(panel: Panel, number: int) -> cogbuilder.Builder[model.Panel]:
         builder = stat.Panel().graph_mode(common.BigValueGraphMode.NONE)
     else:
         builder = piechart.Panel()
+    if panel.min_interval is not None:
+        builder = builder.interval(_duration(panel.min_interval.total_seconds()))
     datasource = PROMETHEUS if panel.datasource == "prometheus" else CLICKHOUSE
     return (
         builder.id(number)

@@ -5,6 +5,7 @@ render`` alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
 __all__ = ["Dashboard", "Datasource", "Panel", "Variable", "Visualisation"]
@@ -36,7 +37,8 @@ class Panel:
     time for a time series, a category for a bar chart; none for a table or stat), ``y``
     the value columns, ``series`` the column whose values split the data into series
     (long format; none when each ``y`` column is a series of its own). ``no_data`` is what
-    the panel says when the query returns no rows."""
+    the panel says when the query returns no rows. ``min_interval`` is Grafana's min
+    interval: ``$__interval`` is never shorter (a query that reads per-hour counts)."""
 
     id: str
     dashboard: str
@@ -55,6 +57,7 @@ class Panel:
     width: int = 12  # of Grafana's 24 grid columns
     height: int = 8
     legend: str = ""  # PromQL: Grafana's legend format, e.g. "{{stream}}"
+    min_interval: timedelta | None = None
 
     def __post_init__(self) -> None:
         named = {c for c in (self.x, self.series, *self.y) if c is not None}

@@ -54,12 +54,11 @@ def expanded_sql(
     missing = [v for v in panel.variables if v not in (variables or {})]
     if missing:
         raise PanelError(f"panel {panel.id} needs a value for {', '.join(missing)}")
-    return expand(
-        panel.query,
-        time_range,
-        interval=interval if interval is not None else auto_interval(time_range),
-        variables=variables,
-    )
+    if interval is None:
+        interval = auto_interval(time_range, minimum=panel.min_interval)
+    elif panel.min_interval is not None:
+        interval = max(interval, panel.min_interval)  # as Grafana applies it
+    return expand(panel.query, time_range, interval=interval, variables=variables)
 
 
 def run_panel(
