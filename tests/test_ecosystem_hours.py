@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hubwatch.clickhouse import connect
 from hubwatch.panels import TimeRange, panel, run_panel
 from hubwatch.summaries import refresh
 from tests.conftest import hold_summaries
@@ -108,14 +109,17 @@ class Hub:
         return sorted(members.items(), key=lambda r: (-r[1], r[0]))[:15]
 
 
-def _panels(hub: Hub, time_range: TimeRange, interval: timedelta | None = None) -> None:
+def _panels(
+    hub: Hub, time_range: TimeRange, interval: timedelta | None = None, client: Any = None
+) -> None:
     """Each panel's answer is the plain-Python one."""
-    series = run_panel(hub.ch, panel("new_models_by_relation"), time_range, interval=interval)
+    client = client or hub.ch
+    series = run_panel(client, panel("new_models_by_relation"), time_range, interval=interval)
     step = max(interval or timedelta(hours=1), timedelta(hours=1))  # the panel's min interval
     assert sorted(series.rows) == hub.by_relation(time_range, step), series.sql
-    bases = run_panel(hub.ch, panel("most_derived_bases"), time_range)
+    bases = run_panel(client, panel("most_derived_bases"), time_range)
     assert bases.rows == hub.bases(time_range), bases.sql
-    families = run_panel(hub.ch, panel("fastest_growing_families"), time_range)
+    families = run_panel(client, panel("fastest_growing_families"), time_range)
     assert families.rows == hub.families(time_range), families.sql
 
 
@@ -149,7 +153,9 @@ def _write_families(hub: Hub, now: datetime, first: int, count: int, *, within: 
     hub.model(f"org9/no-date{first}", None)  # the Hub's placeholder date: in no range
 
 
-def test_panels_equal_the_rows_across_a_refresh_and_the_live_tail(ch: Any) -> None:
+def test_panels_equal_the_rows_across_a_refresh_and_the_live_tail(
+    ch: Any, clickhouse_url: str, database: str
+) -> None:
     hub = Hub(ch)
     now = datetime.now(UTC).replace(microsecond=0)
     _write_families(hub, now, 0, 150, within=timedelta(hours=30))
@@ -166,18 +172,28 @@ def test_panels_equal_the_rows_across_a_refresh_and_the_live_tail(ch: Any) -> No
     _write_families(hub, now, 1000, 12, within=timedelta(minutes=8))
     assert ch.query("SELECT sum(models) FROM ecosystem_hours").result_rows[0][0] == counted
 
+    top = _hour(now)
     ranges = (
         TimeRange(now - timedelta(days=7), now),  # the default: the summary and the tail
-        # Starts and ends inside an hour, before as_of: partial hours both sides.
+        # Start and end inside an hour, before as_of: partial hours at both ends, in the
+        # first and the second half of an hour (the server's zone is +05:30 in the tests).
         TimeRange(
-            now - timedelta(hours=20, minutes=17, seconds=23), now - timedelta(hours=3, minutes=41)
+            top - timedelta(hours=20, minutes=-17, seconds=-23),
+            top - timedelta(hours=3, minutes=-41),
         ),
-        # Starts inside an hour, ends after now.
-        TimeRange(_hour(now) - timedelta(hours=5, minutes=-33), now + timedelta(minutes=5)),
+        TimeRange(top - timedelta(hours=22, minutes=-43), top - timedelta(hours=6, minutes=-12)),
+        TimeRange(top - timedelta(hours=5, minutes=-33), now + timedelta(minutes=5)),  # past now
+        TimeRange(top - timedelta(hours=2), top - timedelta(hours=1)),  # one whole hour
         TimeRange(now - timedelta(minutes=30), now),  # within the tail alone
+    )
+    # Grafana's data source sends no session time zone: $__fromTime and $__toTime are then
+    # in the server's, here one whose hours start at half past (UTC).
+    kolkata = connect(
+        clickhouse_url, database=database, settings={"session_timezone": "Asia/Kolkata"}
     )
     for time_range in ranges:
         _panels(hub, time_range)
+        _panels(hub, time_range, client=kolkata)
     long = ranges[0]
     _panels(hub, long, timedelta(hours=3))  # several hours a point
     _panels(hub, long, timedelta(minutes=10))  # below the min interval: raised to an hour
@@ -188,6 +204,7 @@ def test_panels_equal_the_rows_across_a_refresh_and_the_live_tail(ch: Any) -> No
     refresh(ch, ["ecosystem_hours_refresh"])
     for time_range in ranges:
         _panels(hub, time_range)
+    kolkata.close()
 
 
 def test_an_interval_not_of_whole_hours_reads_the_raw_rows(ch: Any) -> None:

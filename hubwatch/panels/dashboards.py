@@ -28,28 +28,37 @@ def _canned(name: str, **bound: str) -> str:
 
 
 # The Ecosystem lineage panels read ecosystem_hours (migration 0050: models created per hour
-# by relation, base and root, as of its as_of) for the hours the range holds whole, and
-# models joined to model_lineage for the rest: the range's partial first and last hours
-# and everything from as_of on (the live tail). A model is counted by exactly one side.
-# Every row has the same as_of: one granule says it (an empty summary, none: all is tail).
-_EDGE = (
-    "WITH ifNull((SELECT as_of FROM ecosystem_hours LIMIT 1), toDateTime64(0, 3, 'UTC')) AS edge"
-)
+# by relation, base and root, before its as_of) for the models created from counted_from
+# to counted_to: from the range's first whole hour (UTC) to as_of, or to the start of the
+# range's last hour when the range ends before as_of. The rest of the range (its partial
+# first and last hours, and the live tail from as_of on) they read from models joined to
+# model_lineage, as before: a few hours' models at most, found through the models
+# projection by created_at (migration 0048). A model is counted by exactly one side.
+def _counted(*, whole_hours: bool = False) -> str:
+    """The WITH clause naming edge (the summary's as_of: every row has the same, so one
+    granule says it; an empty summary counts nothing), counted_from and counted_to. With
+    ``whole_hours`` (a time series), the summary counts nothing unless each
+    $__timeInterval bucket is whole hours."""
+    first = "toStartOfHour(toTimeZone($__fromTime, 'UTC'))"
+    last = "toStartOfHour(toTimeZone($__toTime, 'UTC'))"
+    to = f"if(edge <= $__toTime, edge, least(edge, {last}))"
+    if whole_hours:
+        to = f"if($__interval_s % 3600 = 0, {to}, counted_from)"
+    return f"""WITH
+    ifNull((SELECT as_of FROM ecosystem_hours LIMIT 1), toDateTime64(0, 3, 'UTC')) AS edge,
+    if({first} = $__fromTime, {first}, {first} + INTERVAL 1 HOUR) AS counted_from,
+    {to} AS counted_to"""
 
 
-def _whole_hour(hour: str, *, interval: bool = False) -> str:
-    """``hour`` (a start of an hour) lies whole in the range as the summary counts it: its
-    models created before as_of all fall between $__fromTime and $__toTime. With
-    ``interval``, also only when each $__timeInterval bucket is whole hours."""
-    whole = f"{hour} >= $__fromTime AND least({hour} + INTERVAL 1 HOUR, edge) <= $__toTime"
-    return f"$__interval_s % 3600 = 0 AND {whole}" if interval else whole
+_COUNTED_HOURS = "hour >= counted_from AND hour < counted_to"
 
 
-def _tail_models(columns: str = "repo_id", *, interval: bool = False) -> str:
-    """The range's models ecosystem_hours does not count (a few hours' worth at most; read
-    through the models projection by created_at, migration 0048)."""
-    counted = f"created_at < edge AND {_whole_hour('toStartOfHour(created_at)', interval=interval)}"
-    return f"SELECT {columns} FROM models WHERE $__timeFilter(created_at) AND NOT ({counted})"
+def _tail_models(columns: str = "repo_id") -> str:
+    """The range's models ecosystem_hours does not count."""
+    return (
+        f"SELECT {columns} FROM models WHERE $__timeFilter(created_at)"
+        " AND (created_at < counted_from OR created_at >= counted_to)"
+    )
 
 
 # --- 1. Ecosystem ---------------------------------------------------------------------------
@@ -83,20 +92,20 @@ ECOSYSTEM = Dashboard(
             "(finetune, quantized, adapter, merge; base: a model that derives from none).",
             visualisation="timeseries",
             datasource="clickhouse",
-            query=f"""{_EDGE}
+            query=f"""{_counted(whole_hours=True)}
 SELECT time, if(relation = '', 'base', toString(relation)) AS relation, sum(models) AS models
 FROM (
     SELECT $__timeInterval(hour) AS time, relation, models
     FROM ecosystem_hours
-    WHERE {_whole_hour("hour", interval=True)}
+    WHERE {_COUNTED_HOURS}
     UNION ALL
     SELECT $__timeInterval(m.created_at) AS time, l.relation AS relation,
            uniqExact(m.repo_id) AS models
-    FROM ({_tail_models("repo_id, created_at", interval=True)}) AS m
+    FROM ({_tail_models("repo_id, created_at")}) AS m
     LEFT JOIN (
         SELECT model_id, relation
         FROM model_lineage FINAL
-        WHERE model_id IN ({_tail_models(interval=True)}) AND is_deleted = 0
+        WHERE model_id IN ({_tail_models()}) AND is_deleted = 0
     ) AS l ON l.model_id = m.repo_id
     GROUP BY time, relation
 )
@@ -117,7 +126,7 @@ ORDER BY time, relation""",
             description="The bases with the most new direct derivatives in the range, by relation.",
             visualisation="table",
             datasource="clickhouse",
-            query=f"""{_EDGE}
+            query=f"""{_counted()}
 SELECT parent_id AS base,
        sum(models) AS derivatives,
        sumIf(models, relation = 'finetune') AS finetunes,
@@ -127,7 +136,7 @@ SELECT parent_id AS base,
 FROM (
     SELECT parent_id, relation, models
     FROM ecosystem_hours
-    WHERE {_whole_hour("hour")} AND parent_id != ''
+    WHERE {_COUNTED_HOURS} AND parent_id != ''
     UNION ALL
     SELECT parent_id, relation, count() AS models
     FROM model_lineage FINAL
@@ -147,12 +156,12 @@ LIMIT 20""",
             description="Families (by their root) that gained the most members in the range.",
             visualisation="barchart",
             datasource="clickhouse",
-            query=f"""{_EDGE}
+            query=f"""{_counted()}
 SELECT root_id AS family, sum(models) AS new_members
 FROM (
     SELECT root_id, models
     FROM ecosystem_hours
-    WHERE {_whole_hour("hour")} AND member = 1
+    WHERE {_COUNTED_HOURS} AND member = 1
     UNION ALL
     SELECT root_id, count() AS models
     FROM model_lineage FINAL
