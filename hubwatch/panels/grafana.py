@@ -107,6 +107,8 @@ def _panel(panel: Panel, number: int) -> cogbuilder.Builder[model.Panel]:
         builder = stat.Panel().graph_mode(common.BigValueGraphMode.NONE)
     else:
         builder = piechart.Panel()
+    if panel.counts:  # whole numbers on the axis and in the tooltip
+        builder = builder.decimals(0)
     datasource = PROMETHEUS if panel.datasource == "prometheus" else CLICKHOUSE
     return (
         builder.id(number)
