@@ -228,11 +228,10 @@ def test_a_database_not_migrated_yet_reads_as_starting(clickhouse_url: str) -> N
         try:
             for definition in (panel("architectures"), panel("recent_alerts")):
                 data = await source.panel(definition, "now-7d", {})
-                assert data.state == "starting", (definition.id, data)
-                assert data.message == (
-                    f"{STARTING}: hubwatch's tables are not created yet in database "
-                    f"{database}; run `hubwatch migrate` (or wait for `hubwatch run` to "
-                    "finish starting)"
+                assert (data.state, data.message) == ("starting", STARTING), definition.id
+                assert data.detail == (
+                    f"hubwatch's tables are not created yet in database {database}; run "
+                    "`hubwatch migrate` (or wait for `hubwatch run` to finish starting)"
                 )
             family = next(d for d in DASHBOARDS if d.uid == "hubwatch-family")
             with pytest.raises(NotMigrated):

@@ -547,3 +547,59 @@ async def _check_axes(page: str, shot: Path) -> Path:
         await browser.screenshot(shot)
         assert browser.errors == [], browser.errors
     return shot
+
+
+def test_the_view_says_starting_until_the_migrations_are_applied(
+    clickhouse_url: str, tmp_path: Path
+) -> None:
+    """The view over a database whose tables are not made yet (the first seconds of
+    `hubwatch run`, or one never migrated): every panel says it is starting, the page says
+    why once, no error; once migrated, the panels answer and the banner goes."""
+    import uuid
+
+    from hubwatch.view.data import STARTING
+
+    name = f"hubwatch_test_{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": name}
+    log = tmp_path / "serve.log"
+    process = spawn("serve", "--port", str(port), env=env, log=log)
+    admin = connect(clickhouse_url)
+    try:
+        wait_until(
+            while_alive(process, log, lambda: VIEW_AT.search(log.read_text())), "the address"
+        )
+        asyncio.run(_check_starting(f"http://127.0.0.1:{port}/", name, STARTING, admin))
+    finally:
+        terminate(process)
+        admin.command(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+async def _check_starting(page: str, name: str, starting: str, admin: Any) -> None:
+    from hubwatch.migrate import apply_migrations
+
+    banner = (
+        "(() => { const b = document.getElementById('banner');"
+        " return b.hidden ? '' : b.textContent; })()"
+    )
+    async with open_browser() as browser:
+        await browser.goto(page)
+        await browser.wait_for("document.body && document.body.dataset.ready === 'true'", "ready")
+        states = json.loads(await browser.evaluate(STATES))
+        # (A panel that needs the model picker waits for it: the picker has no models yet.)
+        clickhouse = {p.id for p in panels() if p.datasource == "clickhouse" and not p.variables}
+        for state in states:
+            if state["id"] in clickhouse:
+                assert (state["state"], state["note"]) == ("starting", starting), state
+        assert await browser.evaluate(banner) == (
+            f"{starting}: hubwatch's tables are not created yet in database {name}; run "
+            "`hubwatch migrate` (or wait for `hubwatch run` to finish starting)"
+        )
+        await asyncio.to_thread(apply_migrations, admin, name)
+        await browser.wait_for(
+            "document.getElementById('panel-architectures').dataset.state === 'empty'",
+            "the panels answering once migrated",
+        )
+        assert await browser.evaluate(banner) == ""
+        assert browser.errors == [], browser.errors

@@ -97,6 +97,8 @@ class PanelData:
     "The range the query covered, a time series' x axis (all time: from its first data)."
     all_time: bool = False
     "All time was asked: the x axis spans the data, not the years up to now."
+    detail: str | None = None
+    "More on ``message`` for the whole page (starting: what is missing, what to do)."
 
     def to_json(self) -> dict[str, Any]:
         span = self.time_range
@@ -110,6 +112,7 @@ class PanelData:
             "from": None if span is None else _plain(span.start),
             "to": None if span is None else _plain(span.end),
             "all_time": self.all_time,
+            "detail": self.detail,
         }
 
 
@@ -181,7 +184,7 @@ class PanelSource:
         except Exception as exc:  # the panel says what failed; the page goes on
             exc = await self._reported(exc)
             if isinstance(exc, NotMigrated):
-                data = PanelData(panel.id, "starting", message=f"{STARTING}: {exc}")
+                data = PanelData(panel.id, "starting", message=STARTING, detail=str(exc))
             else:
                 data = PanelData(panel.id, "error", message=" ".join(str(exc).split())[:400])
         return dataclasses.replace(data, seconds=time.monotonic() - started)

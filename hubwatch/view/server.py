@@ -135,7 +135,8 @@ class ViewServer(LocalServer):
         try:
             options = await self.source.options(dashboard, name)
         except NotMigrated as exc:  # the first seconds of run: the panels say so too
-            return _json({"options": [], "state": "starting", "message": f"{STARTING}: {exc}"})
+            starting = {"state": "starting", "message": STARTING, "detail": str(exc)}
+            return _json({"options": [], **starting})
         except Exception as exc:  # said on the page, like a panel's error
             return _json({"options": [], "error": " ".join(str(exc).split())[:400]})
         return _json({"options": options})

@@ -183,8 +183,17 @@ async function refresh(panel) {
   }
 }
 
+function banner(text) {
+  // What holds the whole page up (hubwatch still creating its tables), said once on top.
+  const node = document.getElementById("banner");
+  node.hidden = !text;
+  node.textContent = text || "";
+}
+
 async function draw(panel, slot, data) {
   const { node, chart, note } = slot;
+  if (data.state === "starting") banner(`${data.message}: ${data.detail}`);
+  else if (data.state !== "error") banner(null);
   node.dataset.state = data.state;
   node.dataset.rows = String(data.rows.length);
   if (data.state === "data") {
