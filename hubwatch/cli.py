@@ -7,14 +7,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hubwatch.errors import ConfigError, HubwatchError, SchemaError, SinkError
+from hubwatch.errors import ConfigError, HubwatchError, NotMigrated, SchemaError, SinkError
 from hubwatch.settings import Settings, parse_bool
 
 __all__ = ["main"]
@@ -251,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"hubwatch: {_one_line(exc)}", file=sys.stderr)
+        print(f"hubwatch: {_one_line(_reported(args, exc))}", file=sys.stderr)
         return 1
 
 
@@ -260,10 +259,12 @@ def _one_line(exc: BaseException) -> str:
     from aiokafka.errors import KafkaError
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
+    from hubwatch.clickhouse import server_message
+
     if isinstance(exc, HubwatchError):
         text = str(exc)
     elif isinstance(exc, ClickHouseError):
-        text = f"ClickHouse: {_server_message(exc)}"
+        text = f"ClickHouse: {server_message(exc)}"
     elif isinstance(exc, KafkaError):
         text = f"Kafka: {type(exc).__name__}: {exc}"
     elif isinstance(exc, UnicodeError):
@@ -276,23 +277,21 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 600 else text[:597] + "..."
 
 
-_SERVER_MESSAGE = re.compile(
-    r"DB::Exception: (?P<message>.*?)(?: \(version [^)]*\))?(?: \(for url .*)?$"
-)
+def _reported(args: argparse.Namespace, exc: Exception) -> Exception:
+    """A ClickHouse error no command turned into its own words: a table or database that
+    is not there yet says so (hubwatch.clickhouse.server_error), not the server's raw
+    "unknown table"."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
+    from hubwatch.clickhouse import names_missing_schema, server_error
 
-def _server_message(exc: BaseException) -> str:
-    """The server's own message from a clickhouse-connect error, without the client's
-    wrapping (code, version, URL)."""
-    text = " ".join(str(exc).split())
-    match = _SERVER_MESSAGE.search(text)
-    message = match.group("message") if match else text
-    # "...: while executing 'FUNCTION throwIf(...)'" is the plan step the query stopped in,
-    # not news to the user; the message before it is (a canned query's own throwIf words).
-    return _WHILE_EXECUTING.sub("", message)
-
-
-_WHILE_EXECUTING = re.compile(r":? while executing '.*$")
+    if not isinstance(exc, ClickHouseError) or not names_missing_schema(exc):
+        return exc
+    try:
+        settings = _settings(args)
+    except Exception:  # settings that do not parse: the server's words will do
+        return exc
+    return server_error(exc, settings.clickhouse_url, settings.clickhouse_database)
 
 
 @contextlib.contextmanager
@@ -840,13 +839,16 @@ def _summary_as_of(settings: Settings, view: str, *, fresh: bool) -> tuple[str, 
     recomputed."""
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-    from hubwatch.clickhouse import connect
+    from hubwatch.clickhouse import connect, migrated, server_error
     from hubwatch.summaries import refresh, summary_state
 
     client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
     try:
-        state = None if fresh else summary_state(client, view)
-        if state is not None and state.last_success is not None:
+        state = summary_state(client, view)
+        if state is None and not migrated(settings.clickhouse_url, settings.clickhouse_database):
+            # Its view is a migration's: refreshing it would say "doesn't exist".
+            raise NotMigrated(settings.clickhouse_database)
+        if not fresh and state is not None and state.last_success is not None:
             following = (
                 f"next at {state.next_refresh:%H:%M:%S}" if state.next_refresh else "on schedule"
             )
@@ -859,7 +861,7 @@ def _summary_as_of(settings: Settings, view: str, *, fresh: bool) -> tuple[str, 
         refresh(client, [view])
         state = summary_state(client, view)
     except ClickHouseError as exc:
-        raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
+        raise server_error(exc, settings.clickhouse_url, settings.clickhouse_database) from exc
     finally:
         client.close()
     at = state.last_success if state is not None else None
@@ -870,14 +872,14 @@ def _summary_as_of(settings: Settings, view: str, *, fresh: bool) -> tuple[str, 
 def _why_empty(settings: Settings, name: str, parameters: dict[str, str]) -> str:
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-    from hubwatch.clickhouse import connect
+    from hubwatch.clickhouse import connect, server_error
     from hubwatch.queries.explain import why_empty
 
     client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
     try:
         return why_empty(client, name, parameters)
     except ClickHouseError as exc:
-        raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
+        raise server_error(exc, settings.clickhouse_url, settings.clickhouse_database) from exc
     finally:
         client.close()
 
@@ -889,7 +891,7 @@ def _server_query(
     into the user's SQL, not at a FORMAT clause appended to it."""
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-    from hubwatch.clickhouse import connect
+    from hubwatch.clickhouse import connect, server_error
 
     client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
     try:
@@ -898,7 +900,7 @@ def _server_query(
             kwargs["parameters"] = parameters
         return bytes(client.raw_query(sql, **kwargs)).decode()
     except ClickHouseError as exc:
-        raise SinkError(f"ClickHouse: {_server_message(exc)}") from exc
+        raise server_error(exc, settings.clickhouse_url, settings.clickhouse_database) from exc
     finally:
         client.close()
 
@@ -927,7 +929,7 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from hubwatch.clickhouse import connect, ping
+    from hubwatch.clickhouse import connect, migrated, ping
     from hubwatch.queries import canned_queries
     from hubwatch.report import write_report
     from hubwatch.summaries import refresh
@@ -937,6 +939,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             f"no ClickHouse answers at {settings.clickhouse_url}; start it (hubwatch run, "
             "make stack-up, or hubwatch clickhouse serve --data-dir D)"
         )
+    if not migrated(settings.clickhouse_url, settings.clickhouse_database):
+        # Its summaries are migrations' views: refreshing them would say "doesn't exist".
+        raise NotMigrated(settings.clickhouse_database)
     client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
     try:
         # One-shot: the study's summaries are recomputed first, so `hubwatch query` answers

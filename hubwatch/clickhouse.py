@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,9 +25,26 @@ from pathlib import Path
 from typing import Any, overload
 from urllib.parse import urlsplit
 
-from hubwatch.errors import ConfigError, SinkError, network_reason
+from hubwatch.errors import ConfigError, NotMigrated, SinkError, network_reason
 
-__all__ = ["ClickHouseProcess", "as_utc", "connect", "ping", "query_local", "serve"]
+__all__ = [
+    "UNKNOWN_DATABASE",
+    "UNKNOWN_TABLE",
+    "ClickHouseProcess",
+    "as_utc",
+    "connect",
+    "migrated",
+    "names_missing_schema",
+    "ping",
+    "query_local",
+    "serve",
+    "server_error",
+    "server_message",
+]
+
+# ClickHouse's error codes (src/Common/ErrorCodes.cpp) for what does not exist (yet).
+UNKNOWN_TABLE = 60
+UNKNOWN_DATABASE = 81
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +279,72 @@ def connect(url: str, database: str | None = None, **kwargs: Any) -> Any:
             retriable=True,
         ) from exc
     except ClickHouseError as exc:
+        if database and getattr(exc, "code", None) == UNKNOWN_DATABASE:
+            # The first thing migrations create: none has run yet.
+            raise NotMigrated(database, code=UNKNOWN_DATABASE) from exc
         raise SinkError(f"ClickHouse at {url} refused the connection: {exc}") from exc
+
+
+def names_missing_schema(exc: BaseException) -> bool:
+    """Whether a ClickHouse error is about a table or database that does not exist (by
+    its error code, which clickhouse-connect reads from the server's answer)."""
+    return getattr(exc, "code", None) in (UNKNOWN_TABLE, UNKNOWN_DATABASE)
+
+
+def migrated(url: str, database: str) -> bool:
+    """Whether every migration this hubwatch has is applied to ``database`` (a newer
+    database than this hubwatch counts as migrated)."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from hubwatch.migrate import load_migrations  # migrate imports this module
+
+    latest = max(m.version for m in load_migrations())
+    client = connect(url)
+    try:
+        applied = client.query(
+            f"SELECT max(version) FROM `{database}`.schema_migrations"
+        ).result_rows[0][0]
+    except ClickHouseError as exc:
+        if names_missing_schema(exc):
+            return False
+        raise
+    finally:
+        client.close()
+    return int(applied or 0) >= latest
+
+
+_SERVER_MESSAGE = re.compile(
+    r"DB::Exception: (?P<message>.*?)(?: \(version [^)]*\))?(?: \(for url .*)?$"
+)
+_WHILE_EXECUTING = re.compile(r":? while executing '.*$")
+
+
+def server_message(exc: BaseException) -> str:
+    """The server's own message from a clickhouse-connect error, without the client's
+    wrapping (code, version, URL)."""
+    text = " ".join(str(exc).split())
+    match = _SERVER_MESSAGE.search(text)
+    message = match.group("message") if match else text
+    # "...: while executing 'FUNCTION throwIf(...)'" is the plan step the query stopped in,
+    # not news to the user; the message before it is (a canned query's own throwIf words).
+    return _WHILE_EXECUTING.sub("", message)
+
+
+def server_error(exc: BaseException, url: str, database: str) -> SinkError:
+    """A ClickHouse error as hubwatch reports it, for every command and the web view: a
+    table or database that does not exist while hubwatch's migrations are not all applied
+    (the seconds after ``hubwatch run`` starts its server, or a database never migrated)
+    is :class:`NotMigrated`; anything else is the server's own message (a table missing
+    from a migrated database is the user's SQL, named as the server names it)."""
+    code = getattr(exc, "code", None)
+    if names_missing_schema(exc):
+        try:
+            ready = migrated(url, database)
+        except Exception:  # the server went away meanwhile: its own error says enough
+            ready = True
+        if not ready:
+            return NotMigrated(database, code=code)
+    return SinkError(f"ClickHouse: {server_message(exc)}", code=code)
 
 
 @overload

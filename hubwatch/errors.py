@@ -8,6 +8,7 @@
     │       └── NotFound         repo deleted or made private
     ├── SchemaError              a payload or event breaks the contract
     ├── SinkError                Kafka or ClickHouse write failed (.code if any)
+    │   └── NotMigrated          hubwatch's tables not created yet (migrations)  retriable
     └── ConfigError              bad settings, caught at startup
 
 Callers branch on ``retriable`` rather than on lists of classes.
@@ -73,6 +74,20 @@ class SinkError(HubwatchError):
         super().__init__(message)
         self.code = code
         self.retriable = retriable  # type: ignore[misc]  # per instance: depends on the cause
+
+
+class NotMigrated(SinkError):
+    """hubwatch's tables are not (all) there yet in ``database``: its migrations have not
+    run, or are running (the first seconds of ``hubwatch run``). Retriable: they come."""
+
+    def __init__(self, database: str, *, code: int | None = None) -> None:
+        super().__init__(
+            f"hubwatch's tables are not created yet in database {database}; run `hubwatch "
+            "migrate` (or wait for `hubwatch run` to finish starting)",
+            code=code,
+            retriable=True,
+        )
+        self.database = database
 
 
 class ConfigError(HubwatchError):

@@ -15,6 +15,7 @@ from tests.conftest import free_port, hubwatch
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 V1 = DATA / "open_llm_leaderboard_v1_final_2024-07-07.csv"
 V2 = DATA / "open_llm_leaderboard_v2_sample1000_2025-03-21.csv"
+ALERT_RULES = Path(__file__).resolve().parents[1] / "deploy" / "alerts.example.yaml"
 
 
 def _one_line_failure(done: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -64,6 +65,51 @@ def test_a_query_that_throws_says_its_own_words_not_the_plan_it_stopped(
     sql = "SELECT number FROM numbers(3) WHERE throwIf(number = 1, 'by must be x') = 0"
     line = _one_line_failure(hubwatch("sql", sql, env=env), "by must be x")
     assert "while executing" not in line and "FUNCTION" not in line, line
+
+
+@pytest.mark.parametrize("created", [False, True], ids=["no database", "no tables"])
+def test_before_the_migrations_every_command_says_so_in_one_line(
+    clickhouse_url: str, tmp_path: Path, created: bool
+) -> None:
+    """Right after `hubwatch run` starts its server, before the migrations have made the
+    tables (or against a database never migrated), a command says that, not the server's
+    "unknown table" (nor "refreshable view doesn't exist")."""
+    import uuid
+
+    from hubwatch.clickhouse import connect
+
+    name = f"hubwatch_test_{uuid.uuid4().hex[:10]}"
+    env = {
+        "HUBWATCH_CLICKHOUSE_URL": clickhouse_url,
+        "HUBWATCH_CLICKHOUSE_DATABASE": name,
+        "HUBWATCH_STATE_DIR": str(tmp_path / "state"),
+    }
+    expected = (
+        f"hubwatch: hubwatch's tables are not created yet in database {name}; run "
+        "`hubwatch migrate` (or wait for `hubwatch run` to finish starting)"
+    )
+    admin = connect(clickhouse_url)
+    try:
+        if created:
+            admin.command(f"CREATE DATABASE `{name}`")
+        for args in (
+            ["query", "breakouts"],  # reads a summary
+            ["query", "tree", "--param", "model=a/b"],  # reads tables
+            ["query", "engagement", "--fresh"],
+            ["sql", "SELECT count() FROM models"],
+            ["report", "--out", str(tmp_path / "report")],
+            ["alerts", "test", str(ALERT_RULES)],
+        ):
+            assert _one_line_failure(hubwatch(*args, env=env)) == expected, args
+        # Migrated, a table the user names that does not exist is the server's word on it.
+        assert hubwatch("migrate", env=env).returncode == 0
+        line = _one_line_failure(hubwatch("sql", "SELECT * FROM no_such_table", env=env))
+        assert "no_such_table" in line and "not created yet" not in line, line
+        done = hubwatch("query", "tree", "--param", "model=a/b", env=env)
+        assert done.returncode == 0, done.stderr
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
 
 
 def test_missing_fixture_is_refused_before_anything_starts(

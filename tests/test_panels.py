@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -193,10 +193,64 @@ def test_missing_variable_and_promql_panels_are_refused(loaded: tuple[Any, datet
         run_panel(client, panel("poll_lag"), _whole_range(now))
 
 
-def test_a_table_not_yet_migrated_reads_as_no_rows(clickhouse_url: str, database: str) -> None:
-    """Before the alerts migration (an older database), the alert panels say none fired."""
-    client = connect(clickhouse_url, database=database)
-    client.command("DROP TABLE alerts")
-    result = run_panel(client, panel("recent_alerts"), TimeRange.last(timedelta(days=1)))
-    assert result.rows == [] and "No alerts" in (result.message or "")
-    client.close()
+def test_top_movers_break_ties_by_all_time_downloads_then_id(ch: Any) -> None:
+    """Where every 24-hour gain is 0 (a quiet hour, a replay), the table still ranks by
+    something that matters: all-time downloads, then the id."""
+    at = datetime.now(UTC).replace(microsecond=0)
+    models = {"a/quiet": 10, "b/popular": 90_000, "c/middling": 500, "d/middling": 500}
+    ch.insert(
+        "engagement_live",
+        [[repo, at, 0, total, 0, 0, 0, 0, 0, 0, 0.0, 0.0] for repo, total in models.items()],
+        column_names=[
+            "repo_id", "at", "likes", "downloads_all_time", "likes_1h", "likes_24h", "likes_7d",
+            "downloads_1h", "downloads_24h", "downloads_7d", "velocity_per_hour", "acceleration",
+        ],
+    )  # fmt: skip
+    result = run_panel(ch, panel("top_movers"), TimeRange.last(timedelta(hours=1), now=at))
+    assert result.column("model") == ["b/popular", "c/middling", "d/middling", "a/quiet"]
+
+
+def test_a_database_not_migrated_yet_reads_as_starting(clickhouse_url: str) -> None:
+    """The seconds after `hubwatch run` starts its server, before the migrations have made
+    the tables: the view's panels and its model picker say it is starting, not an error
+    (and not "no data"), for an empty database and for one not created yet."""
+    import asyncio
+
+    from hubwatch.errors import NotMigrated
+    from hubwatch.view import PanelSource
+    from hubwatch.view.data import STARTING
+
+    name = f"hubwatch_test_{uuid.uuid4().hex[:10]}"
+    admin = connect(clickhouse_url)
+
+    async def ask(database: str) -> None:
+        source = PanelSource(clickhouse_url, database)
+        try:
+            for definition in (panel("architectures"), panel("recent_alerts")):
+                data = await source.panel(definition, "now-7d", {})
+                assert (data.state, data.message) == ("starting", STARTING), definition.id
+                assert data.detail == (
+                    f"hubwatch's tables are not created yet in database {database}; run "
+                    "`hubwatch migrate` (or wait for `hubwatch run` to finish starting)"
+                )
+            family = next(d for d in DASHBOARDS if d.uid == "hubwatch-family")
+            with pytest.raises(NotMigrated):
+                await source.options(family, "base_model")
+        finally:
+            await source.close()
+
+    try:
+        asyncio.run(ask(name))  # no database yet
+        admin.command(f"CREATE DATABASE `{name}`")
+        asyncio.run(ask(name))  # the database, no tables yet
+        apply_migrations(admin, name)
+        client = connect(clickhouse_url, database=name)
+        client.command("DROP TABLE alerts")  # migrated: a missing table is not "starting"
+        source = PanelSource(clickhouse_url, name)
+        dropped = asyncio.run(source.panel(panel("recent_alerts"), "now-7d", {}))
+        asyncio.run(source.close())
+        client.close()
+        assert dropped.state == "error" and "Unknown table" in (dropped.message or "")
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()

@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from hubwatch.clickhouse import connect
-from hubwatch.panels import DASHBOARDS, panels, run_panel, variable_options
+from hubwatch.panels import DASHBOARDS, TimeRange, panels, run_panel, variable_options
 from hubwatch.view import NO_PROMETHEUS, parse_range
 from tests.browser import open_browser
 from tests.conftest import (
@@ -248,8 +248,8 @@ async def _check_page(
             )
         # A time series at one instant (a replay on all time: one interval) shows its
         # point: a marker big enough to see, inside the plot, not on its left or right frame.
+        # (All time spans each series' own data, so most have many instants by now.)
         lone = json.loads(await browser.evaluate(LONE_POINTS))
-        assert lone, "the replay on all time has a time series at a single instant"
         for chart in lone:
             assert len(chart["points"]) == chart["traces"], chart
             box = chart["area"]
@@ -323,8 +323,11 @@ def test_serve_answers_every_panel_from_clickhouse(
                 if panel.datasource == "prometheus":
                     assert (answer["state"], answer["message"]) == ("unavailable", NO_PROMETHEUS)
                     continue
-                rows = run_panel(client, panel, parse_range("all"), {"base_model": BASE}).rows
                 assert answer["state"] == "data", (panel.id, answer["message"])
+                # All time is the span of the data (a time series: its own first interval
+                # on), as the answer says.
+                span = TimeRange(_when(answer["from"]), _when(answer["to"]))
+                rows = run_panel(client, panel, span, {"base_model": BASE}).rows
                 assert len(answer["rows"]) == len(rows) > 0, panel.id
         plotly = httpx.get(f"{view}/static/plotly.min.js")
         assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
@@ -429,3 +432,174 @@ def test_only_the_default_port_falls_back_and_says_so(caplog: pytest.LogCaptureF
         assert f"port {port} (the default) is taken; the web view is on {moved}" in caplog.text
         with pytest.raises(ConfigError, match=f"port {port} is taken"):
             asyncio.run(attempt(port, fallback=False))
+
+
+# Each drawn chart: its value axis' tick labels, its x axis' range and its points' times.
+AXES = (
+    "JSON.stringify([...document.querySelectorAll('.panel[data-state=data]')].flatMap(p => {"
+    " const c = p.querySelector('.chart'); const layout = c._fullLayout;"
+    " if (!layout || !layout.xaxis || !c.data || c.data[0].type === 'table') return [];"
+    " const across = c.data[0].orientation === 'h';"
+    " const ticks = [...c.querySelectorAll(across ? '.xtick text' : '.ytick text')]"
+    "   .map(t => t.textContent);"
+    " const xs = c.data.flatMap(t => across ? [] : t.x).filter(x => x !== null).sort();"
+    " return [{id: p.dataset.panel, ticks, range: layout.xaxis.range, type: layout.xaxis.type,"
+    "   first: xs[0], last: xs[xs.length - 1]}]; }))"
+)
+WHOLE_NUMBER = re.compile(r"^[\u2212-]?\d{1,3}(,\d{3})*$")  # plotly's minus is U+2212
+
+
+def _when(text: str) -> datetime:
+    """A plotly date (UTC wall time, as the view sends them) as an aware datetime."""
+    return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
+
+
+def test_the_view_draws_counts_whole_time_axes_over_the_range_and_says_when_empty(
+    clickhouse_url: str, database: str, panel_database: datetime, tmp_path: Path
+) -> None:
+    """What a newcomer saw in the first `make run`: a count axis ticked "800m", one point
+    on an axis from 2016, an empty box where a table had no rows."""
+    port = free_port()
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": database}
+    log = tmp_path / "serve.log"
+    process = spawn("serve", "--port", str(port), env=env, log=log)
+    try:
+        wait_until(
+            while_alive(process, log, lambda: VIEW_AT.search(log.read_text())), "the address"
+        )
+        shot = asyncio.run(_check_axes(f"http://127.0.0.1:{port}/", tmp_path / "view.png"))
+    finally:
+        terminate(process)
+    print(f"screenshot: {shot}")
+
+
+async def _check_axes(page: str, shot: Path) -> Path:
+    counts = {
+        p.id
+        for p in panels()
+        if p.unit == "short" and p.visualisation in ("timeseries", "barchart")
+    }
+    async with open_browser() as browser:
+        await browser.goto(page)
+        await browser.wait_for("document.body && document.body.dataset.ready === 'true'", "ready")
+        asked = datetime.now(UTC)
+        # Each dashboard's own range: the replayed crawl's models are from 2025, so the
+        # architectures of the last year are none; the snapshots are of the last 30 hours.
+        architectures = next(p for p in panels() if p.id == "architectures")
+        note = json.loads(
+            await browser.wait_for(
+                "(() => { const p = document.getElementById('panel-architectures');"
+                " if (p.dataset.state !== 'empty') return null;"
+                " const note = p.querySelector('.note'); const text = document.createRange();"
+                " text.selectNodeContents(note); const t = text.getBoundingClientRect();"
+                " const box = p.getBoundingClientRect();"
+                " return JSON.stringify({text: note.textContent, visible: !note.hidden,"
+                "   top: box.top, height: box.height, middle: (t.top + t.bottom) / 2,"
+                "   size: parseFloat(getComputedStyle(note).fontSize)}); })()",
+                "the architectures panel with no rows",
+            )
+        )
+        # In words, its own, where the eye looks: the middle of the panel, not a blank box.
+        assert note["text"] == architectures.no_data == "No derivatives created in this range"
+        assert note["visible"] and note["size"] >= 14, note
+        assert 0.35 <= (note["middle"] - note["top"]) / note["height"] <= 0.65, note
+
+        def drawn(charts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            return {c["id"]: c for c in charts}
+
+        charts = drawn(json.loads(await browser.evaluate(AXES)))
+        for _ in range(120):  # a hang guard: panels refresh every 5 s
+            if {"engagement_gained", "community_activity"} <= set(charts):
+                break
+            await asyncio.sleep(1)
+            charts = drawn(json.loads(await browser.evaluate(AXES)))
+        drawn_counts = counts & set(charts)
+        assert {"engagement_gained", "community_activity"} <= drawn_counts, sorted(charts)
+        for panel_id in drawn_counts:
+            ticks = charts[panel_id]["ticks"]
+            # Whole numbers with thousands separators: no "800m", no "5k".
+            assert ticks and all(WHOLE_NUMBER.match(t) for t in ticks), (panel_id, ticks)
+        # A day's range (the engagement dashboard's own) is a day on the axis, however
+        # much of it has data.
+        gained = charts["engagement_gained"]
+        start, end = (_when(x) for x in gained["range"])
+        assert abs(start - (asked - timedelta(hours=24))) < timedelta(hours=1), gained
+        assert abs(end - asked) < timedelta(hours=1), gained
+
+        # All time: the axis spans the data, not the years since 2015.
+        switched = await browser.evaluate(
+            "(() => { const s = document.getElementById('range'); s.value = 'all';"
+            " s.dispatchEvent(new Event('change')); return new Date().toISOString(); })()"
+        )
+        await browser.wait_for(
+            "[...document.querySelectorAll('.panel')]"
+            f".every(p => p.dataset.updated > {json.dumps(switched)})",
+            "every panel drawn again over all time",
+        )
+        charts = drawn(json.loads(await browser.evaluate(AXES)))
+        for panel_id, chart in charts.items():
+            if chart["type"] != "date":
+                continue
+            start, end = (_when(x) for x in chart["range"])
+            first, last = _when(chart["first"]), _when(chart["last"])
+            margin = (end - start) / 10
+            assert first - margin <= start <= first and last <= end, (panel_id, chart)
+        await browser.screenshot(shot)
+        assert browser.errors == [], browser.errors
+    return shot
+
+
+def test_the_view_says_starting_until_the_migrations_are_applied(
+    clickhouse_url: str, tmp_path: Path
+) -> None:
+    """The view over a database whose tables are not made yet (the first seconds of
+    `hubwatch run`, or one never migrated): every panel says it is starting, the page says
+    why once, no error; once migrated, the panels answer and the banner goes."""
+    import uuid
+
+    from hubwatch.view.data import STARTING
+
+    name = f"hubwatch_test_{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": name}
+    log = tmp_path / "serve.log"
+    process = spawn("serve", "--port", str(port), env=env, log=log)
+    admin = connect(clickhouse_url)
+    try:
+        wait_until(
+            while_alive(process, log, lambda: VIEW_AT.search(log.read_text())), "the address"
+        )
+        asyncio.run(_check_starting(f"http://127.0.0.1:{port}/", name, STARTING, admin))
+    finally:
+        terminate(process)
+        admin.command(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+async def _check_starting(page: str, name: str, starting: str, admin: Any) -> None:
+    from hubwatch.migrate import apply_migrations
+
+    banner = (
+        "(() => { const b = document.getElementById('banner');"
+        " return b.hidden ? '' : b.textContent; })()"
+    )
+    async with open_browser() as browser:
+        await browser.goto(page)
+        await browser.wait_for("document.body && document.body.dataset.ready === 'true'", "ready")
+        states = json.loads(await browser.evaluate(STATES))
+        # (A panel that needs the model picker waits for it: the picker has no models yet.)
+        clickhouse = {p.id for p in panels() if p.datasource == "clickhouse" and not p.variables}
+        for state in states:
+            if state["id"] in clickhouse:
+                assert (state["state"], state["note"]) == ("starting", starting), state
+        assert await browser.evaluate(banner) == (
+            f"{starting}: hubwatch's tables are not created yet in database {name}; run "
+            "`hubwatch migrate` (or wait for `hubwatch run` to finish starting)"
+        )
+        await asyncio.to_thread(apply_migrations, admin, name)
+        await browser.wait_for(
+            "document.getElementById('panel-architectures').dataset.state === 'empty'",
+            "the panels answering once migrated",
+        )
+        assert await browser.evaluate(banner) == ""
+        assert browser.errors == [], browser.errors

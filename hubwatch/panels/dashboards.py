@@ -239,6 +239,7 @@ ORDER BY time, relation""",
             y=("models",),
             series="relation",
             variables=("base_model",),
+            no_data="No model of this subtree was created in this range",
             width=24,
         ),
         Panel(
@@ -264,7 +265,7 @@ INNER JOIN (
     WHERE repo_id IN (SELECT model_id FROM members)
 ) AS e ON e.repo_id = m.model_id
 WHERE m.model_id IN {_SUBTREE}
-ORDER BY downloads_24h DESC, likes_24h DESC, model
+ORDER BY downloads_24h DESC, likes_24h DESC, downloads DESC, model
 LIMIT 20""",
             columns=(
                 "model",
@@ -277,6 +278,7 @@ LIMIT 20""",
             ),
             y=("downloads_24h",),
             variables=("base_model",),
+            no_data="No derivative of this model has been snapshotted yet",
         ),
         Panel(
             id="family_against_base",
@@ -330,6 +332,7 @@ LIMIT 100""",
                 "accuracy_change",
             ),
             variables=("base_model",),
+            no_data="No derivatives of this model",
         ),
     ),
 )
@@ -373,6 +376,7 @@ LIMIT 50""",
                 "median_accuracy_change",
                 "median_size_change",
             ),
+            no_data="No derivatives created in this range",
             width=24,
             height=12,
         ),
@@ -424,6 +428,7 @@ ORDER BY time""",
             columns=("time", "downloads", "likes"),
             x="time",
             y=("downloads", "likes"),
+            no_data="No snapshots of followed models in this range",
             width=24,
         ),
         Panel(
@@ -431,7 +436,8 @@ ORDER BY time""",
             dashboard="hubwatch-engagement",
             title="Most downloaded in the last 24 hours",
             description="Models whose latest snapshot falls in the range, by downloads gained "
-            "in the 24 hours before it; velocity per hour and its acceleration.",
+            "in the 24 hours before it (ties by all-time downloads); velocity per hour and "
+            "its acceleration.",
             visualisation="table",
             datasource="clickhouse",
             query="""SELECT repo_id AS model, downloads_24h, likes_24h,
@@ -439,10 +445,11 @@ ORDER BY time""",
        round(acceleration, 1) AS acceleration
 FROM engagement_live FINAL
 WHERE $__timeFilter(at)
-ORDER BY downloads_24h DESC, model
+ORDER BY downloads_24h DESC, downloads_all_time DESC, model
 LIMIT 20""",
             columns=("model", "downloads_24h", "likes_24h", "velocity_per_hour", "acceleration"),
             y=("downloads_24h",),
+            no_data="No model was snapshotted in this range",
         ),
         Panel(
             id="breakouts",
@@ -485,6 +492,7 @@ ORDER BY time, kind""",
             x="time",
             y=("events",),
             series="kind",
+            no_data="No commits, discussions, issues or releases in this range",
             width=24,
         ),
     ),
@@ -678,7 +686,7 @@ OPERATIONS = Dashboard(
             "Rows inserted into ClickHouse per second, by table.",
             "sum by (table) (rate(hubwatch_clickhouse_rows_written_total[$__rate_interval]))",
             "table",
-            "short",
+            "ops",
             "{{table}}",
         ),
         _prom(

@@ -110,6 +110,8 @@ def _panel(panel: Panel, number: int) -> cogbuilder.Builder[model.Panel]:
         builder = piechart.Panel()
     if panel.min_interval is not None:
         builder = builder.interval(_duration(panel.min_interval.total_seconds()))
+    if panel.counts:  # whole numbers on the axis and in the tooltip
+        builder = builder.decimals(0)
     datasource = PROMETHEUS if panel.datasource == "prometheus" else CLICKHOUSE
     return (
         builder.id(number)

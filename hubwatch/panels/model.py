@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
-__all__ = ["Dashboard", "Datasource", "Panel", "Variable", "Visualisation"]
+__all__ = ["COUNT_UNITS", "Dashboard", "Datasource", "Panel", "Variable", "Visualisation"]
 
 Visualisation = Literal["timeseries", "barchart", "table", "stat", "piechart"]
 Datasource = Literal["clickhouse", "prometheus"]
+
+COUNT_UNITS = frozenset({"short", "none"})
+"Grafana units hubwatch uses for counts: whole numbers, never SI-prefixed fractions."
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,11 @@ class Panel:
     names plus ``time`` and ``value``); ``x`` is the column along the horizontal axis (the
     time for a time series, a category for a bar chart; none for a table or stat), ``y``
     the value columns, ``series`` the column whose values split the data into series
-    (long format; none when each ``y`` column is a series of its own). ``no_data`` is what
-    the panel says when the query returns no rows. ``min_interval`` is Grafana's min
-    interval: ``$__interval`` is never shorter (a query that reads per-hour counts)."""
+    (long format; none when each ``y`` column is a series of its own). ``unit`` is
+    Grafana's: ``short`` (the default) for counts, ``ops`` a rate per second, ``s``,
+    ``bytes``, ``percent``… ``no_data`` is what the panel says when the query returns no
+    rows, in the view and in Grafana (its "No value" text). ``min_interval`` is Grafana's
+    min interval: ``$__interval`` is never shorter (a query that reads per-hour counts)."""
 
     id: str
     dashboard: str
@@ -58,6 +63,12 @@ class Panel:
     height: int = 8
     legend: str = ""  # PromQL: Grafana's legend format, e.g. "{{stream}}"
     min_interval: timedelta | None = None
+
+    @property
+    def counts(self) -> bool:
+        """Whether the charted values are counts (whole numbers): a table's columns are
+        of many kinds, so only a chart or a stat is."""
+        return self.unit in COUNT_UNITS and self.visualisation != "table"
 
     def __post_init__(self) -> None:
         named = {c for c in (self.x, self.series, *self.y) if c is not None}

@@ -14,9 +14,6 @@ from hubwatch.panels.model import Panel, Variable
 
 __all__ = ["PanelError", "PanelResult", "expanded_sql", "run_panel", "variable_options"]
 
-# ClickHouse's code for a table that does not exist (an older database, before a migration).
-_UNKNOWN_TABLE = 60
-
 
 class PanelError(HubwatchError):
     """A panel that cannot run here (a PromQL panel asked of ClickHouse, a missing value)."""
@@ -70,17 +67,10 @@ def run_panel(
     interval: timedelta | None = None,
 ) -> PanelResult:
     """Run ``panel`` on a clickhouse-connect ``client`` (its database the hubwatch one).
-    A table that does not exist yet (e.g. ``alerts`` before its migration) reads as no
-    rows, with the panel's no-data message; any other server error is raised."""
-    from clickhouse_connect.driver.exceptions import DatabaseError
-
+    A server error is raised as it is (a table not created yet included: the caller says
+    so, :func:`hubwatch.clickhouse.server_error`)."""
     sql = expanded_sql(panel, time_range, variables, interval=interval)
-    try:
-        result = client.query(sql)
-    except DatabaseError as error:
-        if f"Code: {_UNKNOWN_TABLE}." in str(error):
-            return PanelResult(panel, panel.columns, [], sql, panel.no_data)
-        raise
+    result = client.query(sql)
     rows = [tuple(row) for row in result.result_rows]
     columns = tuple(result.column_names)
     return PanelResult(panel, columns, rows, sql, None if rows else panel.no_data)

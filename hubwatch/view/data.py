@@ -18,11 +18,14 @@ from typing import Any
 
 import httpx
 
+from hubwatch.clickhouse import names_missing_schema, server_error
+from hubwatch.errors import NotMigrated
 from hubwatch.panels import (
     DASHBOARDS,
     Dashboard,
     Panel,
     PanelError,
+    PanelResult,
     TimeRange,
     auto_interval,
     run_panel,
@@ -33,6 +36,7 @@ from hubwatch.panels.macros import interpolate
 __all__ = [
     "ALL_TIME",
     "NO_PROMETHEUS",
+    "STARTING",
     "PanelData",
     "PanelSource",
     "dashboard_of",
@@ -42,6 +46,12 @@ __all__ = [
 ALL_TIME = "all"
 "The range that holds everything (a replay's models were created long ago)."
 EPOCH = datetime(2015, 1, 1, tzinfo=UTC)  # before the first model on the Hub
+
+STARTING = "Starting: applying migrations"
+"What a panel says while hubwatch's tables are being created (the first seconds of run)."
+
+FIT_PASSES = 4
+"At most this many queries fit an all-time time series to its data (see _fitted)."
 
 NO_PROMETHEUS = (
     "No Prometheus configured: set HUBWATCH_PROMETHEUS_URL (or `hubwatch serve "
@@ -74,7 +84,8 @@ def dashboard_of(panel: Panel) -> Dashboard:
 class PanelData:
     """One answer for one panel. ``state`` is ``data`` (rows to draw), ``empty`` (the
     query returned none: ``message`` is the panel's no-data text), ``waiting`` (a
-    variable has no value yet), ``unavailable`` (no Prometheus) or ``error``."""
+    variable has no value yet), ``starting`` (hubwatch's tables are not created yet: its
+    migrations are running), ``unavailable`` (no Prometheus) or ``error``."""
 
     panel: str
     state: str
@@ -83,7 +94,11 @@ class PanelData:
     message: str | None = None
     seconds: float = 0.0
     time_range: TimeRange | None = None
-    "The range the query covered (a chart of one point spans it)."
+    "The range the query covered, a time series' x axis (all time: from its first data)."
+    all_time: bool = False
+    "All time was asked: the x axis spans the data, not the years up to now."
+    detail: str | None = None
+    "More on ``message`` for the whole page (starting: what is missing, what to do)."
 
     def to_json(self) -> dict[str, Any]:
         span = self.time_range
@@ -96,7 +111,18 @@ class PanelData:
             "seconds": round(self.seconds, 4),
             "from": None if span is None else _plain(span.start),
             "to": None if span is None else _plain(span.end),
+            "all_time": self.all_time,
+            "detail": self.detail,
         }
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time column's value as an aware datetime (None for what is not a time)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
 
 
 def _plain(value: Any) -> Any:
@@ -156,8 +182,19 @@ class PanelSource:
             else:
                 data = await self._clickhouse(panel, range_text, variables)
         except Exception as exc:  # the panel says what failed; the page goes on
-            data = PanelData(panel.id, "error", message=" ".join(str(exc).split())[:400])
+            exc = await self._reported(exc)
+            if isinstance(exc, NotMigrated):
+                data = PanelData(panel.id, "starting", message=STARTING, detail=str(exc))
+            else:
+                data = PanelData(panel.id, "error", message=" ".join(str(exc).split())[:400])
         return dataclasses.replace(data, seconds=time.monotonic() - started)
+
+    async def _reported(self, exc: Exception) -> Exception:
+        """A ClickHouse error as every command reports it (a table not created yet:
+        :class:`NotMigrated`)."""
+        if not names_missing_schema(exc):
+            return exc
+        return await asyncio.to_thread(server_error, exc, self.clickhouse_url, self.database)
 
     async def _clickhouse(
         self, panel: Panel, range_text: str | None, variables: Mapping[str, str]
@@ -165,18 +202,49 @@ class PanelSource:
         missing = [name for name in panel.variables if not variables.get(name)]
         if missing:
             return PanelData(panel.id, "waiting", message=f"Pick a value for {missing[0]}")
-        time_range = parse_range(self.range_for(dashboard_of(panel), range_text))
+        asked = self.range_for(dashboard_of(panel), range_text)
+        time_range = parse_range(asked)
         given = {name: variables[name] for name in panel.variables}
         result = await asyncio.to_thread(self._locked, run_panel, panel, time_range, given)
+        if result.rows and asked == ALL_TIME and panel.visualisation == "timeseries":
+            result, time_range = await self._fitted(panel, result, time_range, given)
         if not result.rows:
             return PanelData(panel.id, "empty", result.columns, message=result.message)
         return PanelData(
-            panel.id, "data", result.columns, tuple(result.rows), time_range=time_range
+            panel.id,
+            "data",
+            result.columns,
+            tuple(result.rows),
+            time_range=time_range,
+            all_time=asked == ALL_TIME,
         )
+
+    async def _fitted(
+        self, panel: Panel, result: PanelResult, time_range: TimeRange, given: Mapping[str, str]
+    ) -> tuple[PanelResult, TimeRange]:
+        """An all-time series asked again over the span its data covers: from 2015 to now
+        the query's interval is a month, so a day's data is one point on an axis of years.
+        Each pass starts at the first interval the last one found, until the data fills
+        the range (a span shrinking by less than half would not change the picture)."""
+        assert panel.x is not None
+        for _ in range(FIT_PASSES - 1):
+            moments = [m for m in map(_moment, result.column(panel.x)) if m is not None]
+            first = min(moments, default=time_range.start)
+            if (time_range.end - first) * 2 > time_range.span:
+                break
+            narrower = TimeRange(first, time_range.end)
+            again = await asyncio.to_thread(self._locked, run_panel, panel, narrower, given)
+            if not again.rows:  # the data moved on meanwhile: keep what was found
+                break
+            result, time_range = again, narrower
+        return result, time_range
 
     async def options(self, dashboard: Dashboard, name: str) -> list[str]:
         variable = next(v for v in dashboard.variables if v.name == name)
-        return await asyncio.to_thread(self._locked, variable_options, variable)
+        try:
+            return await asyncio.to_thread(self._locked, variable_options, variable)
+        except Exception as exc:
+            raise await self._reported(exc) from exc
 
     def _locked(self, call: Any, *args: Any) -> Any:
         from hubwatch.clickhouse import connect

@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 from hubwatch.panels import DASHBOARDS, Panel
 from hubwatch.view.data import PanelData, PanelSource
@@ -84,6 +86,12 @@ LONE_PAD = 0.05
 "A lone instant's range asked is padded by this share of its span on each side."
 
 
+def _whole_numbers(axis: Axis) -> None:
+    """A count's axis as the view draws it: whole-number ticks, thousands separated."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
 def _timeseries(ax: Axes, panel: Panel, data: PanelData) -> None:
     series = _series(panel, data)
     for name, xs, ys in series:
@@ -108,6 +116,8 @@ def _timeseries(ax: Axes, panel: Panel, data: PanelData) -> None:
     if values and min(values) >= 0:
         # Counts from zero, as the view's rangemode tozero; room above the highest point.
         ax.set_ylim(0, max(values) * 1.15 or 1)
+    if panel.counts:
+        _whole_numbers(ax.yaxis)
     ax.figure.autofmt_xdate()
     ax.set_ylabel(panel.unit if panel.unit != "short" else "")
     ax.grid(alpha=0.3)
@@ -130,6 +140,8 @@ def _barchart(ax: Axes, panel: Panel, data: PanelData) -> None:
         )
     ax.set_yticks(range(len(labels)), [_short(label, 40) for label in labels], fontsize=7)
     ax.invert_yaxis()  # the largest at the top, as the query orders them
+    if panel.counts:
+        _whole_numbers(ax.xaxis)
     ax.grid(axis="x", alpha=0.3)
     if len(series) > 1:
         ax.legend(fontsize=7)

@@ -20,9 +20,9 @@ import orjson
 from aiohttp import web
 
 from hubwatch._server import LocalServer
-from hubwatch.errors import ConfigError
+from hubwatch.errors import ConfigError, NotMigrated
 from hubwatch.panels import DASHBOARDS, Panel
-from hubwatch.view.data import ALL_TIME, PanelSource
+from hubwatch.view.data import ALL_TIME, STARTING, PanelSource
 
 __all__ = ["REFRESH_SECONDS", "ViewServer", "plotly_js", "start_view"]
 
@@ -52,6 +52,7 @@ def _panel_json(panel: Panel) -> dict[str, Any]:
         "y": list(panel.y),
         "series": panel.series,
         "unit": panel.unit,
+        "counts": panel.counts,
         "variables": list(panel.variables),
         "width": panel.width,
         "height": panel.height,
@@ -133,6 +134,9 @@ class ViewServer(LocalServer):
             return _json({"error": f"no variable {name!r} in {uid!r}"}, 404)
         try:
             options = await self.source.options(dashboard, name)
+        except NotMigrated as exc:  # the first seconds of run: the panels say so too
+            starting = {"state": "starting", "message": STARTING, "detail": str(exc)}
+            return _json({"options": [], **starting})
         except Exception as exc:  # said on the page, like a panel's error
             return _json({"options": [], "error": " ".join(str(exc).split())[:400]})
         return _json({"options": options})

@@ -5,14 +5,25 @@
 const params = new URLSearchParams(location.search);
 const view = { layout: null, range: null, vars: {}, panels: new Map(), visible: new Set() };
 
+// Plotly axis formats by the panel's unit (its Grafana unit, hubwatch/panels/model.py).
+// d3's "~s" would print 0.8 as "800m": only bytes keep SI prefixes.
 const UNITS = {
-  s: { ticksuffix: "s" },
-  ops: { ticksuffix: "/s", tickformat: "~s" },
+  s: { ticksuffix: "s", tickformat: ",~r", hoverformat: ",.3~r" },
+  ops: { ticksuffix: "/s", tickformat: ",~r", hoverformat: ",.3~r" },
   percent: { ticksuffix: "%" },
   percentunit: { tickformat: ".0%" },
   bytes: { tickformat: "~s", ticksuffix: "B" },
-  short: { tickformat: "~s" },
 };
+
+function valueAxis(panel, traces, along) {
+  // Counts (panel.counts, from the definition's unit): whole numbers with thousands
+  // separators, on whole-number ticks (a range under 10 would be ticked in fractions).
+  if (!panel.counts) return { ...(UNITS[panel.unit] || {}) };
+  const values = traces.flatMap((t) => t[along]).filter((v) => typeof v === "number");
+  const most = Math.max(0, ...values.map(Math.abs));
+  const step = most < 5 ? { tick0: 0, dtick: 1 } : most < 10 ? { tick0: 0, dtick: 2 } : {};
+  return { tickformat: ",d", hoverformat: ",d", ...step };
+}
 
 function element(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -41,7 +52,8 @@ function groups(data, by) {
 }
 
 function cell(value) {
-  if (typeof value === "number" && !Number.isInteger(value)) return Number(value.toPrecision(4));
+  if (Number.isInteger(value)) return value.toLocaleString("en-US");
+  if (typeof value === "number") return Number(value.toPrecision(4)).toLocaleString("en-US");
   if (Array.isArray(value)) return value.join(", ");
   return value === null ? "" : value;
 }
@@ -71,6 +83,19 @@ function padded(from, to) {
   return [wall(start - pad), wall(end + pad)];
 }
 
+function timeAxis(traces, data) {
+  // The range the query covered, widened to the points (an interval may start before
+  // it); all time spans the data (from its first interval: hubwatch/view/data.py), not
+  // the years since 2015. One instant alone is padded so a point at the range's end
+  // (Prometheus' last evaluation) is not on the frame.
+  const xs = traces.flatMap((t) => t.x).filter((x) => x !== null).sort();
+  const lone = new Set(xs).size < 2;
+  if (!data.from || !xs.length || (data.all_time && !lone)) return { type: "date" };
+  const from = xs[0] < data.from ? xs[0] : data.from;
+  const to = xs[xs.length - 1] > data.to ? xs[xs.length - 1] : data.to;
+  return { type: "date", range: lone ? padded(from, to) : [from, to] };
+}
+
 function figure(panel, data) {
   const unit = UNITS[panel.unit] || {};
   const layout = {
@@ -86,11 +111,8 @@ function figure(panel, data) {
         ...t, mode: t.x.length > 30 ? "lines" : "lines+markers",
         marker: { size: t.x.length === 1 ? LONE_MARKER : 6 }, cliponaxis: false,
       }));
-      // One instant alone would stretch to fill the axis: show it within the range asked,
-      // padded so a point at the range's end (Prometheus' last evaluation) is not on the frame.
-      const instants = new Set(traces.flatMap((t) => t.x));
-      const xaxis = instants.size < 2 && data.from ? { type: "date", range: padded(data.from, data.to) } : { type: "date" };
-      return { traces, layout: { ...layout, xaxis, yaxis: { ...unit, rangemode: "tozero" } } };
+      const yaxis = { ...valueAxis(panel, traces, "y"), rangemode: "tozero" };
+      return { traces, layout: { ...layout, xaxis: timeAxis(traces, data), yaxis } };
     }
     case "barchart": {
       const traces = seriesTraces(panel, data, "bar");
@@ -101,10 +123,10 @@ function figure(panel, data) {
         return { traces, layout: { ...layout, barmode: "group", margin: { ...layout.margin, l: 10 },
           showlegend: traces.length > 1,
           yaxis: { automargin: true, autorange: "reversed", type: "category", tickfont: { size: 10 } },
-          xaxis: { ...unit } } };
+          xaxis: valueAxis(panel, traces, "x") } };
       }
       return { traces, layout: { ...layout, barmode: "group", showlegend: traces.length > 1,
-        xaxis: { type: "category", automargin: true }, yaxis: { ...unit } } };
+        xaxis: { type: "category", automargin: true }, yaxis: valueAxis(panel, traces, "y") } };
     }
     case "piechart": {
       const labels = column(data, panel.x || panel.series || data.columns[0]);
@@ -120,13 +142,17 @@ function figure(panel, data) {
     }
     default: { // table
       const values = data.columns.map((name) => column(data, name).map(cell));
+      // Headers in words, wrapped at their spaces ("velocity per hour"), so a narrow
+      // column of numbers keeps its whole name.
+      const headers = data.columns.map((name) => name.replaceAll("_", " "));
       // Widths by content (plotly's default is equal): model ids get room, counts little.
       const columnwidth = values.map((col, i) =>
-        2 + Math.min(48, Math.max(6, String(data.columns[i]).length, ...col.map((v) => String(v ?? "").length))));
+        2 + Math.min(48, Math.max(6, ...headers[i].split(" ").map((w) => w.length),
+          ...col.map((v) => String(v ?? "").length))));
       return {
         traces: [{
           type: "table", columnwidth,
-          header: { values: data.columns, align: "left", fill: { color: "#eef1f5" }, font: { size: 11 } },
+          header: { values: headers, align: "left", fill: { color: "#eef1f5" }, font: { size: 11 } },
           cells: { values, align: "left", font: { size: 11 }, height: 22 },
         }],
         layout: { ...layout, margin: { l: 0, r: 0, t: 0, b: 0 } },
@@ -157,8 +183,17 @@ async function refresh(panel) {
   }
 }
 
+function banner(text) {
+  // What holds the whole page up (hubwatch still creating its tables), said once on top.
+  const node = document.getElementById("banner");
+  node.hidden = !text;
+  node.textContent = text || "";
+}
+
 async function draw(panel, slot, data) {
   const { node, chart, note } = slot;
+  if (data.state === "starting") banner(`${data.message}: ${data.detail}`);
+  else if (data.state !== "error") banner(null);
   node.dataset.state = data.state;
   node.dataset.rows = String(data.rows.length);
   if (data.state === "data") {
@@ -171,6 +206,17 @@ async function draw(panel, slot, data) {
     if (chart.data) Plotly.purge(chart);
     note.hidden = false;
     note.textContent = data.message || "No data";
+    if (data.state === "unavailable") {
+      // The same reason for every panel of the dashboard: said once, above them.
+      const section = node.closest("section");
+      let notice = section.querySelector(".notice");
+      if (!notice) {
+        notice = element("p", { class: "notice" });
+        section.querySelector(".description").after(notice);
+      }
+      notice.textContent = data.message;
+      note.textContent = "Not available: see above";
+    }
   }
   node.dataset.drawn = "true";
   node.dataset.updated = new Date().toISOString();
