@@ -72,6 +72,11 @@ RECORDS_TRIMMED = Counter(
     "Events cut down to fit a Kafka record, by the field that was cut",
     ["kind", "field"],
 )
+RECORDS_REFETCHED = Counter(
+    "hubwatch_records_refetched_total",
+    "Records faust dropped on the way to their agent, read again from Kafka",
+    ["topic"],
+)
 SOURCE_GONE = Counter(
     "hubwatch_source_gone_total",
     "Repos answering as gone (404, or 401 for a deleted, private or gated repo)",

@@ -16,8 +16,10 @@ Live rolling engagement is kept in a faust table of 1-hour tumbling windows
 lets processors.engagement read and write it as the mapping it expects.
 
 Each agent takes a bounded batch (size and time), writes it to ClickHouse, and acks the
-batch only after ClickHouse acknowledged (``noack_take`` + ``stream.ack``): at-least-once,
-made exactly-once in effect by the tables replacing on their natural keys.
+batch only after ClickHouse acknowledged (``noack_take`` + ``finish``): at-least-once, made
+exactly-once in effect by the tables replacing on their natural keys. Only what an agent
+finished is committed (processors.commits): faust acknowledges on its own what it skips
+while stopping.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from hubwatch.errors import SchemaError
 from hubwatch.events import DEAD_LETTER, DeadLetter, ModelSnapshot, topic_for, topics
 from hubwatch.quiet_logs import OutageLogFilter
 from hubwatch.settings import Settings
+from processors.commits import finish, use_finished_only
 from processors.engagement import HORIZON_HOURS, HOUR, RollingEngagement
 from processors.lag import ConsumerLag
 from processors.pipeline import RawRecord, count_delivered, plan_batch
@@ -133,6 +136,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_group_instance_id=settings.processor_instance_id,
         logging_config=_LOGGING,
     )
+    use_finished_only(app)
     specs = {spec.name: spec for spec in topics(settings.topic_prefix)}
 
     dead_letter_name = topic_for(DEAD_LETTER, settings.topic_prefix)
@@ -234,7 +238,7 @@ def create_app(settings: Settings) -> faust.App:
             count_delivered(letters)
             await hand_over(batch.fired)  # written first: at least once to the outbox
             for event in events:
-                await stream.ack(event)
+                await finish(stream, event)
 
     if rules is not None:
         group_writer = writer()
@@ -259,12 +263,12 @@ def create_app(settings: Settings) -> faust.App:
                             record = OutboxRecord.from_json(event.message.value)
                         except (ValueError, KeyError, TypeError) as exc:
                             log.error("unreadable outbox record at %s: %s", event.message.tp, exc)
-                            await stream.ack(event)
+                            await finish(stream, event)
                             continue
                         deliverer.submit(
                             record.alert,
                             record.target,
-                            on_done=lambda e=event: stream.ack(e),  # type: ignore[misc]
+                            on_done=lambda e=event: finish(stream, e),  # type: ignore[misc]
                         )
             finally:
                 # Stopping: a delivery under way finishes and is recorded (cut off after the
@@ -295,6 +299,6 @@ def create_app(settings: Settings) -> faust.App:
             if letters:
                 await asyncio.to_thread(letters_writer.write, [plan_dead_letters(letters)])
             for event in events:
-                await stream.ack(event)
+                await finish(stream, event)
 
     return app

@@ -1,0 +1,131 @@
+"""Commit only what an agent finished: the faust consumer hubwatch runs on.
+
+faust commits an offset once every record up to it is acknowledged, and it acknowledges
+more than the agents do. While it stops or rebalances (flow control suspended, or a record
+from an older consumer generation) its stream iterator skips the records already fetched
+into the stream's buffer and acknowledges them unseen; the commit on the way out then moves
+the group's offset past records no agent ever read. A restart under a backlog lost them
+(reproduced: the record after the last written batch, committed and never written).
+
+:class:`FinishedOnlyConsumer` counts an acknowledgement only for a record an agent marked
+finished (:func:`finish`, called once its rows are in ClickHouse); any other is released:
+no longer awaited at shutdown, never committed, so Kafka delivers it again. It also refuses
+to commit past a head it has not seen acknowledged: faust's own check lets exactly one
+unacknowledged record at the head (``min(acked) == committed + 1``) slip through. A record
+faust dropped on the way in (skipped, or cut off in its fetcher) is read again from Kafka at
+once rather than at the next restart (``hubwatch_records_refetched_total``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from time import monotonic
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
+
+from hubwatch.metrics import RECORDS_REFETCHED
+
+__all__ = ["FinishedOnlyConsumer", "FinishedOnlyTransport", "finish", "use_finished_only"]
+
+log = logging.getLogger(__name__)
+
+REFETCH_AGAIN_AFTER = 30.0
+"""Seconds before a partition is read again from the same dropped record."""
+
+
+class FinishedOnlyConsumer(faust_aiokafka.Consumer):
+    """faust's aiokafka consumer, committing only records an agent finished."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._finished: set[tuple[TP, int]] = set()
+        # Where the group resumed each partition, 0 included (faust keeps 0 as "unknown").
+        self._resumed_at: dict[TP, int] = {}
+        self._refetching: dict[TP, tuple[int, float]] = {}
+
+    def mark_finished(self, message: Message) -> None:
+        self._finished.add((message.tp, message.offset))
+
+    def ack(self, message: Message) -> bool:
+        with ack_lock:
+            key = (message.tp, message.offset)
+            if key in self._finished:
+                self._finished.discard(key)
+                return bool(super().ack(message))
+            if not message.acked:
+                # Skipped by faust, not finished by an agent: stop waiting for it (a
+                # shutdown would hang on it) but leave its offset uncommitted.
+                message.acked = True
+                self._unacked_messages.discard(message)
+                notify(self._waiting_for_ack)
+            return False
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        offsets = await super().seek_to_committed()
+        for kafka_tp, committed in offsets.items():
+            tp = TP(kafka_tp.topic, kafka_tp.partition)
+            # Nothing committed yet: the group starts where the reset policy put it.
+            start = committed if committed is not None and committed >= 0 else None
+            if start is None:
+                start = await self.position(tp)
+            if start is not None:
+                self._resumed_at[tp] = start
+        return offsets
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked[tp]
+        if acked:
+            head = self._committed_offset[tp]
+            if head is None:
+                head = self._resumed_at.get(tp)
+            # Offsets Kafka never delivers (transaction markers, compacted records) are
+            # faust's gaps: they count as acknowledged.
+            first = min([*acked, *(gap.begin for gap in self._gap[tp])])
+            if head is not None and first > head:
+                self._refetch_if_dropped(tp, head)
+                return None
+        return super()._new_offset(tp)  # type: ignore[no-any-return]
+
+    def _refetch_if_dropped(self, tp: TP, head: int) -> None:
+        """Read ``tp`` again from ``head`` if faust dropped that record.
+
+        A partition reaches its agent in order, so with later records finished the head is
+        either still with an agent (tracked, unacknowledged) or was dropped on the way
+        (skipped, released, or cut off in the fetcher) and will not come again until a seek.
+        While stopping or rebalancing faust seeks back to the commits itself.
+        """
+        if not self.flow_active or tp not in self.assignment():
+            return
+        last = self._refetching.get(tp)
+        if last is not None and last[0] == head and monotonic() - last[1] < REFETCH_AGAIN_AFTER:
+            return
+        if any(m.tp == tp and m.offset == head for m in list(self._unacked_messages)):
+            return
+        self._refetching[tp] = (head, monotonic())
+        log.warning("%s offset %d was dropped on the way to its agent: reading again", tp, head)
+        RECORDS_REFETCHED.labels(tp.topic).inc()
+        self.add_future(self.seek(tp, head))
+
+
+class FinishedOnlyTransport(faust_aiokafka.Transport):
+    Consumer = FinishedOnlyConsumer
+
+
+def use_finished_only(app: faust.App) -> None:
+    """Make ``app`` consume through :class:`FinishedOnlyConsumer` (before it starts)."""
+    app.transport = FinishedOnlyTransport(app.conf.broker_consumer, app)
+
+
+async def finish(stream: Any, event: Any) -> None:
+    """Acknowledge ``event`` as finished by its agent: only these offsets are committed."""
+    consumer = stream.app.consumer
+    if not isinstance(consumer, FinishedOnlyConsumer):
+        raise TypeError("the app was not set up with use_finished_only()")
+    consumer.mark_finished(event.message)
+    await stream.ack(event)
