@@ -11,15 +11,15 @@ the group's offset past records no agent ever read. A restart under a backlog lo
 finished (:func:`finish`, called once its rows are in ClickHouse); any other is released:
 no longer awaited at shutdown, never committed, so Kafka delivers it again. It also refuses
 to commit past a head it has not seen acknowledged: faust's own check lets exactly one
-unacknowledged record at the head (``min(acked) == committed + 1``) slip through. A record
-faust dropped on the way in (skipped, or cut off in its fetcher) is read again from Kafka at
-once rather than at the next restart (``hubwatch_records_refetched_total``).
+unacknowledged record at the head (``min(acked) == committed + 1``) slip through. Records
+faust dropped on the way in (skipped, or fetched and not handed on) are read again from
+Kafka at once rather than at the next restart (``hubwatch_records_refetched_total``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from time import monotonic
 from typing import Any
 
@@ -48,6 +48,42 @@ class FinishedOnlyConsumer(faust_aiokafka.Consumer):
         # Where the group resumed each partition, 0 included (faust keeps 0 as "unknown").
         self._resumed_at: dict[TP, int] = {}
         self._refetching: dict[TP, tuple[int, float]] = {}
+        self._fetched: Any = None
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
+        records, active = await super()._wait_next_records(timeout)
+        self._fetched = records
+        return records, active
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109
+        """faust's fetch, reading again what it fetched and then dropped.
+
+        faust breaks off handing a fetched batch on (a partition no longer active, flow
+        stopped, a new generation) with Kafka's position already past the rest: after a
+        restart a partition's whole first batch went that way and stayed unread.
+        """
+        self._fetched = None
+        generation = self.app.consumer_generation_id
+        handed: dict[TP, int] = {}
+        async for tp, message in super().getmany(timeout):
+            handed[tp] = message.offset
+            yield tp, message
+        fetched, self._fetched = self._fetched, None
+        if not fetched or not self.flow_active or self.app.consumer_generation_id != generation:
+            return  # stopping or rebalancing: faust seeks back to the commits itself
+        assignment = self.assignment()
+        for tp, records in fetched.items():
+            last = handed.get(tp)
+            dropped = [r.offset for r in records if last is None or r.offset > last]
+            if dropped and tp in assignment:
+                log.warning(
+                    "%s offsets %d-%d were fetched and dropped: reading them again",
+                    tp,
+                    dropped[0],
+                    dropped[-1],
+                )
+                RECORDS_REFETCHED.labels(tp.topic).inc(len(dropped))
+                await self.seek(tp, dropped[0])
 
     def mark_finished(self, message: Message) -> None:
         self._finished.add((message.tp, message.offset))
