@@ -24,6 +24,8 @@ from time import monotonic
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 REFETCH_AGAIN_AFTER = 30.0
 """Seconds before a partition is read again from the same dropped record."""
+
+PROBE_TIMEOUT_MS = 5000
+"""How long a probe waits for the first record at or after a partition's head."""
 
 
 class FinishedOnlyConsumer(faust_aiokafka.Consumer):
@@ -83,7 +88,7 @@ class FinishedOnlyConsumer(faust_aiokafka.Consumer):
                     dropped[-1],
                 )
                 RECORDS_REFETCHED.labels(tp.topic).inc(len(dropped))
-                await self.seek(tp, dropped[0])
+                await self._read_again(tp, dropped[0])
 
     def mark_finished(self, message: Message) -> None:
         self._finished.add((message.tp, message.offset))
@@ -120,8 +125,9 @@ class FinishedOnlyConsumer(faust_aiokafka.Consumer):
             head = self._committed_offset[tp]
             if head is None:
                 head = self._resumed_at.get(tp)
-            # Offsets Kafka never delivers (transaction markers, compacted records) are
-            # faust's gaps: they count as acknowledged.
+            # Offsets Kafka never delivers (transaction markers, compacted records) after a
+            # record read are faust's gaps and count as acknowledged; at the head itself
+            # faust records none (its gaps start after the commit): _refetch asks Kafka.
             first = min([*acked, *(gap.begin for gap in self._gap[tp])])
             if head is not None and first > head:
                 self._refetch_if_dropped(tp, head)
@@ -144,9 +150,51 @@ class FinishedOnlyConsumer(faust_aiokafka.Consumer):
         if any(m.tp == tp and m.offset == head for m in list(self._unacked_messages)):
             return
         self._refetching[tp] = (head, monotonic())
+        self.add_future(self._refetch(tp, head))
+
+    async def _refetch(self, tp: TP, head: int) -> None:
+        # The head may hold no record at all: compacted away (model.created is compacted),
+        # a transaction marker, or below the log start. faust leaves the offset it sought to
+        # out of its gaps, so it would be awaited for ever; ask Kafka what comes first.
+        try:
+            first = await self._first_offset_from(tp, head)
+        except KafkaError as exc:  # Kafka away: the next commit after the pause asks again
+            log.warning("%s offset %d not read again yet: %s", tp, head, exc)
+            return
+        if first is not None and first > head:
+            log.info("%s holds no record from offset %d to %d: not awaited", tp, head, first)
+            self._gap[tp].addi(head, first)
+            self._gap[tp].merge_overlaps()
+            return
         log.warning("%s offset %d was dropped on the way to its agent: reading again", tp, head)
         RECORDS_REFETCHED.labels(tp.topic).inc()
-        self.add_future(self.seek(tp, head))
+        await self._read_again(tp, head)
+
+    async def _read_again(self, tp: TP, offset: int) -> None:
+        # On the consumer's own thread (aiokafka is not thread-safe), and waited for; faust's
+        # read offset goes back too, or its fetcher drops the records as already read.
+        await self.seek_wait({tp: offset})
+        self._read_offset[tp] = offset if offset else None
+
+    async def _first_offset_from(self, tp: TP, offset: int) -> int | None:
+        """The offset of the first record Kafka holds at or after ``offset`` in ``tp``, read
+        by a consumer of its own (none while the partition ends before it)."""
+        transport = self.transport
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=faust_aiokafka.server_list(transport.url, transport.default_port),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await probe.start()
+        try:
+            partition = TopicPartition(tp.topic, tp.partition)
+            probe.assign([partition])
+            probe.seek(partition, offset)
+            records = await probe.getmany(partition, timeout_ms=PROBE_TIMEOUT_MS, max_records=1)
+            found = records.get(partition)
+            return found[0].offset if found else None
+        finally:
+            await probe.stop()
 
 
 class FinishedOnlyTransport(faust_aiokafka.Transport):

@@ -5,7 +5,8 @@ this agent does the same to the first record of every partition the first time i
 (``stream.ack`` without :func:`processors.commits.finish`), and finishes every other record
 it is handed, writing ``partition offset`` lines to the file it is given.
 
-Run: ``python -m tests.dropping_agent BOOTSTRAP TOPIC GROUP OUT_FILE STATE_DIR``.
+Run: ``python -m tests.dropping_agent BOOTSTRAP TOPIC GROUP OUT_FILE STATE_DIR [keep]``
+(``keep``: drop nothing, finish every record).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from faust.worker import Worker
 from processors.commits import finish, use_finished_only
 
 
-def main(bootstrap: str, topic_name: str, group: str, out: Path, state_dir: Path) -> None:
+def main(
+    bootstrap: str, topic_name: str, group: str, out: Path, state_dir: Path, *, keep: bool
+) -> None:
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",
@@ -41,7 +44,7 @@ def main(bootstrap: str, topic_name: str, group: str, out: Path, state_dir: Path
         async for events in stream.noack_take(50, 0.2):
             for event in events:
                 message = event.message
-                if message.partition not in dropped:
+                if not keep and message.partition not in dropped:
                     dropped.add(message.partition)
                     await stream.ack(event)
                     continue
@@ -53,4 +56,5 @@ def main(bootstrap: str, topic_name: str, group: str, out: Path, state_dir: Path
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]))
+    keep = sys.argv[6:] == ["keep"]
+    main(sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]), keep=keep)

@@ -183,3 +183,55 @@ async def test_a_record_faust_dropped_is_read_again_and_never_committed_unread(
     finally:
         terminate(agent)
     assert "dropped on the way to its agent: reading again" in log.read_text()
+
+
+async def test_a_head_kafka_holds_no_record_at_is_committed_past(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The group's committed offset can name no record: a transaction's commit marker here
+    (compaction removes records the same way; model.created is compacted). Nothing comes
+    from it after a restart, and the commits still reach the end."""
+    spec = TopicSpec(f"{topic_prefix}markers", "none", 1, "delete", -1)
+    await ensure_topics(kafka_bootstrap, [spec])
+
+    async def transaction(first: int) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic_prefix}markers"
+        )
+        await producer.start()
+        try:
+            async with producer.transaction():
+                for i in range(first, first + 10):
+                    await producer.send(spec.name, f"record {i}".encode(), partition=0)
+        finally:
+            await producer.stop()
+
+    out = tmp_path / "read.txt"
+    group = f"{topic_prefix}markers-group"
+    args = [kafka_bootstrap, spec.name, group, str(out), str(tmp_path / "state"), "keep"]
+
+    def read() -> int:
+        return len(out.read_text().splitlines()) if out.exists() else 0
+
+    def commits() -> list[int]:
+        return asyncio.run(_commits(kafka_bootstrap, spec.name, 1, group))
+
+    # Records 0-9 and their marker at 10: the first run commits 10, the marker.
+    await transaction(0)
+    for run, (records, end) in enumerate([(10, [10]), (20, [21])], start=1):
+        if run == 2:
+            await transaction(10)  # records 11-20, marker at 21
+        log = tmp_path / f"agent-{run}.log"
+        agent = _dropping_agent(args, log)
+        try:
+            await asyncio.to_thread(
+                wait_until, while_alive(agent, log, lambda r=records: read() >= r), "read"
+            )
+            await asyncio.to_thread(
+                wait_until,
+                lambda e=end: commits() == e,
+                f"run {run}: the commits at {end}",
+                show=commits,
+            )
+        finally:
+            terminate(agent)
