@@ -898,18 +898,41 @@ def _server_query(
         kwargs: dict[str, Any] = {"settings": {"default_format": fmt}}
         if parameters:
             kwargs["parameters"] = parameters
-        return bytes(client.raw_query(sql, **kwargs)).decode()
+        # A String column may hold any bytes: shown as \xNN escapes, never a failure.
+        return bytes(client.raw_query(sql, **kwargs)).decode(errors="backslashreplace")
     except ClickHouseError as exc:
         raise server_error(exc, settings.clickhouse_url, settings.clickhouse_database) from exc
     finally:
         client.close()
 
 
+def _sql_output(settings: Settings, sql: str, fmt: str) -> str:
+    """``sql``'s answer, with aggregate function states (binary) shown finalized, said on
+    stderr; any other query as it is."""
+    from hubwatch.clickhouse import connect, finalizing_states
+
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        finalizing, states = finalizing_states(client, sql)
+    finally:
+        client.close()
+    if states:
+        with contextlib.suppress(HubwatchError):  # then as the user wrote it
+            output = _server_query(settings, finalizing, fmt)
+            print(
+                f"{', '.join(states)}: aggregate function states, shown finalized "
+                "(finalizeAggregation of each row's own state)",
+                file=sys.stderr,
+            )
+            return output
+    return _server_query(settings, sql, fmt)
+
+
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping, query_local
 
     if ping(settings.clickhouse_url):
-        output = _server_query(settings, args.query, args.format)
+        output = _sql_output(settings, args.query, args.format)
     elif (settings.clickhouse_data_dir / "data").exists():
         # Nothing serves the embedded data directory right now: read it directly.
         output = query_local(

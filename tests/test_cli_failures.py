@@ -44,6 +44,33 @@ def test_bad_sql_shows_the_servers_message_about_it(env: dict[str, str]) -> None
     assert done.returncode == 0 and "42" in done.stdout
 
 
+def test_select_star_of_a_table_of_aggregate_states_prints_them_finalized(
+    env: dict[str, str], ch: Any
+) -> None:
+    """engagement_hourly keeps argMin/argMax states (binary): `SELECT *` shows their
+    values, says so, and never fails on bytes that are not UTF-8."""
+    ch.command(
+        "INSERT INTO engagement_hourly (hour, repo_id, likes_first, likes_last,"
+        " downloads_first, downloads_last)"
+        " SELECT toStartOfHour(now()), 'org/model', argMinState(toUInt64(5), now64(3)),"
+        " argMaxState(toUInt64(7), now64(3)), argMinState(toUInt64(300), now64(3)),"
+        " argMaxState(toUInt64(3000002), now64(3))"
+    )
+    done = hubwatch("sql", "SELECT * FROM engagement_hourly;", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "org/model" in done.stdout and "3000002" in done.stdout, done.stdout
+    assert done.stderr.strip() == (
+        "likes_first, likes_last, downloads_first, downloads_last: aggregate function "
+        "states, shown finalized (finalizeAggregation of each row's own state)"
+    )
+    # What cannot be finalized (a format named in the SQL, a String of raw bytes) prints
+    # its bytes escaped.
+    done = hubwatch("sql", "SELECT * FROM engagement_hourly FORMAT TSV", env=env)
+    assert done.returncode == 0 and "org/model" in done.stdout, done.stderr
+    done = hubwatch("sql", "SELECT unhex('ff41') AS raw", env=env)
+    assert done.returncode == 0 and "\\xffA" in done.stdout, done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
