@@ -225,7 +225,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. A failure is one line on stderr and a non-zero exit (1; argparse's
-    usage errors 2; Ctrl-C 130); ``--debug`` adds the traceback."""
+    usage errors 2; Ctrl-C 130; stdout's reader gone, quietly, 141); ``--debug`` adds the
+    traceback."""
     args = _parser().parse_args(argv)
     if args.debug is None:
         try:
@@ -244,14 +245,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a reader gone (`| head`) is found here, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"hubwatch: {_one_line(_reported(args, exc))}", file=sys.stderr)
+    except BrokenPipeError as exc:
+        if _stdout_closed():
+            return STDOUT_CLOSED
+        _report_failure(args, exc)
         return 1
+    except Exception as exc:
+        _report_failure(args, exc)
+        return 1
+
+
+STDOUT_CLOSED = 141
+"""The exit when whoever reads stdout went away (`hubwatch query --list | head`): quietly,
+with the status of a Unix tool that SIGPIPE ends (128 + 13)."""
+
+
+def _report_failure(args: argparse.Namespace, exc: Exception) -> None:
+    if args.debug:
+        traceback.print_exc()
+    print(f"hubwatch: {_one_line(_reported(args, exc))}", file=sys.stderr)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader is gone (then a broken pipe is no failure of ours, unlike one
+    on a socket to a server). If so, stdout is pointed at /dev/null so that the interpreter's
+    last flush of what is still buffered does not complain."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no stdout, or not a real file
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return gone
 
 
 def _one_line(exc: BaseException) -> str:

@@ -3,14 +3,16 @@ traceback; a leaderboard import is all or nothing. Each runs the real CLI as a s
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, hubwatch
+from tests.conftest import ROOT, free_port, hubwatch
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 V1 = DATA / "open_llm_leaderboard_v1_final_2024-07-07.csv"
@@ -440,3 +442,34 @@ def test_run_on_a_taken_view_port_it_was_asked_for_is_one_line(tmp_path: Path) -
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith(f"hubwatch: port {port} is taken"), done.stderr
         assert "HUBWATCH_VIEW_PORT" in last
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["query", "--list"],
+        ["sql", "SELECT number FROM numbers(100000)", "--format", "TSV"],
+        ["schema"],
+        ["topics"],
+    ],
+)
+def test_a_reader_that_went_away_ends_a_command_quietly(
+    env: dict[str, str], args: list[str]
+) -> None:
+    """`hubwatch query --list | head`: stdout's reader gone is no failure to report; the
+    command ends as a Unix tool that SIGPIPE ends (141), saying nothing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write is refused
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "hubwatch", *args],
+            env={**os.environ, **env},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, ""), done.stderr
