@@ -637,13 +637,13 @@ def _process(settings: Settings) -> int:
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping
-    from hubwatch.view import PanelSource, parse_range, start_view
+    from hubwatch.view import PanelSource, start_view
 
     port = args.port if args.port is not None else settings.view_port
     if port == 0:
         raise ConfigError("serve needs a port: --port N or HUBWATCH_VIEW_PORT (0 is off)")
     if args.view_range:
-        parse_range(args.view_range)  # a bad range fails here, not in every panel
+        _check_range(args.view_range)  # a bad range fails here, not in every panel
     if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):
         raise SinkError(
             f"no ClickHouse answers at {settings.clickhouse_url}; start it (make stack-up) or "
@@ -1015,7 +1015,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 async def _render(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping
     from hubwatch.panels import DASHBOARDS
-    from hubwatch.view import PanelSource, parse_range
+    from hubwatch.view import PanelSource
+    from hubwatch.view.data import check_prometheus
     from hubwatch.view.render import render_panels
 
     variables: dict[str, str] = {}
@@ -1032,16 +1033,19 @@ async def _render(args: argparse.Namespace, settings: Settings) -> int:
             f"{', '.join(known)}"
         )
     if args.view_range:
-        parse_range(args.view_range)
+        _check_range(args.view_range)
     if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):
         raise SinkError(
             f"no ClickHouse answers at {settings.clickhouse_url}; start it (hubwatch run, "
             "make stack-up) or point --clickhouse-url at it"
         )
+    if "base_model" in variables:  # the family explorer's: a model id
+        await asyncio.to_thread(_check_model, settings, variables["base_model"], "base_model")
+    prometheus = args.prometheus_url or settings.prometheus_url
+    if prometheus:
+        await check_prometheus(prometheus)
     source = PanelSource(
-        settings.clickhouse_url,
-        settings.clickhouse_database,
-        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        settings.clickhouse_url, settings.clickhouse_database, prometheus_url=prometheus
     )
     try:
         rendered = await render_panels(
@@ -1058,6 +1062,36 @@ async def _render(args: argparse.Namespace, settings: Settings) -> int:
         if r.state == "error":
             print(f"  {r.path.name}: failed, see the picture", file=sys.stderr)
     return 0
+
+
+def _check_range(text: str) -> None:
+    """A --range that does not parse fails before anything starts, naming the flag."""
+    from hubwatch.panels import PanelError
+    from hubwatch.view import parse_range
+
+    try:
+        parse_range(text)
+    except PanelError as exc:
+        raise ConfigError(f"--range: {exc}") from None
+
+
+def _check_model(settings: Settings, model: str, what: str) -> None:
+    """A model hubwatch does not know is said so (with the id meant, if one differs only in
+    case or is its alias), not drawn or answered as an empty result."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from hubwatch.clickhouse import connect, server_error
+    from hubwatch.known_models import unknown_model
+
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        reason = unknown_model(client, model)
+    except ClickHouseError as exc:
+        raise server_error(exc, settings.clickhouse_url, settings.clickhouse_database) from exc
+    finally:
+        client.close()
+    if reason is not None:
+        raise ConfigError(f"{what}: {reason}")
 
 
 async def _topics(args: argparse.Namespace, settings: Settings) -> int:

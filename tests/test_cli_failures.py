@@ -406,6 +406,33 @@ def test_render_refuses_an_unknown_variable_naming_the_dashboards_ones(
     assert not out.exists()  # nothing rendered
 
 
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--prometheus-url", "http://127.0.0.1:PORT"], ["no Prometheus answers at", "PORT"]),
+        (["--prometheus-url", "http://no-such-host.invalid:1"], ["no Prometheus answers at"]),
+        (["--prometheus-url", "CLICKHOUSE"], ["not Prometheus's query API"]),
+        (["--range", "yesterday"], ["--range: a time range is now-N", "or all"]),
+        (["--range", "now-0d"], ["--range: the time range 'now-0d' is empty"]),
+        (["--range", "now-99999999999y"], ["--range: the time range", "reaches back too far"]),
+        (["--var", "base_model=no/such"], ["base_model: model 'no/such' is not known"]),
+    ],
+    ids=["no prometheus", "no host", "not prometheus", "bad range", "empty", "huge", "model"],
+)
+def test_render_checks_what_it_is_given_before_drawing(
+    env: dict[str, str], tmp_path: Path, args: list[str], needles: list[str]
+) -> None:
+    port = str(free_port())
+    args = [
+        a.replace("PORT", port).replace("CLICKHOUSE", env["HUBWATCH_CLICKHOUSE_URL"]) for a in args
+    ]
+    needles = [n.replace("PORT", port) for n in needles]
+    out = tmp_path / "png"
+    done = hubwatch("dashboards", "render", "--out", str(out), *args, env=env)
+    _one_line_failure(done, *needles)
+    assert not out.exists()  # found before any panel was drawn
+
+
 def test_serve_on_a_taken_port_it_was_asked_for_is_one_line(
     env: dict[str, str], tmp_path: Path
 ) -> None:
