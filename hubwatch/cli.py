@@ -472,6 +472,7 @@ def _run(args: argparse.Namespace) -> int:
     from hubwatch.embedded import run_embedded
     from hubwatch.replay import ReplayOptions, default_fixture
     from hubwatch.settings import split_list
+    from hubwatch.view.server import check_view_port
 
     _check_run_numbers(args)
     replay = None
@@ -492,6 +493,8 @@ def _run(args: argparse.Namespace) -> int:
             github_repos=split_list(settings.github_repos),
         )
     _check_rules(settings)
+    if "HUBWATCH_VIEW_PORT" in os.environ:  # a port asked for is kept: taken fails now
+        check_view_port(settings.view_port)
     metrics.serve(settings.metrics_port, settings.metrics_host)
     return asyncio.run(
         run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
@@ -638,12 +641,17 @@ def _process(settings: Settings) -> int:
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping
     from hubwatch.view import PanelSource, start_view
+    from hubwatch.view.server import check_view_port
 
     port = args.port if args.port is not None else settings.view_port
     if port == 0:
         raise ConfigError("serve needs a port: --port N or HUBWATCH_VIEW_PORT (0 is off)")
     if args.view_range:
         _check_range(args.view_range)  # a bad range fails here, not in every panel
+    # Only the default port may move: one the user named (flag or environment) is kept.
+    asked = args.port is not None or "HUBWATCH_VIEW_PORT" in os.environ
+    if asked:
+        check_view_port(port)  # before waiting on ClickHouse
     if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):
         raise SinkError(
             f"no ClickHouse answers at {settings.clickhouse_url}; start it (make stack-up) or "
@@ -656,8 +664,6 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         prometheus_url=prometheus,
         default_range=args.view_range,
     )
-    # Only the default port may move: one the user named (flag or environment) is kept.
-    asked = args.port is not None or "HUBWATCH_VIEW_PORT" in os.environ
     view = await start_view(source, port, fallback=not asked)
     assert view is not None  # port != 0
     stop = asyncio.Event()
