@@ -869,6 +869,8 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
             print(as_of, file=sys.stderr)
         sys.stdout.write(answer)
     else:  # an empty table says nothing; say why there is nothing (and as of when)
+        if "model" in given:  # a model hubwatch never saw is the user's to fix
+            _check_model(settings, given["model"], "--param model")
         why = _why_empty(settings, query.name, given)
         print(f"{why} ({as_of})" if as_of else why, file=sys.stderr)
     return 0

@@ -87,6 +87,30 @@ def test_bad_query_use(env: dict[str, str], args: list[str], needle: str) -> Non
     _one_line_failure(hubwatch(*args, env=env), needle)
 
 
+def test_a_model_hubwatch_does_not_know_is_said_so_with_the_id_meant(
+    env: dict[str, str], ch: Any
+) -> None:
+    ch.command("INSERT INTO models (repo_id) VALUES ('Org/Model-X')")
+    ch.command(
+        "INSERT INTO model_aliases (alias_id, canonical_id, resolved_by)"
+        " VALUES ('old/name', 'Org/Model-X', 'redirect')"
+    )
+    _one_line_failure(
+        hubwatch("query", "tree", "--param", "model=nobody/nothing", env=env),
+        "--param model: model 'nobody/nothing' is not known to hubwatch",
+    )
+    line = _one_line_failure(hubwatch("query", "tree", "--param", "model=org/model-x", env=env))
+    assert line.endswith("did you mean 'Org/Model-X'?"), line
+    line = _one_line_failure(hubwatch("query", "tree", "--param", "model=old/name", env=env))
+    assert line.endswith("did you mean 'Org/Model-X'?"), line
+    # Known, but the lineage has not placed it yet: no rows, said, and no failure.
+    done = hubwatch("query", "tree", "--param", "model=Org/Model-X", env=env)
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    assert done.stderr.strip() == (
+        "tree: Org/Model-X is known, but not placed in a family yet (model_families)"
+    )
+
+
 def test_a_query_that_throws_says_its_own_words_not_the_plan_it_stopped(
     env: dict[str, str],
 ) -> None:
