@@ -129,11 +129,32 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--format", default="PrettyCompactMonoBlock")
 
-    query = commands.add_parser("query", help="run a canned query (--list shows them)")
-    query.add_argument("name", nargs="?")
-    query.add_argument("--list", action="store_true")
-    query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    query.add_argument("--format", default="PrettyCompactMonoBlock")
+    query = commands.add_parser(
+        "query",
+        help="run a canned query (--list shows them)",
+        description="Run one of hubwatch's canned queries, the study's questions, on ClickHouse.",
+        epilog="hubwatch query --list shows each query, what it answers and its parameters, "
+        "e.g. hubwatch query tree --param model=mistralai/Mistral-7B-v0.1",
+    )
+    query.add_argument(
+        "name", nargs="?", help="the query to run, e.g. score_delta (--list shows them)"
+    )
+    query.add_argument(
+        "--list", action="store_true", help="list the queries, what each answers, its parameters"
+    )
+    query.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the query's parameters (repeat for each; --list says which)",
+    )
+    query.add_argument(
+        "--format",
+        default="PrettyCompactMonoBlock",
+        help="a ClickHouse output format: CSV, TSV, JSONEachRow, Markdown, ... "
+        "(default PrettyCompactMonoBlock, a table)",
+    )
     query.add_argument(
         "--fresh",
         action="store_true",
@@ -826,12 +847,13 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.list or not args.name:
         for query in canned_queries().values():
-            defaults = query.defaults
-            params = " ".join(
-                f"--param {k}=<{t}>" + (f" (default {defaults[k]})" if k in defaults else "")
+            defaults, helps = query.defaults, query.param_help
+            params = "".join(
+                f"\n    --param {k}=<{t}>  {helps.get(k, '')}"
+                + (f" (default {defaults[k]})" if k in defaults else " (required)")
                 for k, t in query.params.items()
             )
-            print(f"{query.name} {params}\n    {query.description}\n")
+            print(f"{query.name}\n    {query.description}{params}\n")
         return 0
     try:
         query = load(args.name)

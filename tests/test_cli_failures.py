@@ -111,6 +111,25 @@ def test_a_model_hubwatch_does_not_know_is_said_so_with_the_id_meant(
     )
 
 
+def test_query_and_each_query_parameter_say_what_they_are(env: dict[str, str]) -> None:
+    import argparse
+
+    from hubwatch.cli import _parser
+    from hubwatch.queries import canned_queries
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    query = commands.choices["query"]
+    for action in query._actions:
+        assert action.help, action.dest
+    listed = hubwatch("query", "--list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    for name, canned in canned_queries().items():
+        assert set(canned.param_help) == set(canned.params), name
+        for param, text in canned.param_help.items():
+            assert f"--param {param}=<{canned.params[param]}>  {text}" in listed.stdout
+        assert "-- param" not in canned.description and "defaults:" not in canned.description
+
+
 def test_a_query_that_throws_says_its_own_words_not_the_plan_it_stopped(
     env: dict[str, str],
 ) -> None:
