@@ -733,7 +733,7 @@ async def _replay(args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, quiet: bool = False) -> int:
     from hubwatch.clickhouse import connect
-    from hubwatch.migrate import apply_migrations
+    from hubwatch.migrate import applied_summary, apply_migrations
 
     client = connect(settings.clickhouse_url)
     try:
@@ -745,7 +745,7 @@ def _migrate(settings: Settings, quiet: bool = False) -> int:
     finally:
         client.close()
     if not quiet:
-        print("applied: " + (", ".join(f"{m.version:04d}_{m.name}" for m in ran) or "nothing"))
+        print(applied_summary(ran))
     return 0
 
 
