@@ -177,8 +177,9 @@ def test_before_the_migrations_every_command_says_so_in_one_line(
         assert hubwatch("migrate", env=env).returncode == 0
         line = _one_line_failure(hubwatch("sql", "SELECT * FROM no_such_table", env=env))
         assert "no_such_table" in line and "not created yet" not in line, line
+        # Migrated, a model it never saw is the user's to fix, said as such.
         done = hubwatch("query", "tree", "--param", "model=a/b", env=env)
-        assert done.returncode == 0, done.stderr
+        _one_line_failure(done, "model 'a/b' is not known to hubwatch")
     finally:
         admin.command(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()

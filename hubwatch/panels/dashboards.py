@@ -21,7 +21,10 @@ def _canned(name: str, **bound: str) -> str:
     """A canned query (hubwatch/queries) with its parameters written in, for a panel: the
     data source sends SQL as it is, so ``{name:Type}`` placeholders cannot stay."""
     sql = load(name).sql
-    body = "\n".join(line for line in sql.splitlines() if not line.startswith("-- defaults:"))
+    # The lines for `hubwatch query` (defaults, what a parameter means) are not the panel's.
+    body = "\n".join(
+        line for line in sql.splitlines() if not line.startswith(("-- defaults:", "-- param "))
+    )
     for key, value in bound.items():
         body = body.replace(f"{{{key}:UInt32}}", value)
     return body
