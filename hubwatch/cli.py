@@ -129,11 +129,32 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--format", default="PrettyCompactMonoBlock")
 
-    query = commands.add_parser("query", help="run a canned query (--list shows them)")
-    query.add_argument("name", nargs="?")
-    query.add_argument("--list", action="store_true")
-    query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    query.add_argument("--format", default="PrettyCompactMonoBlock")
+    query = commands.add_parser(
+        "query",
+        help="run a canned query (--list shows them)",
+        description="Run one of hubwatch's canned queries, the study's questions, on ClickHouse.",
+        epilog="hubwatch query --list shows each query, what it answers and its parameters, "
+        "e.g. hubwatch query tree --param model=mistralai/Mistral-7B-v0.1",
+    )
+    query.add_argument(
+        "name", nargs="?", help="the query to run, e.g. score_delta (--list shows them)"
+    )
+    query.add_argument(
+        "--list", action="store_true", help="list the queries, what each answers, its parameters"
+    )
+    query.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the query's parameters (repeat for each; --list says which)",
+    )
+    query.add_argument(
+        "--format",
+        default="PrettyCompactMonoBlock",
+        help="a ClickHouse output format: CSV, TSV, JSONEachRow, Markdown, ... "
+        "(default PrettyCompactMonoBlock, a table)",
+    )
     query.add_argument(
         "--fresh",
         action="store_true",
@@ -225,7 +246,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. A failure is one line on stderr and a non-zero exit (1; argparse's
-    usage errors 2; Ctrl-C 130); ``--debug`` adds the traceback."""
+    usage errors 2; Ctrl-C 130; stdout's reader gone, quietly, 141); ``--debug`` adds the
+    traceback."""
     args = _parser().parse_args(argv)
     if args.debug is None:
         try:
@@ -244,14 +266,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a reader gone (`| head`) is found here, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"hubwatch: {_one_line(_reported(args, exc))}", file=sys.stderr)
+    except BrokenPipeError as exc:
+        if _stdout_closed():
+            return STDOUT_CLOSED
+        _report_failure(args, exc)
         return 1
+    except Exception as exc:
+        _report_failure(args, exc)
+        return 1
+
+
+STDOUT_CLOSED = 141
+"""The exit when whoever reads stdout went away (`hubwatch query --list | head`): quietly,
+with the status of a Unix tool that SIGPIPE ends (128 + 13)."""
+
+
+def _report_failure(args: argparse.Namespace, exc: Exception) -> None:
+    if args.debug:
+        traceback.print_exc()
+    print(f"hubwatch: {_one_line(_reported(args, exc))}", file=sys.stderr)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader is gone (then a broken pipe is no failure of ours, unlike one
+    on a socket to a server). If so, stdout is pointed at /dev/null so that the interpreter's
+    last flush of what is still buffered does not complain."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no stdout, or not a real file
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return gone
 
 
 def _one_line(exc: BaseException) -> str:
@@ -437,6 +493,7 @@ def _run(args: argparse.Namespace) -> int:
     from hubwatch.embedded import run_embedded
     from hubwatch.replay import ReplayOptions, default_fixture
     from hubwatch.settings import split_list
+    from hubwatch.view.server import check_view_port
 
     _check_run_numbers(args)
     replay = None
@@ -457,6 +514,8 @@ def _run(args: argparse.Namespace) -> int:
             github_repos=split_list(settings.github_repos),
         )
     _check_rules(settings)
+    if "HUBWATCH_VIEW_PORT" in os.environ:  # a port asked for is kept: taken fails now
+        check_view_port(settings.view_port)
     metrics.serve(settings.metrics_port, settings.metrics_host)
     return asyncio.run(
         run_embedded(settings, replay=replay, http_port=args.http_port, tcp_port=args.tcp_port)
@@ -602,13 +661,18 @@ def _process(settings: Settings) -> int:
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping
-    from hubwatch.view import PanelSource, parse_range, start_view
+    from hubwatch.view import PanelSource, start_view
+    from hubwatch.view.server import check_view_port
 
     port = args.port if args.port is not None else settings.view_port
     if port == 0:
         raise ConfigError("serve needs a port: --port N or HUBWATCH_VIEW_PORT (0 is off)")
     if args.view_range:
-        parse_range(args.view_range)  # a bad range fails here, not in every panel
+        _check_range(args.view_range)  # a bad range fails here, not in every panel
+    # Only the default port may move: one the user named (flag or environment) is kept.
+    asked = args.port is not None or "HUBWATCH_VIEW_PORT" in os.environ
+    if asked:
+        check_view_port(port)  # before waiting on ClickHouse
     if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):
         raise SinkError(
             f"no ClickHouse answers at {settings.clickhouse_url}; start it (make stack-up) or "
@@ -621,8 +685,6 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         prometheus_url=prometheus,
         default_range=args.view_range,
     )
-    # Only the default port may move: one the user named (flag or environment) is kept.
-    asked = args.port is not None or "HUBWATCH_VIEW_PORT" in os.environ
     view = await start_view(source, port, fallback=not asked)
     assert view is not None  # port != 0
     stop = asyncio.Event()
@@ -671,7 +733,7 @@ async def _replay(args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, quiet: bool = False) -> int:
     from hubwatch.clickhouse import connect
-    from hubwatch.migrate import apply_migrations
+    from hubwatch.migrate import applied_summary, apply_migrations
 
     client = connect(settings.clickhouse_url)
     try:
@@ -683,7 +745,7 @@ def _migrate(settings: Settings, quiet: bool = False) -> int:
     finally:
         client.close()
     if not quiet:
-        print("applied: " + (", ".join(f"{m.version:04d}_{m.name}" for m in ran) or "nothing"))
+        print(applied_summary(ran))
     return 0
 
 
@@ -785,12 +847,13 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.list or not args.name:
         for query in canned_queries().values():
-            defaults = query.defaults
-            params = " ".join(
-                f"--param {k}=<{t}>" + (f" (default {defaults[k]})" if k in defaults else "")
+            defaults, helps = query.defaults, query.param_help
+            params = "".join(
+                f"\n    --param {k}=<{t}>  {helps.get(k, '')}"
+                + (f" (default {defaults[k]})" if k in defaults else " (required)")
                 for k, t in query.params.items()
             )
-            print(f"{query.name} {params}\n    {query.description}\n")
+            print(f"{query.name}\n    {query.description}{params}\n")
         return 0
     try:
         query = load(args.name)
@@ -828,6 +891,8 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
             print(as_of, file=sys.stderr)
         sys.stdout.write(answer)
     else:  # an empty table says nothing; say why there is nothing (and as of when)
+        if "model" in given:  # a model hubwatch never saw is the user's to fix
+            _check_model(settings, given["model"], "--param model")
         why = _why_empty(settings, query.name, given)
         print(f"{why} ({as_of})" if as_of else why, file=sys.stderr)
     return 0
@@ -898,18 +963,41 @@ def _server_query(
         kwargs: dict[str, Any] = {"settings": {"default_format": fmt}}
         if parameters:
             kwargs["parameters"] = parameters
-        return bytes(client.raw_query(sql, **kwargs)).decode()
+        # A String column may hold any bytes: shown as \xNN escapes, never a failure.
+        return bytes(client.raw_query(sql, **kwargs)).decode(errors="backslashreplace")
     except ClickHouseError as exc:
         raise server_error(exc, settings.clickhouse_url, settings.clickhouse_database) from exc
     finally:
         client.close()
 
 
+def _sql_output(settings: Settings, sql: str, fmt: str) -> str:
+    """``sql``'s answer, with aggregate function states (binary) shown finalized, said on
+    stderr; any other query as it is."""
+    from hubwatch.clickhouse import connect, finalizing_states
+
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        finalizing, states = finalizing_states(client, sql)
+    finally:
+        client.close()
+    if states:
+        with contextlib.suppress(HubwatchError):  # then as the user wrote it
+            output = _server_query(settings, finalizing, fmt)
+            print(
+                f"{', '.join(states)}: aggregate function states, shown finalized "
+                "(finalizeAggregation of each row's own state)",
+                file=sys.stderr,
+            )
+            return output
+    return _server_query(settings, sql, fmt)
+
+
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping, query_local
 
     if ping(settings.clickhouse_url):
-        output = _server_query(settings, args.query, args.format)
+        output = _sql_output(settings, args.query, args.format)
     elif (settings.clickhouse_data_dir / "data").exists():
         # Nothing serves the embedded data directory right now: read it directly.
         output = query_local(
@@ -957,7 +1045,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 async def _render(args: argparse.Namespace, settings: Settings) -> int:
     from hubwatch.clickhouse import ping
     from hubwatch.panels import DASHBOARDS
-    from hubwatch.view import PanelSource, parse_range
+    from hubwatch.view import PanelSource
+    from hubwatch.view.data import check_prometheus
     from hubwatch.view.render import render_panels
 
     variables: dict[str, str] = {}
@@ -974,16 +1063,19 @@ async def _render(args: argparse.Namespace, settings: Settings) -> int:
             f"{', '.join(known)}"
         )
     if args.view_range:
-        parse_range(args.view_range)
+        _check_range(args.view_range)
     if not await asyncio.to_thread(ping, settings.clickhouse_url, 5.0):
         raise SinkError(
             f"no ClickHouse answers at {settings.clickhouse_url}; start it (hubwatch run, "
             "make stack-up) or point --clickhouse-url at it"
         )
+    if "base_model" in variables:  # the family explorer's: a model id
+        await asyncio.to_thread(_check_model, settings, variables["base_model"], "base_model")
+    prometheus = args.prometheus_url or settings.prometheus_url
+    if prometheus:
+        await check_prometheus(prometheus)
     source = PanelSource(
-        settings.clickhouse_url,
-        settings.clickhouse_database,
-        prometheus_url=args.prometheus_url or settings.prometheus_url,
+        settings.clickhouse_url, settings.clickhouse_database, prometheus_url=prometheus
     )
     try:
         rendered = await render_panels(
@@ -1000,6 +1092,36 @@ async def _render(args: argparse.Namespace, settings: Settings) -> int:
         if r.state == "error":
             print(f"  {r.path.name}: failed, see the picture", file=sys.stderr)
     return 0
+
+
+def _check_range(text: str) -> None:
+    """A --range that does not parse fails before anything starts, naming the flag."""
+    from hubwatch.panels import PanelError
+    from hubwatch.view import parse_range
+
+    try:
+        parse_range(text)
+    except PanelError as exc:
+        raise ConfigError(f"--range: {exc}") from None
+
+
+def _check_model(settings: Settings, model: str, what: str) -> None:
+    """A model hubwatch does not know is said so (with the id meant, if one differs only in
+    case or is its alias), not drawn or answered as an empty result."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from hubwatch.clickhouse import connect, server_error
+    from hubwatch.known_models import unknown_model
+
+    client = connect(settings.clickhouse_url, database=settings.clickhouse_database)
+    try:
+        reason = unknown_model(client, model)
+    except ClickHouseError as exc:
+        raise server_error(exc, settings.clickhouse_url, settings.clickhouse_database) from exc
+    finally:
+        client.close()
+    if reason is not None:
+        raise ConfigError(f"{what}: {reason}")
 
 
 async def _topics(args: argparse.Namespace, settings: Settings) -> int:

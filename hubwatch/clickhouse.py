@@ -33,6 +33,7 @@ __all__ = [
     "ClickHouseProcess",
     "as_utc",
     "connect",
+    "finalizing_states",
     "migrated",
     "names_missing_schema",
     "ping",
@@ -345,6 +346,27 @@ def server_error(exc: BaseException, url: str, database: str) -> SinkError:
         if not ready:
             return NotMigrated(database, code=code)
     return SinkError(f"ClickHouse: {server_message(exc)}", code=code)
+
+
+def finalizing_states(client: Any, sql: str) -> tuple[str, list[str]]:
+    """``sql`` with each column holding aggregate function states (an AggregateFunction
+    column, as ``SELECT *`` of engagement_hourly has) finalized per row, so that it prints
+    as values, not as the states' binary; and those columns' names. ``sql`` unchanged and
+    no names when it has none, or is not a query ClickHouse can describe (SHOW, a FORMAT
+    clause, ...)."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    select = sql.strip().rstrip(";").strip()
+    try:
+        columns = client.query(f"DESCRIBE ({select})").result_rows
+    except ClickHouseError:
+        return sql, []
+    states = list(dict.fromkeys(n for n, t, *_ in columns if t.startswith("AggregateFunction(")))
+    if not states:
+        return sql, []
+    quoted = ["`" + n.replace("\\", "\\\\").replace("`", "\\`") + "`" for n in states]
+    finals = ", ".join(f"finalizeAggregation({q}) AS {q}" for q in quoted)
+    return f"SELECT * REPLACE ({finals}) FROM ({select})", states
 
 
 @overload

@@ -22,7 +22,7 @@ from hubwatch.alerts.runtime import load_configured_rules, start_deliverer, star
 from hubwatch.clickhouse import ClickHouseProcess, connect
 from hubwatch.errors import SourceError
 from hubwatch.events import DeadLetter, Event, format_datetime
-from hubwatch.migrate import apply_migrations
+from hubwatch.migrate import applied_summary, apply_migrations
 from hubwatch.replay import ReplayOptions, ReplayServer, build_replay
 from hubwatch.settings import Settings
 from hubwatch.status import RunStatus, report_status
@@ -156,7 +156,7 @@ async def run_embedded(
         resumed = _resume_line(settings, client)
         client.close()
         if ran:
-            log.info("applied migrations: %s", ", ".join(m.name for m in ran))
+            log.info("%s", applied_summary(ran))
         print(
             f"hubwatch: ClickHouse at {server.url} (database {settings.clickhouse_database});"
             ' try `hubwatch sql "SELECT count() FROM models"`',

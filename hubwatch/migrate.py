@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -12,7 +13,7 @@ from hubwatch.clickhouse import split_statements
 from hubwatch.errors import ConfigError
 from hubwatch.retention import DEFAULT_SNAPSHOT_RETENTION_DAYS, apply_snapshot_retention
 
-__all__ = ["Migration", "apply_migrations", "load_migrations"]
+__all__ = ["Migration", "applied_summary", "apply_migrations", "load_migrations"]
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -26,6 +27,17 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+
+def applied_summary(ran: Sequence[Migration]) -> str:
+    """One short line for what :func:`apply_migrations` ran: how many, the first and the
+    last (a fresh database runs them all; naming each made a line of 1,000 characters)."""
+    names = [f"{m.version:04d}_{m.name}" for m in ran]
+    if not names:
+        return "applied: nothing"
+    if len(names) <= 2:
+        return f"applied {len(names)} migration{'s' if len(names) > 1 else ''}: {', '.join(names)}"
+    return f"applied {len(names)} migrations: {names[0]} … {names[-1]}"
 
 
 def load_migrations() -> list[Migration]:

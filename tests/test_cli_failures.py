@@ -3,14 +3,16 @@ traceback; a leaderboard import is all or nothing. Each runs the real CLI as a s
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, hubwatch
+from tests.conftest import ROOT, free_port, hubwatch
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 V1 = DATA / "open_llm_leaderboard_v1_final_2024-07-07.csv"
@@ -44,6 +46,33 @@ def test_bad_sql_shows_the_servers_message_about_it(env: dict[str, str]) -> None
     assert done.returncode == 0 and "42" in done.stdout
 
 
+def test_select_star_of_a_table_of_aggregate_states_prints_them_finalized(
+    env: dict[str, str], ch: Any
+) -> None:
+    """engagement_hourly keeps argMin/argMax states (binary): `SELECT *` shows their
+    values, says so, and never fails on bytes that are not UTF-8."""
+    ch.command(
+        "INSERT INTO engagement_hourly (hour, repo_id, likes_first, likes_last,"
+        " downloads_first, downloads_last)"
+        " SELECT toStartOfHour(now()), 'org/model', argMinState(toUInt64(5), now64(3)),"
+        " argMaxState(toUInt64(7), now64(3)), argMinState(toUInt64(300), now64(3)),"
+        " argMaxState(toUInt64(3000002), now64(3))"
+    )
+    done = hubwatch("sql", "SELECT * FROM engagement_hourly;", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "org/model" in done.stdout and "3000002" in done.stdout, done.stdout
+    assert done.stderr.strip() == (
+        "likes_first, likes_last, downloads_first, downloads_last: aggregate function "
+        "states, shown finalized (finalizeAggregation of each row's own state)"
+    )
+    # What cannot be finalized (a format named in the SQL, a String of raw bytes) prints
+    # its bytes escaped.
+    done = hubwatch("sql", "SELECT * FROM engagement_hourly FORMAT TSV", env=env)
+    assert done.returncode == 0 and "org/model" in done.stdout, done.stderr
+    done = hubwatch("sql", "SELECT unhex('ff41') AS raw", env=env)
+    assert done.returncode == 0 and "\\xffA" in done.stdout, done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -56,6 +85,49 @@ def test_bad_sql_shows_the_servers_message_about_it(env: dict[str, str]) -> None
 )
 def test_bad_query_use(env: dict[str, str], args: list[str], needle: str) -> None:
     _one_line_failure(hubwatch(*args, env=env), needle)
+
+
+def test_a_model_hubwatch_does_not_know_is_said_so_with_the_id_meant(
+    env: dict[str, str], ch: Any
+) -> None:
+    ch.command("INSERT INTO models (repo_id) VALUES ('Org/Model-X')")
+    ch.command(
+        "INSERT INTO model_aliases (alias_id, canonical_id, resolved_by)"
+        " VALUES ('old/name', 'Org/Model-X', 'redirect')"
+    )
+    _one_line_failure(
+        hubwatch("query", "tree", "--param", "model=nobody/nothing", env=env),
+        "--param model: model 'nobody/nothing' is not known to hubwatch",
+    )
+    line = _one_line_failure(hubwatch("query", "tree", "--param", "model=org/model-x", env=env))
+    assert line.endswith("did you mean 'Org/Model-X'?"), line
+    line = _one_line_failure(hubwatch("query", "tree", "--param", "model=old/name", env=env))
+    assert line.endswith("did you mean 'Org/Model-X'?"), line
+    # Known, but the lineage has not placed it yet: no rows, said, and no failure.
+    done = hubwatch("query", "tree", "--param", "model=Org/Model-X", env=env)
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    assert done.stderr.strip() == (
+        "tree: Org/Model-X is known, but not placed in a family yet (model_families)"
+    )
+
+
+def test_query_and_each_query_parameter_say_what_they_are(env: dict[str, str]) -> None:
+    import argparse
+
+    from hubwatch.cli import _parser
+    from hubwatch.queries import canned_queries
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    query = commands.choices["query"]
+    for action in query._actions:
+        assert action.help, action.dest
+    listed = hubwatch("query", "--list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    for name, canned in canned_queries().items():
+        assert set(canned.param_help) == set(canned.params), name
+        for param, text in canned.param_help.items():
+            assert f"--param {param}=<{canned.params[param]}>  {text}" in listed.stdout
+        assert "-- param" not in canned.description and "defaults:" not in canned.description
 
 
 def test_a_query_that_throws_says_its_own_words_not_the_plan_it_stopped(
@@ -105,8 +177,9 @@ def test_before_the_migrations_every_command_says_so_in_one_line(
         assert hubwatch("migrate", env=env).returncode == 0
         line = _one_line_failure(hubwatch("sql", "SELECT * FROM no_such_table", env=env))
         assert "no_such_table" in line and "not created yet" not in line, line
+        # Migrated, a model it never saw is the user's to fix, said as such.
         done = hubwatch("query", "tree", "--param", "model=a/b", env=env)
-        assert done.returncode == 0, done.stderr
+        _one_line_failure(done, "model 'a/b' is not known to hubwatch")
     finally:
         admin.command(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
@@ -377,6 +450,33 @@ def test_render_refuses_an_unknown_variable_naming_the_dashboards_ones(
     assert not out.exists()  # nothing rendered
 
 
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--prometheus-url", "http://127.0.0.1:PORT"], ["no Prometheus answers at", "PORT"]),
+        (["--prometheus-url", "http://no-such-host.invalid:1"], ["no Prometheus answers at"]),
+        (["--prometheus-url", "CLICKHOUSE"], ["not Prometheus's query API"]),
+        (["--range", "yesterday"], ["--range: a time range is now-N", "or all"]),
+        (["--range", "now-0d"], ["--range: the time range 'now-0d' is empty"]),
+        (["--range", "now-99999999999y"], ["--range: the time range", "reaches back too far"]),
+        (["--var", "base_model=no/such"], ["base_model: model 'no/such' is not known"]),
+    ],
+    ids=["no prometheus", "no host", "not prometheus", "bad range", "empty", "huge", "model"],
+)
+def test_render_checks_what_it_is_given_before_drawing(
+    env: dict[str, str], tmp_path: Path, args: list[str], needles: list[str]
+) -> None:
+    port = str(free_port())
+    args = [
+        a.replace("PORT", port).replace("CLICKHOUSE", env["HUBWATCH_CLICKHOUSE_URL"]) for a in args
+    ]
+    needles = [n.replace("PORT", port) for n in needles]
+    out = tmp_path / "png"
+    done = hubwatch("dashboards", "render", "--out", str(out), *args, env=env)
+    _one_line_failure(done, *needles)
+    assert not out.exists()  # found before any panel was drawn
+
+
 def test_serve_on_a_taken_port_it_was_asked_for_is_one_line(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -388,6 +488,10 @@ def test_serve_on_a_taken_port_it_was_asked_for_is_one_line(
         _one_line_failure(done, f"port {port} is taken", "--port")
         # HUBWATCH_VIEW_PORT is asked for as much as --port is.
         done = hubwatch("serve", env={**env, "HUBWATCH_VIEW_PORT": str(port)})
+        _one_line_failure(done, f"port {port} is taken")
+        # Found before waiting for ClickHouse (here: one that never answers).
+        silent = {**env, "HUBWATCH_CLICKHOUSE_URL": "http://10.255.255.1:8123"}
+        done = hubwatch("serve", "--port", str(port), env=silent)
         _one_line_failure(done, f"port {port} is taken")
 
 
@@ -407,9 +511,37 @@ def test_run_on_a_taken_view_port_it_was_asked_for_is_one_line(tmp_path: Path) -
             str(free_port()),
             env=env,
         )
-        # It is found once the server is up, after the log of what started (one line each).
-        assert done.returncode == 1, done.stderr
-        assert "Traceback" not in done.stderr
-        last = done.stderr.strip().splitlines()[-1]
-        assert last.startswith(f"hubwatch: port {port} is taken"), done.stderr
-        assert "HUBWATCH_VIEW_PORT" in last
+        # Found before anything starts: no ClickHouse, no migrations, no log of them.
+        _one_line_failure(done, f"port {port} is taken", "HUBWATCH_VIEW_PORT")
+        assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["query", "--list"],
+        ["sql", "SELECT number FROM numbers(100000)", "--format", "TSV"],
+        ["schema"],
+        ["topics"],
+    ],
+)
+def test_a_reader_that_went_away_ends_a_command_quietly(
+    env: dict[str, str], args: list[str]
+) -> None:
+    """`hubwatch query --list | head`: stdout's reader gone is no failure to report; the
+    command ends as a Unix tool that SIGPIPE ends (141), saying nothing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write is refused
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "hubwatch", *args],
+            env={**os.environ, **env},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, ""), done.stderr

@@ -166,6 +166,8 @@ def test_embedded_replay_fills_clickhouse(tmp_path: Path) -> None:
     output = log.read_text()
     assert code == 0, output
     assert "stopped cleanly" in output
+    [applied] = [line for line in output.splitlines() if " applied " in line]
+    assert applied.endswith("migrations: 0001_models … " + _last_migration()), applied
     assert not ping(url)  # the server went with it
 
     # Stopped: `hubwatch sql` reads the data directory itself.
@@ -250,3 +252,10 @@ def test_a_killed_run_takes_its_clickhouse_server_with_it(tmp_path: Path) -> Non
         wait_until(lambda: ping(url), "ClickHouse of the next run on the same data directory")
     finally:
         terminate(again)
+
+
+def _last_migration() -> str:
+    from hubwatch.migrate import load_migrations
+
+    last = load_migrations()[-1]
+    return f"{last.version:04d}_{last.name}"

@@ -143,6 +143,44 @@ def test_a_picked_derivative_shows_its_own_subtree_not_its_whole_family(
     assert sum(by_relation.column("models")) == len(branch)
 
 
+def test_top_derivatives_are_the_picks_own_with_their_depth_below_it(
+    loaded: tuple[Any, datetime],
+) -> None:
+    """For the root and for a pick below it: the pick's derivatives, never the pick, each
+    at its depth below the pick, as a plain walk of the parent links finds them."""
+    client, now = loaded
+    rows = client.query(
+        "SELECT model_id, parent_id FROM model_families FINAL WHERE is_deleted = 0"
+    ).result_rows
+    children: dict[str, list[str]] = {}
+    for model, parent in rows:
+        children.setdefault(parent, []).append(model)
+
+    def below(model: str) -> dict[str, int]:
+        depths, todo = {}, [(model, 0)]
+        while todo:
+            at, depth = todo.pop()
+            for child in children.get(at, []):
+                depths[child] = depth + 1
+                todo.append((child, depth + 1))
+        return depths
+
+    snapshotted = {r[0] for r in client.query("SELECT repo_id FROM engagement_live").result_rows}
+    family = next(d for d in DASHBOARDS if d.uid == "hubwatch-family")
+    options = variable_options(client, family.variables[0])
+    pick = next(o for o in options if o != BASE and any(children.get(c) for c in children[o]))
+    for model in (BASE, pick):
+        expected = {m: d for m, d in below(model).items() if m in snapshotted}
+        top = run_panel(
+            client, panel("family_top_derivatives"), _whole_range(now), {"base_model": model}
+        )
+        got = {r["model"]: r["depth_below_base"] for r in top.records()}
+        assert model not in got
+        assert len(got) == min(len(expected), 20) and got.items() <= expected.items(), model
+        if model == pick:
+            assert max(got.values()) > 1  # grandchildren of the pick are 2 below it
+
+
 def test_architectures_table_matches_the_families(loaded: tuple[Any, datetime]) -> None:
     """The live central table counts each derivative once, under its own architecture."""
     client, now = loaded

@@ -344,6 +344,20 @@ def test_serve_answers_every_panel_from_clickhouse(
     assert "Traceback" not in refused.stderr
 
 
+def test_dashboards_render_takes_a_prometheus_that_answers(
+    clickhouse_url: str, database: str, own_prometheus: Any, tmp_path: Path
+) -> None:
+    """The Prometheus check up front lets a real one through."""
+    own_prometheus.up()
+    out = tmp_path / "png"
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": database}
+    done = hubwatch(
+        "dashboards", "render", "--out", str(out), "--prometheus-url", own_prometheus.url, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list(out.iterdir())) == len(panels())
+
+
 def test_dashboards_render_writes_a_png_per_panel(
     clickhouse_url: str, database: str, panel_database: datetime, tmp_path: Path
 ) -> None:

@@ -21,7 +21,10 @@ def _canned(name: str, **bound: str) -> str:
     """A canned query (hubwatch/queries) with its parameters written in, for a panel: the
     data source sends SQL as it is, so ``{name:Type}`` placeholders cannot stay."""
     sql = load(name).sql
-    body = "\n".join(line for line in sql.splitlines() if not line.startswith("-- defaults:"))
+    # The lines for `hubwatch query` (defaults, what a parameter means) are not the panel's.
+    body = "\n".join(
+        line for line in sql.splitlines() if not line.startswith(("-- defaults:", "-- param "))
+    )
     for key, value in bound.items():
         body = body.replace(f"{{{key}:UInt32}}", value)
     return body
@@ -246,16 +249,23 @@ ORDER BY time, relation""",
             id="family_top_derivatives",
             dashboard="hubwatch-family",
             title="Top derivatives by engagement",
-            description="The family's members that gained the most downloads in their last 24 "
-            "hours (live windows), with likes and all-time downloads.",
+            description="The picked model's derivatives (what derives from it, at any depth; "
+            "not the model itself) that gained the most downloads in their last 24 hours (live "
+            "windows), with their depth below the picked model (1: derived from it directly), "
+            "likes and all-time downloads.",
             visualisation="table",
             datasource="clickhouse",
+            # Not "depth > 0": that is the family root's subtree, wrong for any other pick.
             query=f"""WITH members AS (
     SELECT model_id, relation, depth
     FROM model_families FINAL
-    WHERE root_id = {_FAMILY_ROOT} AND is_deleted = 0 AND depth > 0
+    WHERE root_id = {_FAMILY_ROOT} AND is_deleted = 0 AND model_id != {_BASE}
 )
-SELECT m.model_id AS model, toString(m.relation) AS relation, m.depth AS depth,
+SELECT m.model_id AS model, toString(m.relation) AS relation,
+       m.depth - (
+           SELECT any(depth) FROM model_families FINAL
+           WHERE root_id = {_FAMILY_ROOT} AND model_id = {_BASE} AND is_deleted = 0
+       ) AS depth_below_base,
        e.downloads_24h AS downloads_24h, e.likes_24h AS likes_24h,
        e.downloads_all_time AS downloads, e.likes AS likes
 FROM members AS m
@@ -270,7 +280,7 @@ LIMIT 20""",
             columns=(
                 "model",
                 "relation",
-                "depth",
+                "depth_below_base",
                 "downloads_24h",
                 "likes_24h",
                 "downloads",

@@ -5,7 +5,8 @@ Each ``NAME.sql`` starts with ``--`` comment lines that say what it answers and 
 ``-- defaults: name=value …`` gives the parameters a caller may leave out; ``now`` stands
 for the current UTC time. A line ``-- summary: VIEW`` names the refreshable view
 (hubwatch/summaries.py) whose table the query reads: its answer is as of that view's last
-refresh.
+refresh. A line ``-- param name: text`` says what a parameter means (``hubwatch query
+--list`` shows it); every parameter has one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = ["CannedQuery", "canned_queries", "load"]
 _PARAM = re.compile(r"\{(\w+):(\w+)\}")
 _DEFAULTS = "-- defaults:"
 _SUMMARY = "-- summary:"
+_HELP = re.compile(r"^-- param (\w+): (.+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +32,19 @@ class CannedQuery:
 
     @property
     def description(self) -> str:
-        lines = [line[2:].strip() for line in self.sql.splitlines() if line.startswith("--")]
+        lines = [
+            line[2:].strip()
+            for line in self.sql.splitlines()
+            if line.startswith("--")
+            and not (_HELP.match(line) or line.startswith((_DEFAULTS, _SUMMARY)))
+        ]
         return " ".join(lines)
+
+    @property
+    def param_help(self) -> dict[str, str]:
+        """What each parameter means, from its ``-- param name: text`` line."""
+        found = (_HELP.match(line) for line in self.sql.splitlines())
+        return {m[1]: m[2].strip() for m in found if m}
 
     @property
     def params(self) -> dict[str, str]:

@@ -7,6 +7,7 @@
 -- (every 60 s; migration 0047 computes it over engagement_live and model_lineage).
 -- summary: breakouts_now_refresh
 -- defaults: limit=1000
+-- param limit: how many derivatives to list, highest breakout score first
 SELECT model, base, relation, root, velocity_per_hour, base_velocity_per_hour,
        siblings_median_velocity, derivatives_of_base, breakout_score
 FROM breakouts_now

@@ -12,6 +12,9 @@
 -- earlier {at:DateTime} is counted from those tables.
 -- summary: community_activity_now_refresh
 -- defaults: at=now by=model limit=1000
+-- param at: count the week before this UTC time, YYYY-MM-DD HH:MM:SS (now: the live summary)
+-- param by: group by model, family (its root), org (the id's namespace) or architecture
+-- param limit: how many groups to list, the most active first
 WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,
     -- A constant per query: one of the two answers below reads nothing.

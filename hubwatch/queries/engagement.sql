@@ -13,6 +13,8 @@
 -- 2 hours ago gained over 2 hours, not 24).
 -- summary: engagement_top_refresh
 -- defaults: at=now limit=1000
+-- param at: as of this UTC time, YYYY-MM-DD HH:MM:SS (now: the live windows)
+-- param limit: how many models to list, those that gained most downloads in 24 hours first
 WITH
     toDateTime({at:DateTime}, 'UTC') AS t,
     -- A constant per query: one of the two branches below reads nothing.

@@ -167,6 +167,18 @@ def _community(client: Any, parameters: dict[str, str]) -> str:
     )
 
 
+def _tree(client: Any, parameters: dict[str, str]) -> str:
+    model = parameters.get("model", "")
+    [(placed,)] = _rows_bound(
+        client,
+        "SELECT count() FROM model_families FINAL WHERE model_id = {m:String} AND is_deleted = 0",
+        {"m": model},
+    )
+    if placed == 0:
+        return f"{model} is known, but not placed in a family yet (model_families)"
+    return f"{model} is in a family, but its family's rows were not found"
+
+
 _EXPLAIN: dict[str, Callable[[Any, dict[str, str]], str]] = {
     "score_delta": lambda c, _: _score_pairs(c, "derivation pair"),
     "benchmark_delta": lambda c, _: _score_pairs(c, "derivation pair"),
@@ -175,7 +187,10 @@ _EXPLAIN: dict[str, Callable[[Any, dict[str, str]], str]] = {
     "family_growth": lambda c, _: _families(c),
     "breakouts": _breakouts,
     "community_activity": _community,
+    "tree": _tree,
 }
+_NOT_COMPARING = {"tree"}
+"Queries that list rather than compare: their empty answer is no 'nothing to compare'."
 
 
 def why_empty(client: Any, name: str, parameters: dict[str, str] | None = None) -> str:
@@ -183,4 +198,6 @@ def why_empty(client: Any, name: str, parameters: dict[str, str] | None = None) 
     ``parameters``). ``client`` is a clickhouse_connect client on the hubwatch database."""
     explain = _EXPLAIN.get(name)
     reason = explain(client, parameters or {}) if explain else "no rows match"
-    return f"{name}: nothing to compare: {reason}"
+    return (
+        f"{name}: {reason}" if name in _NOT_COMPARING else f"{name}: nothing to compare: {reason}"
+    )

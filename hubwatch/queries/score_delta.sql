@@ -11,6 +11,7 @@
 -- As of the last refresh of its summary (every 60 s; `hubwatch query --fresh` recomputes
 -- now): the answer is computed once per refresh in migration 0045, this reads it.
 -- summary: score_delta_refresh
+-- param by: group the pairs by relation, architecture, type, base or root
 SELECT board, `group` AS group, edges, median_delta, mean_delta, share_improved,
        hub_relations, disputed
 FROM score_delta_summary

@@ -10,6 +10,7 @@
 -- As of the last refresh of its summary (every 5 minutes; `hubwatch query --fresh` recomputes
 -- now): the answer is computed once per refresh in migration 0045, this reads it.
 -- summary: size_change_refresh
+-- param by: group the pairs by relation, architecture, base or root
 SELECT `group` AS group, edges, median_parameter_ratio, median_byte_ratio, share_smaller,
        board_parameters
 FROM size_change_summary

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from hubwatch.clickhouse import names_missing_schema, server_error
-from hubwatch.errors import NotMigrated
+from hubwatch.errors import NotMigrated, SinkError, network_reason
 from hubwatch.panels import (
     DASHBOARDS,
     Dashboard,
@@ -39,6 +39,7 @@ __all__ = [
     "STARTING",
     "PanelData",
     "PanelSource",
+    "check_prometheus",
     "dashboard_of",
     "parse_range",
 ]
@@ -72,8 +73,37 @@ def parse_range(text: str, *, now: datetime | None = None) -> TimeRange:
         return TimeRange(EPOCH, end)
     match = _RELATIVE.match(text)
     if match is None:
-        raise PanelError(f"a time range is now-N followed by s, m, h, d, w, M or y, not {text!r}")
-    return TimeRange.last(timedelta(seconds=int(match[1]) * _UNITS[match[2]]), now=end)
+        raise PanelError(
+            f"a time range is now-N followed by s, m, h, d, w, M or y (now-7d), or {ALL_TIME};"
+            f" not {text!r}"
+        )
+    span = int(match[1]) * _UNITS[match[2]]
+    if span == 0:
+        raise PanelError(f"the time range {text!r} is empty: N must be at least 1")
+    try:
+        return TimeRange.last(timedelta(seconds=span), now=end)
+    except OverflowError:  # back beyond the year 1
+        raise PanelError(f"the time range {text!r} reaches back too far: use {ALL_TIME}") from None
+
+
+async def check_prometheus(url: str, within: float = 5.0) -> None:
+    """A :class:`SinkError` in one line unless a Prometheus answers a query at ``url``:
+    checked before a command that draws its panels starts, not found panel by panel."""
+    api = f"{url.rstrip('/')}/api/v1/query"
+    try:
+        async with httpx.AsyncClient(timeout=within) as http:
+            response = await http.get(api, params={"query": "1"})
+        answered = response.json().get("status") == "success"
+        reason = f"HTTP {response.status_code}, not Prometheus's query API"
+    except httpx.HTTPError as exc:
+        answered, reason = False, network_reason(exc)
+    except ValueError:  # JSON that does not parse: some other server
+        answered, reason = False, f"HTTP {response.status_code}, not Prometheus's query API"
+    if not answered:
+        raise SinkError(
+            f"no Prometheus answers at {url} ({reason}); start it or fix --prometheus-url"
+            " (HUBWATCH_PROMETHEUS_URL)"
+        )
 
 
 def dashboard_of(panel: Panel) -> Dashboard:

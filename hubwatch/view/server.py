@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from hubwatch.errors import ConfigError, NotMigrated
 from hubwatch.panels import DASHBOARDS, Panel
 from hubwatch.view.data import ALL_TIME, STARTING, PanelSource
 
-__all__ = ["REFRESH_SECONDS", "ViewServer", "plotly_js", "start_view"]
+__all__ = ["REFRESH_SECONDS", "ViewServer", "check_view_port", "plotly_js", "start_view"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,30 @@ class ViewServer(LocalServer):
         return _json({"options": options})
 
 
+def _taken(port: int) -> ConfigError:
+    return ConfigError(
+        f"port {port} is taken (another process listens there): pick another with "
+        "HUBWATCH_VIEW_PORT (or serve's --port); 0 turns the view off"
+    )
+
+
+def check_view_port(port: int, host: str = "127.0.0.1") -> None:
+    """A :class:`ConfigError` at once if ``port`` is taken: checked before a command starts
+    what comes before its view (ClickHouse, the migrations), not seconds later. A port
+    taken in between is still found by :func:`start_view`."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        # As aiohttp binds: a port left in TIME_WAIT is free, one listened on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise _taken(port) from exc
+
+
 async def start_view(source: PanelSource, port: int, *, fallback: bool = True) -> ViewServer | None:
     """The view on ``port`` (0: off). A taken port falls back to a free one, said in one
     line, when ``fallback`` (the default port: another hubwatch may hold it); a port the
@@ -156,10 +181,7 @@ async def start_view(source: PanelSource, port: int, *, fallback: bool = True) -
             raise
         await server.stop()
         if not fallback:
-            raise ConfigError(
-                f"port {port} is taken (another process listens there): pick another with "
-                "HUBWATCH_VIEW_PORT (or serve's --port); 0 turns the view off"
-            ) from exc
+            raise _taken(port) from exc
         server = ViewServer(source, port=0)
         await server.start()
         log.warning(
