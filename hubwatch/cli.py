@@ -1091,6 +1091,14 @@ async def _render(args: argparse.Namespace, settings: Settings) -> int:
     for r in rendered:
         if r.state == "error":
             print(f"  {r.path.name}: failed, see the picture", file=sys.stderr)
+    empty = [r for r in rendered if r.state == "empty" and r.panel.datasource == "clickhouse"]
+    if empty and not args.view_range:
+        # Each dashboard's own range (a day, a week) ends now: a replay's models are older.
+        print(
+            f"  {len(empty)} panels had no data over their dashboard's range ending now;"
+            " for older data (a replay's) try --range all",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -358,6 +358,22 @@ def test_dashboards_render_takes_a_prometheus_that_answers(
     assert len(list(out.iterdir())) == len(panels())
 
 
+def test_dashboards_render_points_at_all_time_when_its_ranges_hold_nothing(
+    clickhouse_url: str, database: str, tmp_path: Path
+) -> None:
+    """Each dashboard's range ends now; a replay's models are older: the render says how to
+    see them instead of leaving a folder of empty pictures unexplained."""
+    env = {"HUBWATCH_CLICKHOUSE_URL": clickhouse_url, "HUBWATCH_CLICKHOUSE_DATABASE": database}
+    only_ranges = hubwatch("dashboards", "render", "--out", str(tmp_path / "a"), env=env)
+    assert only_ranges.returncode == 0, only_ranges.stderr
+    assert "try --range all" in only_ranges.stderr
+    asked = hubwatch(
+        "dashboards", "render", "--out", str(tmp_path / "b"), "--range", "all", env=env
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert "try --range all" not in asked.stderr
+
+
 def test_dashboards_render_writes_a_png_per_panel(
     clickhouse_url: str, database: str, panel_database: datetime, tmp_path: Path
 ) -> None:
