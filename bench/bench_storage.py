@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hubwatch.clickhouse import connect, split_statements
-from hubwatch.migrate import apply_migrations, load_migrations
+from hubwatch.clickhouse import connect
+from hubwatch.migrate import apply_migrations, load_migrations, split_statements
 from hubwatch.queries import canned_queries
 from hubwatch.summaries import refresh, summary_views
 

@@ -19,7 +19,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -297,7 +296,7 @@ def migrated(url: str, database: str) -> bool:
     database than this hubwatch counts as migrated)."""
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-    from hubwatch.migrate import load_migrations  # migrate imports this module
+    from hubwatch.migrate import load_migrations
 
     latest = max(m.version for m in load_migrations())
     client = connect(url)
@@ -393,19 +392,3 @@ def query_local(data_dir: Path, sql: str, fmt: str = "PrettyCompactMonoBlock") -
         raise SinkError(str(exc).strip()) from exc
     finally:
         local.close()
-
-
-def split_statements(sql: str) -> Sequence[str]:
-    """Split a migration file on ``;`` at line ends; our DDL has no ``;`` inside strings."""
-    statements, current = [], []
-    for line in sql.splitlines():
-        if line.strip().startswith("--") and not current:
-            continue
-        current.append(line)
-        if line.rstrip().endswith(";"):
-            statements.append("\n".join(current).rstrip().rstrip(";"))
-            current = []
-    tail = "\n".join(current).strip()
-    if tail:
-        statements.append(tail)
-    return [s for s in statements if s.strip()]

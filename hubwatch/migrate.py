@@ -9,11 +9,16 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from hubwatch.clickhouse import split_statements
 from hubwatch.errors import ConfigError
 from hubwatch.retention import DEFAULT_SNAPSHOT_RETENTION_DAYS, apply_snapshot_retention
 
-__all__ = ["Migration", "applied_summary", "apply_migrations", "load_migrations"]
+__all__ = [
+    "Migration",
+    "applied_summary",
+    "apply_migrations",
+    "load_migrations",
+    "split_statements",
+]
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -96,3 +101,19 @@ def apply_migrations(
         ran.append(migration)
     apply_snapshot_retention(client, database, snapshot_retention_days)
     return ran
+
+
+def split_statements(sql: str) -> Sequence[str]:
+    """Split a migration file on ``;`` at line ends; our DDL has no ``;`` inside strings."""
+    statements, current = [], []
+    for line in sql.splitlines():
+        if line.strip().startswith("--") and not current:
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(current).rstrip().rstrip(";"))
+            current = []
+    tail = "\n".join(current).strip()
+    if tail:
+        statements.append(tail)
+    return [s for s in statements if s.strip()]

@@ -81,8 +81,9 @@ class FinishedOnlyConsumer(faust_aiokafka.Consumer):
             last = handed.get(tp)
             dropped = [r.offset for r in records if last is None or r.offset > last]
             if dropped and tp in assignment:
-                log.warning(
-                    "%s offsets %d-%d were fetched and dropped: reading them again",
+                # Usual at a start (records fetched before recovery ends): info, not warning.
+                log.info(
+                    "%s offsets %d-%d were fetched and not handed on: reading them again",
                     tp,
                     dropped[0],
                     dropped[-1],

@@ -103,16 +103,22 @@ def test_family_variable_offers_the_base_and_its_panels_follow_it(
     assert unknown.rows == [] and unknown.message == panel("family_against_base").no_data
 
 
-def test_a_picked_derivative_shows_its_own_subtree_not_its_whole_family(
-    loaded: tuple[Any, datetime],
-) -> None:
-    client, now = loaded
+def _children(client: Any) -> dict[str, list[str]]:
+    """Each family member's direct derivatives, from the parent links as stored."""
     rows = client.query(
         "SELECT model_id, parent_id FROM model_families FINAL WHERE is_deleted = 0"
     ).result_rows
     children: dict[str, list[str]] = {}
     for model, parent in rows:
         children.setdefault(parent, []).append(model)
+    return children
+
+
+def test_a_picked_derivative_shows_its_own_subtree_not_its_whole_family(
+    loaded: tuple[Any, datetime],
+) -> None:
+    client, now = loaded
+    children = _children(client)
 
     def subtree(model: str) -> set[str]:
         found, todo = {model}, [model]
@@ -149,12 +155,7 @@ def test_top_derivatives_are_the_picks_own_with_their_depth_below_it(
     """For the root and for a pick below it: the pick's derivatives, never the pick, each
     at its depth below the pick, as a plain walk of the parent links finds them."""
     client, now = loaded
-    rows = client.query(
-        "SELECT model_id, parent_id FROM model_families FINAL WHERE is_deleted = 0"
-    ).result_rows
-    children: dict[str, list[str]] = {}
-    for model, parent in rows:
-        children.setdefault(parent, []).append(model)
+    children = _children(client)
 
     def below(model: str) -> dict[str, int]:
         depths, todo = {}, [(model, 0)]

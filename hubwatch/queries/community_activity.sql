@@ -19,7 +19,8 @@ WITH
     toDateTime64({at:DateTime}, 3, 'UTC') AS t,
     -- A constant per query: one of the two answers below reads nothing.
     (SELECT max(as_of) FROM community_activity_now) AS summary_at,
-    t >= summary_at AND t < summary_at + INTERVAL 5 MINUTE AS now_,
+    -- {at:DateTime} is in whole seconds: the refresh's own second is "now" too.
+    t >= toStartOfSecond(summary_at) AND t < summary_at + INTERVAL 5 MINUTE AS now_,
     per_repo AS (
         -- Each repo's week counted once, not once per model linking it (a GitHub repo is
         -- linked from many cards): distinct items per column. A group's counts are then
