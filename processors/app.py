@@ -18,8 +18,8 @@ lets processors.engagement read and write it as the mapping it expects.
 Each agent takes a bounded batch (size and time), writes it to ClickHouse, and acks the
 batch only after ClickHouse acknowledged (``noack_take`` + ``finish``): at-least-once, made
 exactly-once in effect by the tables replacing on their natural keys. Only what an agent
-finished is committed (processors.commits): faust acknowledges on its own what it skips
-while stopping.
+finished is committed (processors.commits): faust can drop a fetched record on its way
+here and still commit past it.
 """
 
 from __future__ import annotations

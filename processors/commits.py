@@ -1,19 +1,19 @@
 """Commit only what an agent finished: the faust consumer hubwatch runs on.
 
-faust commits an offset once every record up to it is acknowledged, and it acknowledges
-more than the agents do. While it stops or rebalances (flow control suspended, or a record
-from an older consumer generation) its stream iterator skips the records already fetched
-into the stream's buffer and acknowledges them unseen; the commit on the way out then moves
-the group's offset past records no agent ever read. A restart under a backlog lost them
-(reproduced: the record after the last written batch, committed and never written).
+faust (faust-streaming 0.15.3) commits an offset once every record up to it is
+acknowledged, and it can lose a fetched record on the way to the agent: its fetch stops
+handing a batch on (a partition not active yet, flow stopped, a new generation) with
+Kafka's position already past the rest; its commit check lets exactly one unacknowledged
+record at the head (``min(acked) == committed + 1``) through; its pure-Python stream
+iterator acknowledges, unseen, what it skips while stopping or rebalancing. Together they
+lost a model across a restart in ~1 e2e run of 40 under load: read by nobody, committed.
 
 :class:`FinishedOnlyConsumer` counts an acknowledgement only for a record an agent marked
 finished (:func:`finish`, called once its rows are in ClickHouse); any other is released:
-no longer awaited at shutdown, never committed, so Kafka delivers it again. It also refuses
-to commit past a head it has not seen acknowledged: faust's own check lets exactly one
-unacknowledged record at the head (``min(acked) == committed + 1``) slip through. Records
-faust dropped on the way in (skipped, or fetched and not handed on) are read again from
-Kafka at once rather than at the next restart (``hubwatch_records_refetched_total``).
+no longer awaited at shutdown, never committed. It never commits past a head it has not
+seen finished, and reads again at once what faust fetched and did not hand on, or dropped
+at the head (``hubwatch_records_refetched_total``); a head that holds no record (compacted
+away, a transaction marker) becomes one of faust's gaps instead of being awaited.
 """
 
 from __future__ import annotations

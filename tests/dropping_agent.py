@@ -1,9 +1,9 @@
 """A faust worker whose stream drops the head of each partition once, the way faust does.
 
-faust acknowledges, unseen, what its stream iterator skips while stopping or rebalancing;
-this agent does the same to the first record of every partition the first time it comes
-(``stream.ack`` without :func:`processors.commits.finish`), and finishes every other record
-it is handed, writing ``partition offset`` lines to the file it is given.
+faust's pure-Python stream iterator acknowledges, unseen, what it skips while stopping or
+rebalancing; this agent does the same to the first record of every partition the first
+time it comes (``stream.ack`` without :func:`processors.commits.finish`), and finishes
+every other record it is handed, writing ``partition offset`` lines to the file it is given.
 
 Run: ``python -m tests.dropping_agent BOOTSTRAP TOPIC GROUP OUT_FILE STATE_DIR [keep]``
 (``keep``: drop nothing, finish every record).
